@@ -1,0 +1,1 @@
+"""The `margin` command line: one module per command; main.py wires them."""

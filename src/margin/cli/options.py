@@ -1,0 +1,50 @@
+"""Shared option helpers: every option has an environment variable, shown in --help."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+F = Callable[..., Any]
+
+
+def option(*decls: str, env: str, **kwargs: Any) -> Callable[[F], F]:
+    """A click option read from `--flag` or the environment variable `env`."""
+    return click.option(*decls, envvar=env, show_envvar=True, **kwargs)
+
+
+def suites_argument() -> Callable[[F], F]:
+    """SUITE... : suite files or folders of them."""
+    return click.argument(
+        "suites",
+        nargs=-1,
+        required=True,
+        type=click.Path(path_type=str),
+        envvar="MARGIN_SUITES",
+    )
+
+
+def models_option(required: bool = True) -> Callable[[F], F]:
+    """--models CONFIG: the model set."""
+    return option(
+        "--models",
+        "models_path",
+        env="MARGIN_MODELS",
+        required=required,
+        metavar="CONFIG",
+        help="Model set: a config file with a `models:` list.",
+    )
+
+
+def config_option() -> Callable[[F], F]:
+    """--config FILE: run settings."""
+    return option(
+        "--config",
+        "config_paths",
+        env="MARGIN_CONFIG",
+        multiple=True,
+        metavar="FILE",
+        help="Run settings: a config file with a `run:` section (repeatable; later wins).",
+    )

@@ -1,0 +1,110 @@
+"""`margin plan`: how many calls a run makes, what it should cost, how long it should take."""
+
+from __future__ import annotations
+
+import math
+
+import click
+
+from margin.cli.options import config_option, models_option, option, suites_argument
+
+
+@click.command("plan")
+@suites_argument()
+@models_option()
+@config_option()
+@option("--repeats", env="MARGIN_REPEATS", type=click.IntRange(1, 1000), help="Calls per variant.")
+@option("--json", "as_json", env="MARGIN_PLAN_JSON", is_flag=True, help="Print JSON rows.")
+def command(
+    suites: tuple[str, ...],
+    models_path: str,
+    config_paths: tuple[str, ...],
+    repeats: int | None,
+    as_json: bool,
+) -> None:
+    """Show the attempts a run of SUITE... on the model set would make, by model and task.
+
+    Cost comes from the config's price override or litellm's bundled price map (local models
+    are free); output tokens are estimated from the task's length validators, else capped at
+    max_tokens. Time assumes each model's concurrency and its tokens_per_second.
+    """
+    from margin.config import load_models, load_run_settings
+    from margin.plan import build_plan, plan_table
+    from margin.suite import load_suites
+
+    loaded = load_suites(suites)
+    models = load_models(models_path)
+    settings = load_run_settings(config_paths, repeats=repeats)
+    table = plan_table(build_plan(loaded, models, settings))
+    if as_json:
+        click.echo(table.to_json(orient="records", indent=2))
+        return
+    _print_table(table, settings.repeats)
+
+
+def _money(value: float) -> str:
+    return "unknown" if math.isnan(value) else f"${value:,.4f}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _print_table(table: object, repeats: int) -> None:
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
+
+    assert isinstance(table, pd.DataFrame)
+    out = Table(
+        title=f"margin plan ({repeats} repeats per variant)",
+        caption="Total time runs one model after another; cost is an estimate.",
+    )
+    for name, justify in [
+        ("model", "left"),
+        ("suite/task", "left"),
+        ("attempts", "right"),
+        ("tokens in", "right"),
+        ("tokens out (est.)", "right"),
+        ("cost (est.)", "right"),
+        ("time (est.)", "right"),
+    ]:
+        out.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for model, rows in table.groupby("model", sort=False):
+        for row in rows.itertuples():
+            out.add_row(
+                str(model),
+                f"{row.suite}/{row.task}",
+                f"{row.attempts:,}",
+                f"{row.input_tokens:,}",
+                f"{row.output_tokens:,}",
+                _money(float(row.cost_usd)),
+                _duration(float(row.seconds)),
+            )
+        out.add_row(
+            f"[bold]{model}[/bold]",
+            "[bold]all tasks[/bold]",
+            f"{rows['attempts'].sum():,}",
+            f"{rows['input_tokens'].sum():,}",
+            f"{rows['output_tokens'].sum():,}",
+            _money(float(rows["cost_usd"].sum(min_count=len(rows)))),
+            _duration(float(rows["seconds"].sum())),
+            end_section=True,
+        )
+    out.add_row(
+        "[bold]total[/bold]",
+        "",
+        f"{table['attempts'].sum():,}",
+        f"{table['input_tokens'].sum():,}",
+        f"{table['output_tokens'].sum():,}",
+        _money(float(table["cost_usd"].sum(min_count=len(table)))),
+        _duration(float(table["seconds"].sum())),
+    )
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 120))
+    console.print(out)

@@ -1,0 +1,36 @@
+"""`margin validate`: check suite files without running anything."""
+
+from __future__ import annotations
+
+import click
+
+from margin.cli.options import suites_argument
+
+
+@click.command("validate")
+@suites_argument()
+def command(suites: tuple[str, ...]) -> None:
+    """Check SUITE files (or folders of them): shape, templates, validators, expectations.
+
+    Prints one line per suite; a broken suite prints file:line: field: problem and the command
+    exits 2 after checking every file.
+    """
+    from margin.errors import UserError
+    from margin.suite import load_suite, suite_files
+
+    failed = False
+    for path in suite_files(suites):
+        try:
+            suite = load_suite(path)
+        except UserError as exc:
+            click.echo(f"error: {exc.one_line()}", err=True)
+            failed = True
+            continue
+        cases = sum(len(t.cases) for t in suite.tasks)
+        checks = sum(len(t.validators) for t in suite.tasks)
+        click.echo(
+            f"ok {path}: suite {suite.suite!r}, {len(suite.tasks)} tasks, {cases} cases, "
+            f"{checks} validators, target {suite.target:g}"
+        )
+    if failed:
+        raise click.exceptions.Exit(2)

@@ -1,0 +1,187 @@
+"""Configs: model sets and run settings, validated like suites; secrets stay `${VAR}` references."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from margin.errors import ConfigError
+from margin.source import read_yaml, validate_model
+from margin.suite import PERTURB_KINDS, Ident, Levels
+
+_SECRET_REF = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}$")
+_PARAMS = re.compile(r"^(?P<num>\d+(?:\.\d+)?)(?P<unit>[KMBT])$")
+_UNITS = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class Price(_Model):
+    """A price override in dollars per million tokens (else litellm's price map is used)."""
+
+    input_per_mtok: float = Field(ge=0)
+    """$ per 1M prompt tokens."""
+    output_per_mtok: float = Field(ge=0)
+    """$ per 1M completion tokens."""
+
+
+class Sampling(_Model):
+    """The product's own sampling settings; every repeat uses them with its own seed."""
+
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    """Sampling temperature (0 = greedy)."""
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    """Nucleus sampling cut-off."""
+    max_tokens: int = Field(default=256, ge=1, le=32768)
+    """Cap on the answer's tokens (a task's `max_tokens` lowers it)."""
+
+
+class ModelSpec(_Model):
+    """One model to evaluate, by litellm id."""
+
+    name: Ident
+    """Short name used in keys, tables and the recommendation, e.g. `qwen-0.5b`."""
+    model: str = Field(min_length=1)
+    """litellm model id: `openai/gpt-4o-mini`, `ollama_chat/qwen2.5:0.5b`, `local/smollm2-135m`."""
+    api_base: str | None = None
+    """Endpoint for self-hosted or OpenAI-compatible servers, e.g. `http://127.0.0.1:8080/v1`."""
+    api_key: str | None = None
+    """A reference to an environment variable, `${OPENAI_API_KEY}`; never the key itself."""
+    params: str | None = None
+    """Parameter count, e.g. `135M`, `1.5B` (for ordering and the report)."""
+    price: Price | None = None
+    """Price override; without it litellm's bundled price map is used."""
+    concurrency: int = Field(default=4, ge=1, le=1024)
+    """Calls in flight at once for this model."""
+    rpm: int | None = Field(default=None, ge=1)
+    """Requests-per-minute limit: work queues for it, it is not rejected."""
+    timeout: float = Field(default=60.0, gt=0, le=3600)
+    """Seconds before one call counts as timed out."""
+    sampling: Sampling = Sampling()
+    """Sampling settings."""
+    tokens_per_second: float | None = Field(default=None, gt=0)
+    """Generation speed, for `margin plan`'s time estimate."""
+
+    @field_validator("api_key")
+    @classmethod
+    def _reference_only(cls, value: str | None) -> str | None:
+        if value is not None and not _SECRET_REF.match(value):
+            raise ValueError(
+                "write a reference like ${OPENAI_API_KEY}; keys never go in config files"
+            )
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _params_form(cls, value: str | None) -> str | None:
+        if value is not None and not _PARAMS.match(value):
+            raise ValueError("write the parameter count like 135M, 0.5B or 70B")
+        return value
+
+    @property
+    def param_count(self) -> float | None:
+        """`params` as a number (1.5B → 1.5e9)."""
+        found = _PARAMS.match(self.params or "")
+        return float(found["num"]) * _UNITS[found["unit"]] if found else None
+
+    @property
+    def provider(self) -> str:
+        """The litellm provider prefix (`openai` in `openai/gpt-4o-mini`)."""
+        return self.model.split("/", 1)[0] if "/" in self.model else "openai"
+
+    def resolve_api_key(self) -> str | None:
+        """The key from the environment at call time; ConfigError when the variable is unset."""
+        if self.api_key is None:
+            return None
+        name = _SECRET_REF.match(self.api_key)
+        assert name is not None  # checked by _reference_only
+        value = os.environ.get(name["name"])
+        if not value:
+            raise ConfigError(f"environment variable {name['name']} is not set (model {self.name})")
+        return value
+
+
+NoiseLevels = dict[str, Levels]
+
+
+class RunSettings(_Model):
+    """How a run samples: repeats, concurrency, budget, seed, target."""
+
+    repeats: int = Field(default=3, ge=1, le=1000)
+    """Calls per (model, case, variant)."""
+    concurrency: int = Field(default=16, ge=1, le=4096)
+    """Global cap on calls in flight across all models."""
+    max_cost: float | None = Field(default=None, gt=0)
+    """Stop scheduling before the estimated spend passes this many dollars."""
+    target: float | None = Field(default=None, gt=0, le=1)
+    """Override every suite's reliability target."""
+    seed: int = 0
+    """Base seed; each attempt's seed is derived from it and the attempt's key."""
+    paraphrases: bool = True
+    """Run the authored paraphrases as variants beside the clean prompt."""
+    levels: NoiseLevels = {}
+    """Default noise levels per kind, for tasks that do not set `perturb`."""
+    retries: int = Field(default=5, ge=0, le=50)
+    """Retries of a call that failed for infrastructure reasons."""
+
+    @field_validator("levels")
+    @classmethod
+    def _known_kinds(cls, value: NoiseLevels) -> NoiseLevels:
+        unknown = sorted(set(value) - set(PERTURB_KINDS))
+        if unknown:
+            raise ValueError(f"unknown noise kind {unknown[0]!r}; known: {', '.join(PERTURB_KINDS)}")
+        return value
+
+
+class ConfigFile(_Model):
+    """A config file: a model set, run settings, or both."""
+
+    models: list[ModelSpec] = []
+    """Models to evaluate."""
+    run: RunSettings | None = None
+    """Run settings (defaults apply to what is left out)."""
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ConfigFile:
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model name {dupes[0]!r} is used twice")
+        return self
+
+
+def load_config(path: Path | str) -> ConfigFile:
+    """Read and validate one config file; raise ConfigError naming file, line and field."""
+    source = read_yaml(Path(path), ConfigError)
+    if not isinstance(source.data, dict):
+        raise source.error("a config is a mapping with keys models and/or run", (), ConfigError)
+    return validate_model(ConfigFile, source, ConfigError)
+
+
+def load_models(path: Path | str) -> list[ModelSpec]:
+    """The model set in `path` (at least one model)."""
+    config = load_config(path)
+    if not config.models:
+        raise ConfigError("no models: add a `models:` list", path=path, field="models")
+    return config.models
+
+
+def load_run_settings(paths: Iterable[Path | str], **overrides: Any) -> RunSettings:
+    """Run settings from the files' `run:` sections (later files win), then non-None overrides."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        run = load_config(path).run
+        if run is not None:
+            merged.update(run.model_dump(exclude_unset=True))
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return RunSettings.model_validate(merged)
+    except ValueError as exc:
+        raise ConfigError(f"run settings: {exc}") from None

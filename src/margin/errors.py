@@ -1,0 +1,112 @@
+"""margin's exceptions: user mistakes (exit 2, one line) and provider faults (data, not crashes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MarginError(Exception):
+    """Base of every exception margin raises on purpose."""
+
+
+class UserError(MarginError):
+    """A mistake in what the user gave us: printed as one line, exit code 2, no traceback.
+
+    `where` is the file (and line) the mistake is in, `field` the dotted path inside it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.field = field
+
+    def one_line(self) -> str:
+        """`file:line: field: message`, the form editors and CI logs link to."""
+        parts = []
+        if self.path is not None:
+            parts.append(self.path if self.line is None else f"{self.path}:{self.line}")
+        if self.field:
+            parts.append(self.field)
+        parts.append(" ".join(self.message.split()))
+        return ": ".join(parts)
+
+    def __str__(self) -> str:
+        return self.one_line()
+
+
+class SuiteError(UserError):
+    """A suite file that cannot be loaded: bad YAML, wrong shape, bad template or validator."""
+
+
+class ConfigError(UserError):
+    """A config file (models, run settings) that cannot be loaded."""
+
+
+class ProviderError(MarginError):
+    """A model call failed for reasons outside the model: an infra error, never a model failure.
+
+    `retryable` says whether trying again may help (rate limits, 5xx, timeouts, dropped
+    connections, garbage bodies); the rest (bad key, unknown model) are recorded at once.
+    """
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def error_class(self) -> str:
+        """The name recorded in the journal's `error` field."""
+        return type(self).__name__
+
+
+class RateLimited(ProviderError):
+    """HTTP 429: the provider asked us to slow down (honour Retry-After)."""
+
+    retryable = True
+
+
+class ProviderTimeout(ProviderError):
+    """The call did not finish within its timeout (or the provider answered 408)."""
+
+    retryable = True
+
+
+class ServerError(ProviderError):
+    """HTTP 5xx from the provider."""
+
+    retryable = True
+
+
+class ConnectionFailed(ProviderError):
+    """The connection was refused or dropped before an answer arrived."""
+
+    retryable = True
+
+
+class MalformedResponse(ProviderError):
+    """The provider answered with a body we could not read."""
+
+    retryable = True
+
+
+class AuthenticationFailed(ProviderError):
+    """HTTP 401/403: the key is missing or wrong. Not retried."""
+
+
+class ModelNotFound(ProviderError):
+    """HTTP 404 or an unknown model id. Not retried."""
+
+
+class BadRequest(ProviderError):
+    """HTTP 400 and kin (context window exceeded, bad parameter). Not retried."""

@@ -1,0 +1,207 @@
+"""Expand suites × models into attempts (pure, deterministic, seeded) and estimate their cost.
+
+An attempt is keyed by (model, suite, task, case, variant, repeat). A variant is one concrete
+prompt: (paraphrase, noise kind, level, generator version); the clean prompt is `p0`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from margin.config import ModelSpec, RunSettings
+from margin.prices import price_for
+from margin.suite import Case, Suite, Task
+from margin.templates import render
+
+
+@dataclass(frozen=True, order=True)
+class Variant:
+    """One concrete wording: a paraphrase (0 = the task's prompt) under noise of a kind and level."""
+
+    paraphrase: int = 0
+    kind: str = "clean"
+    level: float = 0.0
+    version: int = 1
+    """Generator version: a changed generator bumps it, so caches and baselines stay honest."""
+
+    @property
+    def id(self) -> str:
+        """`p0`, `p2`, `p0~typos@0.05v1` — stable across runs."""
+        base = f"p{self.paraphrase}"
+        return base if self.kind == "clean" else f"{base}~{self.kind}@{self.level:g}v{self.version}"
+
+
+@dataclass(frozen=True, order=True)
+class AttemptKey:
+    """The identity of one attempt; the journal holds each key once."""
+
+    model: str
+    suite: str
+    task: str
+    case: str
+    variant: str
+    repeat: int
+
+    def __str__(self) -> str:
+        return f"{self.model}|{self.suite}/{self.task}/{self.case}|{self.variant}|r{self.repeat}"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message as sent to the model."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, eq=False)
+class Attempt:
+    """One planned model call with everything needed to make and judge it."""
+
+    key: AttemptKey
+    model: ModelSpec
+    suite: Suite
+    task: Task
+    case: Case
+    variant: Variant
+    messages: tuple[Message, ...]
+    seed: int
+    max_tokens: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every attempt of a run, in a deterministic order."""
+
+    attempts: tuple[Attempt, ...]
+    settings: RunSettings
+    models: tuple[ModelSpec, ...] = field(default=())
+
+    def __len__(self) -> int:
+        return len(self.attempts)
+
+
+def derive_seed(base: int, key: AttemptKey) -> int:
+    """A 31-bit seed from the run's seed and the attempt's key (stable across runs)."""
+    digest = hashlib.sha256(f"{base}:{key}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def variants(task: Task, settings: RunSettings) -> list[Variant]:
+    """The task's variants: the clean prompt, then each authored paraphrase."""
+    found = [Variant(0)]
+    if settings.paraphrases:
+        found += [Variant(i) for i in range(1, len(task.paraphrases) + 1)]
+    return found
+
+
+def render_messages(task: Task, case: Case, variant: Variant) -> tuple[Message, ...]:
+    """The chat messages for `case` under `variant`."""
+    variables = task.case_vars(case)
+    template = task.prompt if variant.paraphrase == 0 else task.paraphrases[variant.paraphrase - 1]
+    messages = []
+    if task.system is not None:
+        messages.append(Message("system", render(task.system, variables)))
+    messages.append(Message("user", render(template, variables)))
+    return tuple(messages)
+
+
+def build_plan(
+    suites: Iterable[Suite], models: Iterable[ModelSpec], settings: RunSettings
+) -> Plan:
+    """Every attempt: models × suites × tasks × cases × variants × repeats."""
+    models = tuple(models)
+    suites = tuple(suites)
+    return Plan(tuple(_attempts(suites, models, settings)), settings, models)
+
+
+def _attempts(
+    suites: tuple[Suite, ...], models: tuple[ModelSpec, ...], settings: RunSettings
+) -> Iterator[Attempt]:
+    for model in models:
+        for suite in suites:
+            for task in suite.tasks:
+                cap = min(task.max_tokens or model.sampling.max_tokens, model.sampling.max_tokens)
+                for case in task.cases:
+                    for variant in variants(task, settings):
+                        messages = render_messages(task, case, variant)
+                        for repeat in range(settings.repeats):
+                            key = AttemptKey(
+                                model.name, suite.suite, task.id, case.id, variant.id, repeat
+                            )
+                            yield Attempt(
+                                key=key,
+                                model=model,
+                                suite=suite,
+                                task=task,
+                                case=case,
+                                variant=variant,
+                                messages=messages,
+                                seed=derive_seed(settings.seed, key),
+                                max_tokens=cap,
+                            )
+
+
+def estimate_input_tokens(messages: tuple[Message, ...]) -> int:
+    """About four characters per token, plus a few tokens of chat framing per message."""
+    return sum(len(m.content) // 4 + 4 for m in messages)
+
+
+def estimate_output_tokens(task: Task, cap: int) -> int:
+    """The smallest length hint of the task's validators, else the cap (an upper bound)."""
+    hints = [h for h in (v.output_tokens_hint() for v in task.checks()) if h is not None]
+    return min([cap, *hints])
+
+
+DEFAULT_TOKENS_PER_SECOND = 60.0
+"""Assumed generation speed of a hosted model when the config does not say."""
+REQUEST_OVERHEAD_S = 0.3
+"""Assumed fixed time of one hosted call (network, queueing, first token)."""
+
+
+def estimate_seconds(model: ModelSpec, input_tokens: int, output_tokens: int) -> float:
+    """Wall time of one call: overhead, prompt processing (~5× generation speed), generation."""
+    speed = model.tokens_per_second or DEFAULT_TOKENS_PER_SECOND
+    return REQUEST_OVERHEAD_S + input_tokens / (speed * 5) + output_tokens / speed
+
+
+def plan_table(plan: Plan) -> pd.DataFrame:
+    """One row per (model, suite, task): attempts, estimated tokens, dollars and seconds."""
+    rows = []
+    for attempt in plan.attempts:
+        tokens_in = estimate_input_tokens(attempt.messages)
+        tokens_out = estimate_output_tokens(attempt.task, attempt.max_tokens)
+        price = price_for(attempt.model)
+        rows.append(
+            {
+                "model": attempt.key.model,
+                "suite": attempt.key.suite,
+                "task": attempt.key.task,
+                "attempts": 1,
+                "input_tokens": tokens_in,
+                "output_tokens": tokens_out,
+                "cost_usd": price.cost(tokens_in, tokens_out) if price.known else float("nan"),
+                "call_seconds": estimate_seconds(attempt.model, tokens_in, tokens_out),
+            }
+        )
+    columns = ["model", "suite", "task", "attempts", "input_tokens", "output_tokens", "cost_usd"]
+    if not rows:
+        return pd.DataFrame(columns=[*columns, "seconds"])
+    frame = pd.DataFrame(rows)
+    table = frame.groupby(["model", "suite", "task"], sort=False).agg(
+        attempts=("attempts", "sum"),
+        input_tokens=("input_tokens", "sum"),
+        output_tokens=("output_tokens", "sum"),
+        cost_usd=("cost_usd", lambda s: s.sum(min_count=len(s))),
+        call_seconds=("call_seconds", "sum"),
+    )
+    table = table.reset_index()
+    parallel = {
+        m.name: min(m.concurrency, plan.settings.concurrency) for m in plan.models
+    }
+    table["seconds"] = table["call_seconds"] / table["model"].map(parallel)
+    return table.drop(columns="call_seconds")

@@ -1,0 +1,105 @@
+"""Validators: built-in checks, the verdict type and the registry (built-ins + entry points)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import Any
+
+from pydantic import ValidationError
+
+from margin.validators.base import (
+    CheckContext,
+    Validator,
+    ValidatorSpecError,
+    Verdict,
+)
+from margin.validators.structured import STRUCTURED_VALIDATORS
+from margin.validators.text import TEXT_VALIDATORS
+
+__all__ = [
+    "CheckContext",
+    "Validator",
+    "ValidatorSpecError",
+    "Verdict",
+    "build_validator",
+    "register",
+    "registry",
+    "run_validators",
+]
+
+ENTRY_POINT_GROUP = "margin.validators"
+
+_EXTRA: dict[str, type[Validator]] = {}
+
+
+def register(cls: type[Validator]) -> type[Validator]:
+    """Make a Validator subclass usable in suites under `cls.name` (usable as a decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, Validator)):
+        raise TypeError(f"{cls!r} is not a margin Validator subclass")
+    _EXTRA[cls.name] = cls
+    registry.cache_clear()
+    return cls
+
+
+@lru_cache(maxsize=1)
+def registry() -> Mapping[str, type[Validator]]:
+    """Every validator by name: built-ins, then `margin.validators` entry points, then register()."""
+    found: dict[str, type[Validator]] = {
+        cls.name: cls for cls in (*TEXT_VALIDATORS, *STRUCTURED_VALIDATORS)
+    }
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        cls = point.load()
+        if not (isinstance(cls, type) and issubclass(cls, Validator)):
+            raise TypeError(f"entry point {point.value} is not a margin Validator subclass")
+        found[cls.name] = cls
+    found.update(_EXTRA)
+    return found
+
+
+def build_validator(spec: Any) -> Validator:
+    """Build a validator from a suite entry: `name`, `{name: short value}` or `{name: {...}}`.
+
+    Raises ValidatorSpecError with the path inside the entry where the problem is.
+    """
+    if isinstance(spec, str):
+        name, arg, loc_prefix = spec, {}, ()  # a bare name: every option at its default
+    elif isinstance(spec, dict) and len(spec) == 1:
+        name, arg = next(iter(spec.items()))
+        loc_prefix = (str(name),)
+    else:
+        raise ValidatorSpecError(
+            "a validator entry is one key, the validator's name, e.g. `max_words: 12`"
+        )
+    known = registry()
+    if name not in known:
+        close = difflib.get_close_matches(str(name), known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(known))}"
+        raise ValidatorSpecError(f"unknown validator {name!r} ({hint})", loc_prefix)
+    cls = known[name]
+    try:
+        return cls.from_arg(arg)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        loc = tuple(first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = f"unknown option {loc[-1]!r}; expected one of {sorted(cls.model_fields)}"
+        elif first["type"] == "missing":
+            message = f"missing option {loc[-1]!r}"
+        elif loc and not cls.long_form(arg):
+            loc = ()  # a short form has no inner fields to point at
+        raise ValidatorSpecError(message, (*loc_prefix, *loc)) from None
+
+
+def run_validators(validators: tuple[Validator, ...], output: str, ctx: CheckContext) -> list[Verdict]:
+    """Every validator's verdict on `output`; a validator that crashes fails with its reason."""
+    verdicts = []
+    for validator in validators:
+        try:
+            verdicts.append(validator.check(output, ctx))
+        except Exception as exc:  # a plugin bug must not lose the attempt; it is recorded
+            verdicts.append(validator.verdict(False, f"validator crashed: {type(exc).__name__}: {exc}"))
+    return verdicts

@@ -1,0 +1,98 @@
+"""The verdict type, the validator base class and what every check may read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Verdict(BaseModel):
+    """One validator's judgement of one output."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    validator: str
+    """The validator's name, e.g. `max_words`."""
+    passed: bool
+    """Whether the constraint holds."""
+    score: float = Field(ge=0.0, le=1.0)
+    """How much of the constraint holds, 0..1 (1.0 when passed; graded where that means something)."""
+    reason: str
+    """The evidence, for a person: `"23 words > 12"`, `"missing '1234'"`."""
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What a validator may read besides the output: the case's variables and expectations."""
+
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    expect: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ValidatorSpecError(ValueError):
+    """A validator entry in a suite that cannot be built; `loc` is the path inside the entry."""
+
+    def __init__(self, message: str, loc: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+class Validator(BaseModel):
+    """A deterministic check of one constraint. Subclass it to write your own.
+
+    A subclass sets `name` (the key used in suites) and, when the validator has a one-value
+    short form (`max_words: 12`), `short` (the field that value fills). It implements `check`.
+    Register it with `margin.validators.register` or the `margin.validators` entry-point group.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    name: ClassVar[str]
+    short: ClassVar[str | None] = None
+
+    def expect_keys(self) -> frozenset[str]:
+        """The keys of a case's `expect` this validator reads (checked at load time)."""
+        return frozenset()
+
+    def case_problem(self, expect: Mapping[str, Any]) -> str | None:
+        """Why a case's `expect` cannot feed this validator, or None (checked at load time)."""
+        missing = sorted(key for key in self.expect_keys() if key not in expect)
+        if missing:
+            return f"case has no expect.{missing[0]}, which validator {self.name!r} reads"
+        return None
+
+    def output_tokens_hint(self) -> int | None:
+        """About how many tokens a passing answer has, when this constraint bounds it."""
+        return None
+
+    def check(self, output: str, ctx: CheckContext) -> Verdict:
+        """Judge `output`."""
+        raise NotImplementedError
+
+    def verdict(self, passed: bool, reason: str, score: float | None = None) -> Verdict:
+        """A verdict from this validator; `score` defaults to 1.0 or 0.0."""
+        if score is None:
+            score = 1.0 if passed else 0.0
+        return Verdict(validator=self.name, passed=passed, score=score, reason=reason)
+
+    @classmethod
+    def long_form(cls, arg: Any) -> bool:
+        """Whether a mapping argument is the long form (named fields) rather than a short value."""
+        return isinstance(arg, dict) and (cls.short is None or set(arg) <= set(cls.model_fields))
+
+    @classmethod
+    def from_arg(cls, arg: Any) -> Validator:
+        """Build from the value under the validator's key in a suite (short or long form)."""
+        if cls.long_form(arg):
+            return cls.model_validate(arg)
+        if cls.short is None:
+            raise ValidatorSpecError(f"takes named options {sorted(cls.model_fields)}, got {arg!r}")
+        return cls.model_validate({cls.short: arg})
+
+
+def expected(ctx: CheckContext, key: str) -> Any:
+    """`ctx.expect[key]`; the loader guarantees the key exists for every case."""
+    return ctx.expect[key]

@@ -1,0 +1,314 @@
+"""Structure, number, label and code validators: json, json_schema, json_fields, number_equals,
+choice, python_syntax. None of them executes anything the model wrote."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import jsonschema
+from pydantic import Field, model_validator
+
+from margin.validators.base import CheckContext, Validator, Verdict, expected
+
+_FENCE = re.compile(r"^```[\w+-]*[ \t]*\n(?P<body>.*?)\n?```$", re.DOTALL)
+
+
+def unfence(output: str) -> str:
+    """The body of an output that is one Markdown code block, else the stripped output."""
+    text = output.strip()
+    found = _FENCE.match(text)
+    return found.group("body").strip() if found else text
+
+
+def parse_json(output: str, allow_fence: bool) -> tuple[Any, str | None]:
+    """(value, None) when the output is JSON, else (None, the reason it is not)."""
+    text = unfence(output) if allow_fence else output.strip()
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return None, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    except RecursionError:
+        return None, "not JSON: nested too deep"
+
+
+class Json(Validator):
+    """The output parses as JSON."""
+
+    name = "json"
+    short = "enabled"
+    enabled: Literal[True] = True
+    """Always true; write `json: true`."""
+    allow_fence: bool = True
+    """Accept JSON wrapped in one Markdown code block (```json … ```)."""
+
+    def check(self, output: str, ctx: CheckContext) -> Verdict:
+        value, problem = parse_json(output, self.allow_fence)
+        if problem:
+            return self.verdict(False, problem)
+        return self.verdict(True, f"JSON {type(value).__name__}")
+
+
+class JsonSchema(Validator):
+    """The output is JSON valid against a JSON Schema."""
+
+    name = "json_schema"
+    short = "definition"
+    definition: dict[str, Any]
+    """The JSON Schema (any draft jsonschema knows; 2020-12 when `$schema` is absent)."""
+    allow_fence: bool = True
+    """Accept JSON wrapped in one Markdown code block."""
+
+    @model_validator(mode="after")
+    def _valid_schema(self) -> JsonSchema:
+        cls = jsonschema.validators.validator_for(self.definition, jsonschema.Draft202012Validator)
+        try:
+            cls.check_schema(self.definition)
+        except jsonschema.SchemaError as exc:
+            raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+        return self
+
+    @classmethod
+    def long_form(cls, arg: Any) -> bool:
+        return isinstance(arg, dict) and "definition" in arg
+
+    def check(self, output: str, ctx: CheckContext) -> Verdict:
+        value, problem = parse_json(output, self.allow_fence)
+        if problem:
+            return self.verdict(False, problem)
+        cls = jsonschema.validators.validator_for(self.definition, jsonschema.Draft202012Validator)
+        error = jsonschema.exceptions.best_match(cls(self.definition).iter_errors(value))
+        if error is None:
+            return self.verdict(True, "matches the schema")
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        return self.verdict(False, f"{where}: {error.message}")
+
+
+_MISSING = object()
+
+
+def _lookup(value: Any, dotted: str) -> Any:
+    """`a.b.0.c` inside nested dicts and lists; _MISSING when a step is absent."""
+    for step in dotted.split("."):
+        if isinstance(value, dict) and step in value:
+            value = value[step]
+        elif isinstance(value, list) and step.isdigit() and int(step) < len(value):
+            value = value[int(step)]
+        else:
+            return _MISSING
+    return value
+
+
+def _same(got: Any, want: Any, tolerance: float, case_sensitive: bool) -> bool:
+    if isinstance(want, bool) or isinstance(got, bool):
+        return got is want
+    if isinstance(want, int | float) and isinstance(got, int | float):
+        return math.isclose(got, want, abs_tol=tolerance, rel_tol=0.0)
+    if isinstance(want, str) and isinstance(got, str):
+        a, b = " ".join(got.split()), " ".join(want.split())
+        return a == b if case_sensitive else a.casefold() == b.casefold()
+    if isinstance(want, list) and isinstance(got, list):
+        return len(got) == len(want) and all(
+            _same(g, w, tolerance, case_sensitive) for g, w in zip(got, want, strict=True)
+        )
+    if isinstance(want, dict) and isinstance(got, dict):
+        return set(got) == set(want) and all(
+            _same(got[k], want[k], tolerance, case_sensitive) for k in want
+        )
+    return bool(got == want)
+
+
+class JsonFields(Validator):
+    """The output is a JSON object whose fields equal the expected values.
+
+    Short form: `json_fields: {from_expect: fields}` or the field values themselves. Field names
+    may be dotted paths (`customer.name`, `items.0.sku`). Score: share of fields that match.
+    """
+
+    name = "json_fields"
+    short = "fields"
+    fields: dict[str, Any] | None = None
+    """Expected values by field path, written in the suite."""
+    from_expect: str | None = None
+    """Instead of `fields`: the key of the case's `expect` holding a mapping of them."""
+    tolerance: float = Field(default=0.0, ge=0.0)
+    """Absolute tolerance for numbers."""
+    case_sensitive: bool = True
+    """Compare strings' letter case exactly (whitespace runs are always collapsed)."""
+    allow_fence: bool = True
+    """Accept JSON wrapped in one Markdown code block."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> JsonFields:
+        if (self.fields is None) == (self.from_expect is None):
+            raise ValueError("give exactly one of 'fields' or 'from_expect'")
+        return self
+
+    def expect_keys(self) -> frozenset[str]:
+        return frozenset([self.from_expect]) if self.from_expect else frozenset()
+
+    def case_problem(self, expect: Mapping[str, Any]) -> str | None:
+        problem = super().case_problem(expect)
+        if problem is None and self.from_expect and not isinstance(expect[self.from_expect], dict):
+            return f"expect.{self.from_expect} must map field paths to values"
+        return problem
+
+    def check(self, output: str, ctx: CheckContext) -> Verdict:
+        want = self.fields if self.fields is not None else expected(ctx, str(self.from_expect))
+        value, problem = parse_json(output, self.allow_fence)
+        if problem:
+            return self.verdict(False, problem)
+        if not isinstance(value, dict):
+            return self.verdict(False, f"JSON {type(value).__name__}, not an object")
+        wrong = []
+        for path, want_value in dict(want).items():
+            got = _lookup(value, path)
+            if got is _MISSING:
+                wrong.append(f"{path} missing")
+            elif not _same(got, want_value, self.tolerance, self.case_sensitive):
+                wrong.append(f"{path}: {json.dumps(got)} ≠ {json.dumps(want_value)}")
+        score = 1 - len(wrong) / len(want) if want else 1.0
+        if wrong:
+            return self.verdict(False, "; ".join(wrong), score)
+        return self.verdict(True, f"{len(want)} fields equal")
+
+
+_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+
+
+def find_numbers(text: str) -> list[float]:
+    """Numbers in text, `1,234.5` read as 1234.5."""
+    return [float(m.group(0).replace(",", "")) for m in _NUMBER.finditer(text)]
+
+
+class NumberEquals(Validator):
+    """A number in the output equals the expected one, within `tolerance`."""
+
+    name = "number_equals"
+    short = "value"
+    value: float | None = None
+    """The expected number, written in the suite."""
+    from_expect: str | None = None
+    """Instead of `value`: the key of the case's `expect` holding it."""
+    tolerance: float = Field(default=0.0, ge=0.0)
+    """Absolute tolerance."""
+    pick: Literal["only", "last", "first"] = "last"
+    """Which number counts: `only` (the output must hold exactly one), `last` or `first`."""
+
+    def output_tokens_hint(self) -> int | None:
+        return 12 if self.pick == "only" else None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> NumberEquals:
+        if (self.value is None) == (self.from_expect is None):
+            raise ValueError("give exactly one of 'value' or 'from_expect'")
+        return self
+
+    def expect_keys(self) -> frozenset[str]:
+        return frozenset([self.from_expect]) if self.from_expect else frozenset()
+
+    def case_problem(self, expect: Mapping[str, Any]) -> str | None:
+        problem = super().case_problem(expect)
+        if problem is None and self.from_expect:
+            value = expect[self.from_expect]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return f"expect.{self.from_expect} is {value!r}, not a number"
+        return problem
+
+    def check(self, output: str, ctx: CheckContext) -> Verdict:
+        want = self.value if self.value is not None else float(expected(ctx, str(self.from_expect)))
+        numbers = find_numbers(output)
+        if not numbers:
+            return self.verdict(False, "no number in the output")
+        if self.pick == "only" and len(numbers) > 1:
+            return self.verdict(False, f"{len(numbers)} numbers, expected exactly one")
+        got = numbers[0] if self.pick == "first" else numbers[-1]
+        shown_got, shown_want = f"{got:g}", f"{want:g}"
+        if math.isclose(got, want, abs_tol=self.tolerance, rel_tol=0.0):
+            return self.verdict(True, f"{shown_got} = {shown_want}")
+        return self.verdict(False, f"{shown_got} ≠ {shown_want}")
+
+
+_EDGE_NOISE = " \t\r\n\"'`*.:"
+
+
+class Choice(Validator):
+    """The output is one of the allowed labels (and, with `from_expect`, the expected one).
+
+    Surrounding quotes, backticks, asterisks, colons and a final full stop are ignored.
+    """
+
+    name = "choice"
+    short = "labels"
+    labels: list[str] = Field(min_length=2)
+    """The allowed labels."""
+    from_expect: str | None = None
+    """The key of the case's `expect` holding the right label."""
+    case_sensitive: bool = False
+    """Compare letter case exactly (default: ignore case)."""
+
+    def output_tokens_hint(self) -> int | None:
+        return 8
+
+    @model_validator(mode="after")
+    def _expected_is_a_label(self) -> Choice:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels repeat")
+        return self
+
+    def expect_keys(self) -> frozenset[str]:
+        return frozenset([self.from_expect]) if self.from_expect else frozenset()
+
+    def case_problem(self, expect: Mapping[str, Any]) -> str | None:
+        problem = super().case_problem(expect)
+        if problem is None and self.from_expect and str(expect[self.from_expect]) not in self.labels:
+            return f"expected label {expect[self.from_expect]!r} is not one of {self.labels}"
+        return problem
+
+    def check(self, output: str, ctx: CheckContext) -> Verdict:
+        answer = output.strip(_EDGE_NOISE)
+        fold = (lambda s: s) if self.case_sensitive else str.casefold
+        matched = next((label for label in self.labels if fold(label) == fold(answer)), None)
+        if matched is None:
+            return self.verdict(False, f"{answer[:40]!r} is not one of {self.labels}")
+        if self.from_expect is None:
+            return self.verdict(True, f"label {matched!r}")
+        want = str(expected(ctx, self.from_expect))
+        if fold(matched) == fold(want):
+            return self.verdict(True, f"label {matched!r}")
+        return self.verdict(False, f"label {matched!r}, expected {want!r}")
+
+
+class PythonSyntax(Validator):
+    """The output parses as Python source (it is parsed, never run)."""
+
+    name = "python_syntax"
+    short = "enabled"
+    enabled: Literal[True] = True
+    """Always true; write `python_syntax: true`."""
+    allow_fence: bool = True
+    """Accept code wrapped in one Markdown code block."""
+
+    def check(self, output: str, ctx: CheckContext) -> Verdict:
+        code = unfence(output) if self.allow_fence else output
+        try:
+            ast.parse(code)
+        except SyntaxError as exc:
+            return self.verdict(False, f"syntax error: {exc.msg} at line {exc.lineno}")
+        except (RecursionError, MemoryError, ValueError) as exc:
+            return self.verdict(False, f"not parseable: {type(exc).__name__}")
+        return self.verdict(True, "valid Python")
+
+
+STRUCTURED_VALIDATORS: tuple[type[Validator], ...] = (
+    Json,
+    JsonSchema,
+    JsonFields,
+    NumberEquals,
+    Choice,
+    PythonSyntax,
+)
