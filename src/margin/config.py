@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -136,7 +136,9 @@ class RunSettings(_Model):
     def _known_kinds(cls, value: NoiseLevels) -> NoiseLevels:
         unknown = sorted(set(value) - set(PERTURB_KINDS))
         if unknown:
-            raise ValueError(f"unknown noise kind {unknown[0]!r}; known: {', '.join(PERTURB_KINDS)}")
+            raise ValueError(
+                f"unknown noise kind {unknown[0]!r}; known: {', '.join(PERTURB_KINDS)}"
+            )
         return value
 
 

@@ -20,7 +20,7 @@ from margin.templates import render
 
 @dataclass(frozen=True, order=True)
 class Variant:
-    """One concrete wording: a paraphrase (0 = the task's prompt) under noise of a kind and level."""
+    """One concrete wording: a paraphrase (0 = the prompt) under noise of a kind and level."""
 
     paraphrase: int = 0
     kind: str = "clean"
@@ -110,9 +110,7 @@ def render_messages(task: Task, case: Case, variant: Variant) -> tuple[Message, 
     return tuple(messages)
 
 
-def build_plan(
-    suites: Iterable[Suite], models: Iterable[ModelSpec], settings: RunSettings
-) -> Plan:
+def build_plan(suites: Iterable[Suite], models: Iterable[ModelSpec], settings: RunSettings) -> Plan:
     """Every attempt: models × suites × tasks × cases × variants × repeats."""
     models = tuple(models)
     suites = tuple(suites)
@@ -200,8 +198,6 @@ def plan_table(plan: Plan) -> pd.DataFrame:
         call_seconds=("call_seconds", "sum"),
     )
     table = table.reset_index()
-    parallel = {
-        m.name: min(m.concurrency, plan.settings.concurrency) for m in plan.models
-    }
+    parallel = {m.name: min(m.concurrency, plan.settings.concurrency) for m in plan.models}
     table["seconds"] = table["call_seconds"] / table["model"].map(parallel)
     return table.drop(columns="call_seconds")

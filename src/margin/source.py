@@ -92,9 +92,9 @@ def read_yaml(path: Path, cls: type[UserError] = UserError) -> Source:
         raise cls(f"nested deeper than {MAX_DEPTH} levels", path=path) from None
     if root is None:
         raise cls("file is empty", path=path, line=1)
-    lines: dict[Loc, int] = {}
-    _walk(root, (), 0, lines, path, cls)
     _check_expanded_size(root, path, cls)
+    lines: dict[Loc, int] = {}
+    _walk(root, (), 0, lines, set(), path, cls)
     data = yaml.SafeLoader(text).get_single_data()
     return Source(path=path, data=data, lines=lines)
 
@@ -112,9 +112,18 @@ def _decode(raw: bytes, path: Path, cls: type[UserError]) -> str:
 
 
 def _walk(
-    node: yaml.Node, loc: Loc, depth: int, lines: dict[Loc, int], path: Path, cls: type[UserError]
+    node: yaml.Node,
+    loc: Loc,
+    depth: int,
+    lines: dict[Loc, int],
+    seen_nodes: set[int],
+    path: Path,
+    cls: type[UserError],
 ) -> None:
-    """Record lines, refuse deep nesting and duplicate keys (aliases are not followed here)."""
+    """Record lines, refuse deep nesting and duplicate keys; an aliased node is walked once."""
+    if id(node) in seen_nodes:
+        return
+    seen_nodes.add(id(node))
     if depth > MAX_DEPTH:
         raise cls(
             f"nested deeper than {MAX_DEPTH} levels",
@@ -136,10 +145,10 @@ def _walk(
                 )
             seen.add(key)
             lines[(*loc, key)] = key_node.start_mark.line + 1
-            _walk(value_node, (*loc, key), depth + 1, lines, path, cls)
+            _walk(value_node, (*loc, key), depth + 1, lines, seen_nodes, path, cls)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _walk(item, (*loc, index), depth + 1, lines, path, cls)
+            _walk(item, (*loc, index), depth + 1, lines, seen_nodes, path, cls)
 
 
 def _check_expanded_size(root: yaml.Node, path: Path, cls: type[UserError]) -> None:

@@ -6,7 +6,10 @@ attribute walks into Python internals, no mutation) and name only variables that
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import signal
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -24,6 +27,8 @@ _ENV = ImmutableSandboxedEnvironment(
 
 MAX_RENDERED_CHARS = 1_000_000
 """A rendered prompt longer than this is a template bug (or a loop bomb), not a prompt."""
+RENDER_SECONDS = 2.0
+"""A template that takes longer than this to render is a loop bomb, not a prompt."""
 
 
 class TemplateProblem(Exception):
@@ -53,10 +58,17 @@ def template_variables(text: str) -> frozenset[str]:
 
 
 def render(text: str, variables: Mapping[str, Any]) -> str:
-    """Render `text` with `variables` in the sandbox; errors become TemplateProblem."""
+    """Render `text` with `variables` in the sandbox; errors become TemplateProblem.
+
+    Output is streamed and capped, and in the main thread a timer stops a template that loops
+    for too long (a nested `range` loop can produce nothing for hours).
+    """
     template = _compile(text)
     try:
-        out = template.render(**variables)
+        with _deadline(RENDER_SECONDS):
+            out = _capped(template.generate(**variables))
+    except _TooSlow:
+        raise TemplateProblem(f"takes longer than {RENDER_SECONDS:g} s to render") from None
     except jinja2.UndefinedError as exc:
         raise TemplateProblem(f"undefined variable: {exc.message}") from None
     except jinja2.exceptions.SecurityError as exc:
@@ -65,6 +77,40 @@ def render(text: str, variables: Mapping[str, Any]) -> str:
         raise TemplateProblem(f"template error: {exc}") from None
     except (TypeError, ValueError, ArithmeticError, OverflowError) as exc:
         raise TemplateProblem(f"template error: {exc}") from None
-    if len(out) > MAX_RENDERED_CHARS:
-        raise TemplateProblem(f"renders to {len(out):,} characters (limit {MAX_RENDERED_CHARS:,})")
     return out.strip()
+
+
+def _capped(chunks: Iterator[str]) -> str:
+    parts: list[str] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_RENDERED_CHARS:
+            raise TemplateProblem(f"renders to more than {MAX_RENDERED_CHARS:,} characters")
+        parts.append(chunk)
+    return "".join(parts)
+
+
+class _TooSlow(Exception):
+    pass
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Raise _TooSlow in this thread after `seconds` (only where signals can: the main thread)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "setitimer"
+    ):
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise _TooSlow
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

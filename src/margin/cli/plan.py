@@ -82,8 +82,8 @@ def _print_table(table: object, repeats: int) -> None:
                 f"{row.attempts:,}",
                 f"{row.input_tokens:,}",
                 f"{row.output_tokens:,}",
-                _money(float(row.cost_usd)),
-                _duration(float(row.seconds)),
+                _money(float(row.cost_usd)),  # type: ignore[arg-type]
+                _duration(float(row.seconds)),  # type: ignore[arg-type]
             )
         out.add_row(
             f"[bold]{model}[/bold]",

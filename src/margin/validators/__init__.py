@@ -46,7 +46,7 @@ def register(cls: type[Validator]) -> type[Validator]:
 
 @lru_cache(maxsize=1)
 def registry() -> Mapping[str, type[Validator]]:
-    """Every validator by name: built-ins, then `margin.validators` entry points, then register()."""
+    """Every validator by name: built-ins, `margin.validators` entry points, register()."""
     found: dict[str, type[Validator]] = {
         cls.name: cls for cls in (*TEXT_VALIDATORS, *STRUCTURED_VALIDATORS)
     }
@@ -64,6 +64,8 @@ def build_validator(spec: Any) -> Validator:
 
     Raises ValidatorSpecError with the path inside the entry where the problem is.
     """
+    arg: Any
+    loc_prefix: tuple[str | int, ...]
     if isinstance(spec, str):
         name, arg, loc_prefix = spec, {}, ()  # a bare name: every option at its default
     elif isinstance(spec, dict) and len(spec) == 1:
@@ -94,12 +96,16 @@ def build_validator(spec: Any) -> Validator:
         raise ValidatorSpecError(message, (*loc_prefix, *loc)) from None
 
 
-def run_validators(validators: tuple[Validator, ...], output: str, ctx: CheckContext) -> list[Verdict]:
+def run_validators(
+    validators: tuple[Validator, ...], output: str, ctx: CheckContext
+) -> list[Verdict]:
     """Every validator's verdict on `output`; a validator that crashes fails with its reason."""
     verdicts = []
     for validator in validators:
         try:
             verdicts.append(validator.check(output, ctx))
         except Exception as exc:  # a plugin bug must not lose the attempt; it is recorded
-            verdicts.append(validator.verdict(False, f"validator crashed: {type(exc).__name__}: {exc}"))
+            verdicts.append(
+                validator.verdict(False, f"validator crashed: {type(exc).__name__}: {exc}")
+            )
     return verdicts

@@ -19,7 +19,7 @@ class Verdict(BaseModel):
     passed: bool
     """Whether the constraint holds."""
     score: float = Field(ge=0.0, le=1.0)
-    """How much of the constraint holds, 0..1 (1.0 when passed; graded where that means something)."""
+    """How much of the constraint holds, 0..1 (1.0 when passed; graded where meaningful)."""
     reason: str
     """The evidence, for a person: `"23 words > 12"`, `"missing '1234'"`."""
 
@@ -52,6 +52,8 @@ class Validator(BaseModel):
 
     name: ClassVar[str]
     short: ClassVar[str | None] = None
+    short_takes_mapping: ClassVar[bool] = False
+    """Whether the short form's value is itself a mapping (json_fields, json_schema)."""
 
     def expect_keys(self) -> frozenset[str]:
         """The keys of a case's `expect` this validator reads (checked at load time)."""
@@ -81,7 +83,9 @@ class Validator(BaseModel):
     @classmethod
     def long_form(cls, arg: Any) -> bool:
         """Whether a mapping argument is the long form (named fields) rather than a short value."""
-        return isinstance(arg, dict) and (cls.short is None or set(arg) <= set(cls.model_fields))
+        if not isinstance(arg, dict):
+            return False
+        return not cls.short_takes_mapping or set(arg) <= set(cls.model_fields)
 
     @classmethod
     def from_arg(cls, arg: Any) -> Validator:

@@ -58,6 +58,7 @@ class JsonSchema(Validator):
 
     name = "json_schema"
     short = "definition"
+    short_takes_mapping = True
     definition: dict[str, Any]
     """The JSON Schema (any draft jsonschema knows; 2020-12 when `$schema` is absent)."""
     allow_fence: bool = True
@@ -71,10 +72,6 @@ class JsonSchema(Validator):
         except jsonschema.SchemaError as exc:
             raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
         return self
-
-    @classmethod
-    def long_form(cls, arg: Any) -> bool:
-        return isinstance(arg, dict) and "definition" in arg
 
     def check(self, output: str, ctx: CheckContext) -> Verdict:
         value, problem = parse_json(output, self.allow_fence)
@@ -131,6 +128,7 @@ class JsonFields(Validator):
 
     name = "json_fields"
     short = "fields"
+    short_takes_mapping = True
     fields: dict[str, Any] | None = None
     """Expected values by field path, written in the suite."""
     from_expect: str | None = None
@@ -265,7 +263,11 @@ class Choice(Validator):
 
     def case_problem(self, expect: Mapping[str, Any]) -> str | None:
         problem = super().case_problem(expect)
-        if problem is None and self.from_expect and str(expect[self.from_expect]) not in self.labels:
+        if (
+            problem is None
+            and self.from_expect
+            and str(expect[self.from_expect]) not in self.labels
+        ):
             return f"expected label {expect[self.from_expect]!r} is not one of {self.labels}"
         return problem
 

@@ -1,0 +1,309 @@
+"""A corpus of broken suites and configs: each gives one line naming the file (and line where
+YAML knows it), exits 2, prints no traceback and does not hang."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+VALID = """\
+suite: s
+target: 0.9
+tasks:
+  - id: t
+    prompt: "Title for {{ complaint }}"
+    cases:
+      - id: c1
+        vars: {complaint: "order 1"}
+        expect: {order: "1"}
+    validators:
+      - max_words: 12
+      - contains_all: {from_expect: order}
+"""
+
+
+def mutate(old: str, new: str) -> str:
+    assert old in VALID, old
+    return VALID.replace(old, new, 1)
+
+
+# (id, content, substring of the message, line or None)
+BROKEN: list[tuple[str, str | bytes, str, int | None]] = [
+    ("unknown-top-key", VALID + "colour: red\n", "unknown key 'colour'", 13),
+    (
+        "unknown-task-key",
+        mutate("    prompt:", "    promt: x\n    prompt:"),
+        "did you mean 'prompt'",
+        5,
+    ),
+    (
+        "unknown-case-key",
+        mutate("        expect:", "        expected: {}\n        expect:"),
+        "unknown key 'expected'",
+        9,
+    ),
+    ("wrong-type-target", mutate("target: 0.9", "target: high"), "valid number", 2),
+    ("target-out-of-range", mutate("target: 0.9", "target: 1.5"), "less than or equal to 1", 2),
+    ("tasks-not-a-list", "suite: s\ntarget: 0.9\ntasks: {a: 1}\n", "valid list", 3),
+    (
+        "missing-prompt",
+        mutate('    prompt: "Title for {{ complaint }}"\n', ""),
+        "missing required key 'prompt'",
+        4,
+    ),
+    (
+        "missing-template-variable",
+        mutate("{{ complaint }}", "{{ complaint }} {{ customer }}"),
+        "{{ customer }}",
+        None,
+    ),
+    ("template-syntax", mutate("{{ complaint }}", "{{ complaint "), "template syntax error", 5),
+    (
+        "template-escape-class",
+        mutate("{{ complaint }}", "{{ complaint.__class__.__mro__ }}"),
+        "unsafe template",
+        5,
+    ),
+    (
+        "template-escape-globals",
+        mutate("{{ complaint }}", "{{ complaint }}{{ cycler.__init__.__globals__.os }}"),
+        "unsafe template",
+        5,
+    ),
+    (
+        "template-loop-bomb",
+        mutate(
+            "{{ complaint }}",
+            "{{ complaint }}{% for i in range(100000) %}"
+            "{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        ),
+        "longer than",
+        5,
+    ),
+    ("bad-regex", mutate("      - max_words: 12", "      - regex: '(unclosed'"), "bad regex", 11),
+    ("unknown-validator", mutate("max_words: 12", "max_word: 12"), "did you mean 'max_words'", 11),
+    ("validator-wrong-type", mutate("max_words: 12", "max_words: many"), "valid integer", 11),
+    (
+        "validator-unknown-option",
+        mutate("max_words: 12", "max_words: {max: 3, min: 1}"),
+        "unknown option 'min'",
+        11,
+    ),
+    (
+        "validator-two-keys",
+        mutate("      - max_words: 12", "      - {max_words: 12, single_line: true}"),
+        "one key",
+        11,
+    ),
+    (
+        "expect-key-missing",
+        mutate('expect: {order: "1"}', 'expect: {ordr: "1"}'),
+        "no expect.order",
+        7,
+    ),
+    ("duplicate-task-id", VALID + VALID.split("tasks:\n", 1)[1], "duplicate task id 't'", 13),
+    (
+        "duplicate-case-id",
+        mutate(
+            "    validators:",
+            "      - id: c1\n        vars: {complaint: x}\n"
+            "        expect: {order: x}\n    validators:",
+        ),
+        "duplicate case id 'c1'",
+        10,
+    ),
+    (
+        "empty-cases",
+        "suite: s\ntarget: 0.9\ntasks:\n  - id: t\n    prompt: p\n    cases: []\n"
+        "    validators: [json]\n",
+        "at least 1 item",
+        6,
+    ),
+    (
+        "empty-validators",
+        mutate(
+            "      - max_words: 12\n      - contains_all: {from_expect: order}\n", "      []\n"
+        ).replace("    validators:\n      []", "    validators: []"),
+        "at least 1 item",
+        10,
+    ),
+    (
+        "yaml-syntax",
+        mutate('    prompt: "Title for {{ complaint }}"', '    prompt: "Title for'),
+        "YAML syntax error",
+        None,
+    ),
+    ("yaml-bad-indent", "suite: s\ntarget: 0.9\n  tasks: []\n", "YAML syntax error", 3),
+    ("non-utf8", VALID.encode() + b"# caf\xe9\n", "not UTF-8", 13),
+    (
+        "duplicate-yaml-key",
+        mutate("target: 0.9", "target: 0.9\ntarget: 0.8"),
+        "duplicate key 'target'",
+        3,
+    ),
+    ("empty-file", "", "file is empty", 1),
+    ("top-level-list", "- a\n- b\n", "a suite is a mapping", 1),
+    (
+        "choice-label-unknown",
+        "suite: s\ntarget: 0.9\ntasks:\n  - id: t\n    prompt: p\n    cases:\n"
+        "      - {id: c, expect: {q: sales}}\n    validators:\n"
+        "      - choice: {labels: [billing, shipping], from_expect: q}\n",
+        "'sales' is not one of",
+        7,
+    ),
+    (
+        "paraphrase-drops-variable",
+        mutate("    cases:", '    paraphrases: ["Just a title"]\n    cases:'),
+        "paraphrase drops {{ complaint }}",
+        6,
+    ),
+    (
+        "bad-json-schema",
+        mutate("      - max_words: 12", "      - json_schema: {type: 12}"),
+        "not a valid JSON Schema",
+        11,
+    ),
+    ("bad-id", mutate("  - id: t", "  - id: my task!"), "should match pattern", 4),
+    (
+        "number-expect-not-number",
+        mutate("      - max_words: 12", "      - number_equals: {from_expect: order}"),
+        "not a number",
+        7,
+    ),
+    ("huge-file", "suite: s\n" + "# padding\n" * 300_000, "limit is", None),
+    (
+        "deep-nesting",
+        "suite: s\ntarget: 0.9\ntasks: " + "[" * 5000 + "]" * 5000 + "\n",
+        "nested deeper",
+        None,
+    ),
+    (
+        "billion-laughs",
+        "a: &a [x,x,x,x,x,x,x,x,x,x]\n"
+        + "".join(
+            f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},"
+            f"*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)}]\n"
+            for i in range(9)
+        ),
+        "expands to more than",
+        None,
+    ),
+]
+
+
+def test_corpus_is_big_enough() -> None:
+    assert len(BROKEN) >= 25
+    assert len({case[0] for case in BROKEN}) == len(BROKEN)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(("name", "content", "message", "line"), BROKEN, ids=[b[0] for b in BROKEN])
+def test_broken_suite_gives_one_line_and_exit_2(
+    write, name: str, content: str | bytes, message: str, line: int | None
+) -> None:
+    path = write(f"{name}.yaml", content)
+    result = run_cli("validate", str(path))
+    assert result.exit_code == 2, result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {path}"), lines[0]
+    assert message in lines[0], lines[0]
+    if line is not None:
+        assert lines[0].startswith(f"error: {path}:{line}: "), lines[0]
+    assert "Traceback" not in result.stderr
+
+
+BROKEN_CONFIGS = [
+    (
+        "literal-key",
+        "models:\n  - name: m\n    model: openai/x\n    api_key: sk-abc123\n",
+        "keys never go in config files",
+        4,
+    ),
+    (
+        "unknown-model-key",
+        "models:\n  - name: m\n    model: openai/x\n    temprature: 0\n",
+        "unknown key 'temprature'",
+        4,
+    ),
+    (
+        "duplicate-model-name",
+        "models:\n  - {name: m, model: openai/x}\n  - {name: m, model: openai/y}\n",
+        "used twice",
+        1,
+    ),
+    (
+        "bad-sampling",
+        "models:\n  - name: m\n    model: openai/x\n    sampling: {temperature: 9}\n",
+        "less than or equal to 2",
+        4,
+    ),
+    ("unknown-noise-kind", "run:\n  levels: {typoz: [0.1]}\n", "unknown noise kind 'typoz'", 2),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message", "line"), BROKEN_CONFIGS, ids=[b[0] for b in BROKEN_CONFIGS]
+)
+def test_broken_config_gives_one_line_and_exit_2(
+    write, name: str, content: str, message: str, line: int
+) -> None:
+    suite = write("ok.yaml", VALID)
+    config = write(f"{name}.yaml", content)
+    args = ["plan", str(suite), "--models", str(config)]
+    if name == "unknown-noise-kind":
+        args = [
+            "plan",
+            str(suite),
+            "--models",
+            str(write("m.yaml", "models: [{name: m, model: fake/m}]\n")),
+            "--config",
+            str(config),
+        ]
+    result = run_cli(*args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {config}:{line}: "), lines[0]
+    assert message in lines[0], lines[0]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "name", ["billion-laughs", "deep-nesting", "huge-file", "non-utf8", "template-escape-class"]
+)
+def test_broken_suite_through_the_real_console_script(write, name: str) -> None:
+    content = next(b[1] for b in BROKEN if b[0] == name)
+    path = write(f"{name}.yaml", content)
+    proc = subprocess.run(
+        [sys.executable, "-m", "margin.cli.main", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"error: {path}")
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_file_is_a_user_error(tmp_path: Path) -> None:
+    result = run_cli("validate", str(tmp_path / "nope.yaml"))
+    assert result.exit_code == 2
+    assert "No such file" in result.stderr
+
+
+def test_every_file_is_checked_before_exiting(write) -> None:
+    good = write("good.yaml", VALID)
+    bad = write("bad.yaml", mutate("target: 0.9", "target: high"))
+    result = run_cli("validate", str(bad), str(good))
+    assert result.exit_code == 2
+    assert f"ok {good}" in result.stdout
+    assert f"error: {bad}:2" in result.stderr
