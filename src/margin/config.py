@@ -130,6 +130,10 @@ class RunSettings(_Model):
     """Default noise levels per kind, for tasks that do not set `perturb`."""
     retries: int = Field(default=5, ge=0, le=50)
     """Retries of a call that failed for infrastructure reasons."""
+    backoff_s: float = Field(default=1.0, ge=0, le=600)
+    """First retry waits up to this long (random jitter), doubling each time."""
+    backoff_max_s: float = Field(default=60.0, ge=0, le=3600)
+    """Cap on one retry's wait (a provider's Retry-After is honoured up to 120 s)."""
 
     @field_validator("levels")
     @classmethod

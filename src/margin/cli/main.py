@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from margin.cli import plan, schema, validate
+from margin.cli import plan, run, schema, validate
 
 
 class MarginGroup(click.Group):
@@ -40,6 +40,7 @@ def cli() -> None:
 cli.add_command(validate.command)
 cli.add_command(schema.command)
 cli.add_command(plan.command)
+cli.add_command(run.command)
 
 
 def main() -> None:

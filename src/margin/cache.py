@@ -1,0 +1,99 @@
+"""An on-disk answer cache (SQLite) keyed on everything that shapes an answer.
+
+The key holds the provider, api_base, model, sampling parameters, the exact messages and the
+repeat index, so repeats never collapse into one cached answer. A hit never calls litellm; the
+runner records it as a hit and counts its cost as saved, not spent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from margin.config import ModelSpec
+from margin.plan import Attempt
+
+CACHE_ENV = "MARGIN_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    """`$MARGIN_CACHE_DIR`, else the user's XDG cache folder for margin."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("margin"))
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """What a cache hit replays."""
+
+    text: str
+    input_tokens: int
+    output_tokens: int
+    latency_s: float
+    cost_usd: float | None
+
+
+def cache_key(model: ModelSpec, attempt: Attempt) -> str:
+    """sha256 of everything that shapes the answer, the repeat index included."""
+    identity = {
+        "provider": model.provider,
+        "api_base": model.api_base,
+        "model": model.model,
+        "temperature": model.sampling.temperature,
+        "top_p": model.sampling.top_p,
+        "max_tokens": attempt.max_tokens,
+        "seed": attempt.seed,
+        "messages": [[m.role, m.content] for m in attempt.messages],
+        "repeat": attempt.key.repeat,
+    }
+    text = json.dumps(identity, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class AnswerCache:
+    """A SQLite table of answers; one connection, used from the event loop's thread."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / "answers.sqlite3"
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, text TEXT NOT NULL,"
+            " input_tokens INTEGER, output_tokens INTEGER, latency_s REAL, cost_usd REAL)"
+        )
+
+    def get(self, key: str) -> CachedAnswer | None:
+        """The cached answer for `key`, if any."""
+        row = self._db.execute(
+            "SELECT text, input_tokens, output_tokens, latency_s, cost_usd FROM answers"
+            " WHERE key = ?",
+            (key,),
+        ).fetchone()
+        return CachedAnswer(*row) if row else None
+
+    def put(self, key: str, answer: CachedAnswer) -> None:
+        """Store (or replace) the answer for `key`."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                key,
+                answer.text,
+                answer.input_tokens,
+                answer.output_tokens,
+                answer.latency_s,
+                answer.cost_usd,
+            ),
+        )
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()

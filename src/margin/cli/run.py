@@ -1,0 +1,108 @@
+"""`margin run`: execute the plan through litellm and write the journal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from margin.cli.options import config_option, models_option, option, suites_argument
+
+
+@click.command("run")
+@suites_argument()
+@models_option()
+@config_option()
+@option("--repeats", env="MARGIN_REPEATS", type=click.IntRange(1, 1000), help="Calls per variant.")
+@option("--out", env="MARGIN_OUT", type=click.Path(path_type=Path), help="Run directory.")
+@option("--no-cache", env="MARGIN_NO_CACHE", is_flag=True, help="Neither read nor write the cache.")
+@option("--refresh", env="MARGIN_REFRESH", is_flag=True, help="Call again; overwrite the cache.")
+@option(
+    "--max-cost",
+    env="MARGIN_MAX_COST",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="USD",
+    help="Stop scheduling before the estimated spend passes this.",
+)
+@option(
+    "--concurrency",
+    env="MARGIN_CONCURRENCY",
+    type=click.IntRange(1, 4096),
+    help="Global cap on calls in flight.",
+)
+@option("--seed", env="MARGIN_SEED", type=int, help="Base seed for every attempt's seed.")
+def command(
+    suites: tuple[str, ...],
+    models_path: str,
+    config_paths: tuple[str, ...],
+    repeats: int | None,
+    out: Path | None,
+    no_cache: bool,
+    refresh: bool,
+    max_cost: float | None,
+    concurrency: int | None,
+    seed: int | None,
+) -> None:
+    """Run SUITE... on the model set; write DIR/journal.jsonl as attempts finish.
+
+    DIR defaults to reports/run-<id>, where the id is derived from the suites, models, seed and
+    variants: running the same command again resumes the run (nothing finished is repeated);
+    raising --repeats extends it. Provider faults are retried, then recorded as infra errors,
+    never as model failures. Answers are cached on disk (MARGIN_CACHE_DIR).
+    """
+    import asyncio
+
+    from margin.cache import AnswerCache, default_cache_dir
+    from margin.config import load_models, load_run_settings
+    from margin.journal import JOURNAL_NAME, Journal, finished_keys
+    from margin.plan import build_plan
+    from margin.progress import progress_for_terminal
+    from margin.rundir import prepare_run_dir
+    from margin.runner import Runner
+    from margin.suite import load_suites
+
+    loaded = load_suites(suites)
+    models = load_models(models_path)
+    settings = load_run_settings(
+        config_paths, repeats=repeats, concurrency=concurrency, seed=seed, max_cost=max_cost
+    )
+    plan = build_plan(loaded, models, settings)
+    folder = prepare_run_dir(out, loaded, models, settings)
+    journal_path = folder / JOURNAL_NAME
+    done = finished_keys(journal_path)
+    pending = [a for a in plan.attempts if str(a.key) not in done]
+    cache = None if no_cache else AnswerCache(default_cache_dir())
+    try:
+        with Journal(journal_path) as journal:
+            runner = Runner(
+                settings, journal, cache, read_cache=not refresh, progress=progress_for_terminal()
+            )
+            stats = asyncio.run(runner.run(pending, resumed=len(plan) - len(pending)))
+    finally:
+        if cache is not None:
+            cache.close()
+    _print_summary(journal_path, {str(a.key) for a in plan.attempts})
+    click.echo(f"run directory: {folder}")
+    if stats.budget_stopped:
+        click.echo(
+            f"budget: stopped scheduling at ${stats.spent_usd:.4f} of ${settings.max_cost:.4f};"
+            f" {stats.not_run} attempts not run. Run the same command with a higher --max-cost"
+            " to finish them.",
+            err=True,
+        )
+
+
+def _print_summary(journal_path: Path, keys: set[str]) -> None:
+    from margin.stats import load_frame, model_summary
+
+    frame = load_frame(journal_path)
+    frame = frame[frame["key"].isin(keys)]
+    if frame.empty:
+        click.echo("no attempts recorded")
+        return
+    for row in model_summary(frame).itertuples():
+        rate = "–" if row.judged == 0 else f"{row.pass_rate:.1%}"
+        click.echo(
+            f"{row.Index}: pass {rate} of {row.judged} judged attempts"
+            f" ({row.infra_errors} infra errors)"
+        )

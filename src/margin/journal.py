@@ -1,0 +1,180 @@
+"""The journal: one versioned record per finished attempt, appended and flushed as it finishes.
+
+It is the one source of truth for every later stage. A run killed mid-write leaves at most one
+partial last line; opening the journal again cuts it off, so resuming loses and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from margin.errors import UserError
+from margin.validators import Verdict
+
+SCHEMA_VERSION = 1
+JOURNAL_NAME = "journal.jsonl"
+
+
+class MessageRecord(BaseModel):
+    """A chat message exactly as sent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    role: str
+    """`system` or `user`."""
+    content: str
+    """The rendered text."""
+
+
+class AttemptRecord(BaseModel):
+    """One finished attempt: what was sent, what came back, how it was judged, what it cost."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    schema_version: Literal[1] = 1
+    """Version of this record format."""
+    key: str
+    """`model|suite/task/case|variant|rREPEAT`, unique in a journal."""
+    model: str
+    """The model's name in the config."""
+    litellm_model: str
+    """The litellm model id called."""
+    suite: str
+    """Suite name."""
+    task: str
+    """Task id."""
+    case: str
+    """Case id."""
+    variant: str
+    """Variant id (`p0`, `p1`, `p0~typos@0.05v1`)."""
+    paraphrase: int
+    """Paraphrase index (0 = the task's prompt)."""
+    noise_kind: str
+    """Perturbation kind (`clean` when none)."""
+    noise_level: float
+    """Perturbation level (0 when clean)."""
+    variant_version: int
+    """Generator version of the variant."""
+    repeat: int
+    """Repeat index, 0-based."""
+    seed: int
+    """Seed sent with the call, derived from the run seed and the key."""
+    temperature: float
+    """Sampling temperature used."""
+    messages: list[MessageRecord]
+    """The exact messages sent."""
+    output: str | None
+    """The model's answer; None when the call failed for infrastructure reasons."""
+    verdicts: list[Verdict]
+    """Each validator's verdict (empty on an infra error)."""
+    passed: bool | None
+    """Every validator passed; None on an infra error (never counted as a model failure)."""
+    partial: float | None
+    """Share of validators passed; None on an infra error."""
+    latency_s: float | None
+    """Wall time of the successful call (the recorded one for a cache hit)."""
+    input_tokens: int = 0
+    """Prompt tokens reported by the provider."""
+    output_tokens: int = 0
+    """Completion tokens reported by the provider."""
+    cost_usd: float | None = 0.0
+    """Dollars spent on this attempt (0 on a cache hit; None when the price is unknown)."""
+    cost_saved_usd: float = 0.0
+    """Dollars a cache hit saved."""
+    error: str | None = None
+    """Infra error class (RateLimited, ProviderTimeout, ServerError, …) when the call failed."""
+    error_message: str | None = None
+    """The provider's message, with secrets removed."""
+    retries: int = 0
+    """Retries spent on infrastructure faults before the recorded outcome."""
+    cache_hit: bool = False
+    """Whether the answer came from margin's cache (no call was made)."""
+    started_at: datetime
+    """When the attempt started (UTC)."""
+    finished_at: datetime
+    """When it finished (UTC)."""
+
+    @property
+    def infra_error(self) -> bool:
+        """The call failed for reasons outside the model."""
+        return self.error is not None
+
+
+class Journal:
+    """An append-only journal file; use as a context manager."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+
+    def __enter__(self) -> Journal:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        repair_tail(self.path)
+        self._file = self.path.open("a", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+
+    def append(self, record: AttemptRecord) -> None:
+        """Write one record and flush it to the OS, so a killed process loses nothing finished."""
+        assert self._file is not None, "use Journal as a context manager"
+        self._file.write(record.model_dump_json() + "\n")
+        self._file.flush()
+
+
+def repair_tail(path: Path) -> None:
+    """Cut a partial last line left by a process killed mid-write."""
+    if not path.exists():
+        return
+    with path.open("rb+") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return
+        block = 1 << 16
+        position = size
+        while position > 0:
+            start = max(0, position - block)
+            handle.seek(start)
+            chunk = handle.read(position - start)
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                handle.truncate(start + newline + 1)
+                return
+            position = start
+        handle.truncate(0)
+
+
+def read_journal(path: Path) -> Iterator[AttemptRecord]:
+    """Every record in the journal; a corrupt line is a UserError naming its line."""
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.endswith("\n"):
+                return  # a partial last line from a killed run: not a finished attempt
+            try:
+                yield AttemptRecord.model_validate_json(line)
+            except ValidationError as exc:
+                problem = exc.errors(include_url=False)[0]["msg"]
+                raise UserError(
+                    f"not a margin journal record: {problem}", path=path, line=number
+                ) from None
+
+
+def finished_keys(path: Path) -> set[str]:
+    """Keys of the attempts already recorded."""
+    return {record.key for record in read_journal(path)}

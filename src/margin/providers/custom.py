@@ -1,0 +1,12 @@
+"""margin's own litellm custom providers: `fake/<name>` (and `local/<name>` once installed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def custom_providers() -> list[dict[str, Any]]:
+    """Items for `litellm.custom_provider_map` (litellm is already imported by the caller)."""
+    from margin.providers.fake import fake_handler
+
+    return [{"provider": "fake", "custom_handler": fake_handler()}]

@@ -1,0 +1,213 @@
+"""The one seam to litellm: every model call goes through `complete`.
+
+litellm is imported lazily (it takes seconds) with its environment set first, so it neither
+fetches a price map, nor stalls on a tokenizer download, nor loads a `.env`. Calls never use
+litellm's own retries, router or cache; its exceptions become margin's ProviderError here, and
+the class decides whether the runner retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from margin.config import ModelSpec
+from margin.errors import (
+    AuthenticationFailed,
+    BadRequest,
+    ConnectionFailed,
+    MalformedResponse,
+    ModelNotFound,
+    ProviderError,
+    ProviderTimeout,
+    RateLimited,
+    ServerError,
+)
+
+LITELLM_ENV = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "HF_HUB_OFFLINE": "1",
+    "LITELLM_MODE": "PRODUCTION",
+    "LITELLM_LOG": "ERROR",
+}
+"""Set before litellm is imported: no remote price map, no hub downloads, no `.env` loading."""
+
+MAX_RETRY_AFTER_S = 120.0
+"""A provider asking us to wait longer than this is waited for this long, then tried again."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A model's answer and what it cost in tokens and time."""
+
+    text: str
+    input_tokens: int
+    output_tokens: int
+    latency_s: float
+
+
+@lru_cache(maxsize=1)
+def litellm_module() -> Any:
+    """Import litellm once, configured, with margin's custom providers registered."""
+    for key, value in LITELLM_ENV.items():
+        os.environ.setdefault(key, value)
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.drop_params = False
+    from margin.providers.custom import custom_providers
+
+    known = {item["provider"] for item in litellm.custom_provider_map}
+    for item in custom_providers():
+        if item["provider"] not in known:
+            litellm.custom_provider_map.append(item)  # type: ignore[arg-type]
+    litellm.utils.custom_llm_setup()  # type: ignore[no-untyped-call]
+    return litellm
+
+
+async def complete(
+    model: ModelSpec,
+    messages: Sequence[dict[str, str]],
+    *,
+    seed: int,
+    max_tokens: int,
+    api_key: str | None,
+) -> Completion:
+    """One call, no retries: the answer, or a ProviderError saying what went wrong."""
+    litellm = litellm_module()
+    kwargs: dict[str, Any] = {
+        "model": model.model,
+        "messages": list(messages),
+        "temperature": model.sampling.temperature,
+        "max_tokens": max_tokens,
+        "seed": seed,
+        "timeout": model.timeout,
+        "max_retries": 0,
+        "drop_params": True,  # providers without `seed` (or `top_p`) accept the call anyway
+    }
+    if model.sampling.top_p is not None:
+        kwargs["top_p"] = model.sampling.top_p
+    if model.api_base:
+        kwargs["api_base"] = model.api_base
+    if api_key:
+        kwargs["api_key"] = api_key
+    started = time.perf_counter()
+    try:
+        response = await asyncio.wait_for(litellm.acompletion(**kwargs), model.timeout + 5)
+    except Exception as exc:  # every failure of the call becomes a typed ProviderError
+        raise map_exception(exc) from None
+    latency = time.perf_counter() - started
+    return _read_response(response, latency)
+
+
+def _read_response(response: Any, latency: float) -> Completion:
+    try:
+        text = response.choices[0].message.content
+        usage = getattr(response, "usage", None)
+        input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    except (AttributeError, IndexError, TypeError, ValueError) as exc:
+        raise MalformedResponse(f"unreadable response: {type(exc).__name__}") from None
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        raise MalformedResponse(f"response content is {type(text).__name__}, not text")
+    return Completion(text, input_tokens, output_tokens, latency)
+
+
+_BY_STATUS: dict[int, type[ProviderError]] = {
+    400: BadRequest,
+    401: AuthenticationFailed,
+    402: BadRequest,
+    403: AuthenticationFailed,
+    404: ModelNotFound,
+    408: ProviderTimeout,
+    413: BadRequest,
+    422: BadRequest,
+    429: RateLimited,
+}
+
+
+def map_exception(exc: BaseException) -> ProviderError:
+    """litellm's (and asyncio's) exceptions → margin's ProviderError classes."""
+    cause: BaseException | None = exc
+    for _ in range(8):  # custom providers' errors arrive wrapped in litellm's APIConnectionError
+        if cause is None:
+            break
+        if isinstance(cause, ProviderError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    name = type(exc).__name__
+    message = f"{name}: {_first_line(exc)}"
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError) or name in (
+        "Timeout",
+        "APITimeoutError",
+    ):
+        return ProviderTimeout(message)
+    status = getattr(exc, "status_code", None)
+    if name == "APIConnectionError" or isinstance(exc, ConnectionError | OSError):
+        return _connection_or_garbage(message)
+    if isinstance(status, int):
+        if status in _BY_STATUS:
+            cls = _BY_STATUS[status]
+            retry_after = _retry_after(exc) if cls is RateLimited else None
+            return cls(message, retry_after=retry_after)
+        if status >= 500:
+            return _connection_or_garbage(message) if status == 500 else ServerError(message)
+    if name in ("APIResponseValidationError", "JSONDecodeError", "JSONSchemaValidationError"):
+        return MalformedResponse(message)
+    if name in ("ContextWindowExceededError", "BadRequestError", "UnsupportedParamsError"):
+        return BadRequest(message)
+    if name in ("NotFoundError", "LiteLLMUnknownProvider"):
+        return ModelNotFound(message)
+    return ProviderError(message)
+
+
+def _connection_or_garbage(message: str) -> ProviderError:
+    """litellm reports dropped connections and garbage bodies as 500s: tell them apart."""
+    lowered = message.lower()
+    if "connection" in lowered or "disconnect" in lowered or "reset" in lowered:
+        return ConnectionFailed(message)
+    if "expecting" in lowered or "json" in lowered or "decode" in lowered:
+        return MalformedResponse(message)
+    return ServerError(message)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else ""
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds from Retry-After (or retry-after-ms) on the provider's answer, if it sent one."""
+    for attr in ("litellm_response_headers", "headers"):
+        headers = getattr(exc, attr, None)
+        if headers:
+            break
+    else:
+        response = getattr(exc, "response", None)
+        headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return min(float(millis) / 1000, MAX_RETRY_AFTER_S)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER_S)
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+        if when is None:
+            return None
+        return min(max(when.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER_S)
