@@ -1,0 +1,345 @@
+"""The runner through litellm's real HTTP path against a loopback server with faults."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from margin.config import load_models, load_run_settings
+from margin.journal import read_journal
+from margin.plan import build_plan
+from margin.providers.scripts import Script
+from margin.suite import load_suites
+from tests.conftest import SUITES, run_cli
+from tests.runner.conftest import ROUTING_RULES, fast_settings, loopback, server_stats
+
+ROUTING = str(SUITES / "routing.yaml")
+
+
+def planned_keys(models: Path, repeats: int, suites: tuple[str, ...] = (ROUTING,)) -> list[str]:
+    plan = build_plan(
+        load_suites(suites), load_models(models), load_run_settings([], repeats=repeats)
+    )
+    return [str(a.key) for a in plan.attempts]
+
+
+def test_a_clean_run_records_every_attempt_once(tmp_path, models_config, cache_dir) -> None:
+    with loopback(Script(rules=ROUTING_RULES)) as url:
+        models = models_config(url)
+        result = run_cli(
+            "run",
+            ROUTING,
+            "--models",
+            str(models),
+            "--repeats",
+            "2",
+            "--out",
+            str(tmp_path / "run"),
+        )
+        assert result.exit_code == 0, result.output
+        stats = server_stats(url)
+    records = list(read_journal(tmp_path / "run" / "journal.jsonl"))
+    assert sorted(r.key for r in records) == sorted(planned_keys(models, 2))
+    assert all(r.passed for r in records)  # the script answers every routing case right
+    assert stats["ok"] == len(records) == 40  # 10 cases × 2 wordings × 2 repeats, none cached
+    first = next(r for r in records if r.paraphrase == 0)
+    assert first.messages[0].role == "user"
+    assert "Route the customer message" in first.messages[0].content
+    assert first.cost_usd and first.cost_usd > 0 and first.input_tokens > 0
+    assert "loop: pass 100.0% of 40 judged attempts (0 infra errors)" in result.stdout
+
+
+def test_thirty_percent_faults_lose_nothing_and_count_nothing_twice(
+    tmp_path, models_config, cache_dir
+) -> None:
+    script = Script(rules=ROUTING_RULES, fault_rate=0.3, seed=7, retry_after_s=0.02)
+    with loopback(script) as url:
+        models = models_config(url, timeout=0.5)
+        settings = fast_settings(tmp_path, retries=2)
+        result = run_cli(
+            "run",
+            ROUTING,
+            "--models",
+            str(models),
+            "--config",
+            str(settings),
+            "--repeats",
+            "5",
+            "--out",
+            str(tmp_path / "run"),
+            "--no-cache",
+        )
+        assert result.exit_code == 0, result.output
+        stats = server_stats(url)
+    records = list(read_journal(tmp_path / "run" / "journal.jsonl"))
+    keys = [r.key for r in records]
+    assert len(keys) == len(set(keys)) == 100
+    assert sorted(keys) == sorted(planned_keys(models, 5))
+    faults = {k: v for k, v in stats.items() if k.startswith("fault:")}
+    assert set(faults) == {
+        "fault:429",
+        "fault:500",
+        "fault:503",
+        "fault:timeout",
+        "fault:malformed",
+        "fault:drop",
+    }
+    infra = [r for r in records if r.error]
+    judged = [r for r in records if not r.error]
+    # Every success the server sent was recorded once; every fault was retried or recorded.
+    assert len(judged) == stats["ok"]
+    assert sum(r.retries for r in records) + len(records) == stats["requests"]
+    for record in infra:
+        assert record.passed is None and record.partial is None and record.output is None
+        assert record.retries == 2
+        assert record.error in {
+            "RateLimited",
+            "ServerError",
+            "ProviderTimeout",
+            "MalformedResponse",
+            "ConnectionFailed",
+        }
+    assert all(r.passed for r in judged)  # infra errors never show up as model failures
+    assert any(r.retries for r in judged)
+
+
+def test_each_fault_maps_to_its_class(tmp_path, models_config, cache_dir) -> None:
+    expected = {
+        "429": "RateLimited",
+        "500": "ServerError",
+        "503": "ServerError",
+        "timeout": "ProviderTimeout",
+        "malformed": "MalformedResponse",
+        "drop": "ConnectionFailed",
+    }
+    seen = {}
+    for fault in expected:
+        with loopback(Script(fault_rate=1.0, faults=(fault,), retry_after_s=0.01)) as url:
+            models = models_config(url, name=f"m{fault}", timeout=0.3)
+            out = tmp_path / f"run-{fault}"
+            result = run_cli(
+                "run",
+                str(SUITES / "arithmetic.yaml"),
+                "--models",
+                str(models),
+                "--repeats",
+                "1",
+                "--config",
+                str(fast_settings(tmp_path, retries=0, paraphrases=False)),
+                "--out",
+                str(out),
+                "--no-cache",
+            )
+            assert result.exit_code == 0, result.output
+        seen[fault] = {r.error for r in read_journal(out / "journal.jsonl")}
+    assert seen == {fault: {error} for fault, error in expected.items()}
+
+
+def test_retry_after_is_honoured(tmp_path, models_config, cache_dir) -> None:
+    with loopback(Script(fault_rate=1.0, faults=("429",), retry_after_s=0.4)) as url:
+        models = models_config(url)
+        result = run_cli(
+            "run",
+            str(SUITES / "arithmetic.yaml"),
+            "--models",
+            str(models),
+            "--repeats",
+            "1",
+            "--config",
+            str(fast_settings(tmp_path, retries=2, paraphrases=False)),
+            "--out",
+            str(tmp_path / "run"),
+            "--no-cache",
+        )
+        assert result.exit_code == 0, result.output
+    records = list(read_journal(tmp_path / "run" / "journal.jsonl"))
+    assert {r.error for r in records} == {"RateLimited"}
+    for record in records:
+        waited = (record.finished_at - record.started_at).total_seconds()
+        assert (
+            record.retries == 2 and waited >= 0.8
+        )  # two waits of Retry-After 0.4 s; backoff alone is ≤ 0.05 s
+
+
+def test_a_wrong_key_is_recorded_at_once_and_never_written(
+    tmp_path, models_config, cache_dir, monkeypatch
+) -> None:
+    planted = "sk-planted-secret-0123456789abcdef"
+    monkeypatch.setenv("LOOP_KEY", planted)
+    with loopback(Script(require_key="sk-the-right-one")) as url:
+        models = models_config(url)
+        result = run_cli(
+            "run",
+            ROUTING,
+            "--models",
+            str(models),
+            "--repeats",
+            "1",
+            "--config",
+            str(fast_settings(tmp_path)),
+            "--out",
+            str(tmp_path / "run"),
+        )
+        assert result.exit_code == 0, result.output
+        stats = server_stats(url)
+    records = list(read_journal(tmp_path / "run" / "journal.jsonl"))
+    assert {r.error for r in records} == {"AuthenticationFailed"}
+    assert all(r.retries == 0 for r in records) and stats["requests"] == len(records)
+    assert "Incorrect API key" in records[0].error_message
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "journal.jsonl" for p in written) and any(
+        p.name == "run.json" for p in written
+    )
+    for path in written:
+        data = path.read_bytes()
+        assert planted.encode() not in data, path
+        assert planted[:8].encode() + b"secret" not in data, path
+    assert planted not in result.output
+
+
+def test_cache_hits_never_call_and_repeats_never_collapse(
+    tmp_path, models_config, cache_dir
+) -> None:
+    with loopback(Script(rules=ROUTING_RULES)) as url:
+        models = models_config(url)
+        first = run_cli(
+            "run", ROUTING, "--models", str(models), "--repeats", "3", "--out", str(tmp_path / "a")
+        )
+        assert first.exit_code == 0, first.output
+        calls = server_stats(url)["requests"]
+        assert calls == 60  # 3 repeats are 3 calls, not one cached answer
+        second = run_cli(
+            "run", ROUTING, "--models", str(models), "--repeats", "3", "--out", str(tmp_path / "b")
+        )
+        assert second.exit_code == 0, second.output
+        assert server_stats(url)["requests"] == calls
+        third = run_cli(
+            "run",
+            ROUTING,
+            "--models",
+            str(models),
+            "--repeats",
+            "3",
+            "--out",
+            str(tmp_path / "c"),
+            "--refresh",
+        )
+        assert third.exit_code == 0
+        assert server_stats(url)["requests"] == 2 * calls
+    a = {r.key: r for r in read_journal(tmp_path / "a" / "journal.jsonl")}
+    b = {r.key: r for r in read_journal(tmp_path / "b" / "journal.jsonl")}
+    assert a.keys() == b.keys()
+    assert all(r.cache_hit and r.cost_usd == 0 for r in b.values())
+    assert sum(r.cost_saved_usd for r in b.values()) == sum(r.cost_usd for r in a.values())
+    assert all(not r.cache_hit for r in read_journal(tmp_path / "c" / "journal.jsonl"))
+
+
+def test_budget_stops_cleanly_and_resumes(tmp_path, models_config, cache_dir) -> None:
+    with loopback(Script(rules=ROUTING_RULES)) as url:
+        models = models_config(
+            url, price={"input_per_mtok": 1000.0, "output_per_mtok": 1000.0}, concurrency=2
+        )
+        out = tmp_path / "run"
+        result = run_cli(
+            "run",
+            ROUTING,
+            "--models",
+            str(models),
+            "--repeats",
+            "2",
+            "--out",
+            str(out),
+            "--max-cost",
+            "0.5",
+        )
+        assert result.exit_code == 0, result.output
+        assert "budget: stopped scheduling" in result.stderr and "not run" in result.stderr
+        partial = list(read_journal(out / "journal.jsonl"))
+        assert 0 < len(partial) < 40
+        assert sum(r.cost_usd for r in partial) <= 0.5
+        again = run_cli(
+            "run",
+            ROUTING,
+            "--models",
+            str(models),
+            "--repeats",
+            "2",
+            "--out",
+            str(out),
+            "--max-cost",
+            "100",
+        )
+        assert again.exit_code == 0, again.output
+    final = [r.key for r in read_journal(out / "journal.jsonl")]
+    assert sorted(final) == sorted(planned_keys(models, 2)) and len(set(final)) == 40
+
+
+def test_per_model_concurrency_is_respected(tmp_path, models_config, cache_dir) -> None:
+    with loopback(Script(rules=ROUTING_RULES, latency_s=0.05)) as url:
+        models = models_config(url, concurrency=3)
+        result = run_cli(
+            "run",
+            ROUTING,
+            "--models",
+            str(models),
+            "--repeats",
+            "2",
+            "--out",
+            str(tmp_path / "r"),
+            "--no-cache",
+        )
+        assert result.exit_code == 0
+        assert server_stats(url)["max_in_flight"] == 3
+
+
+def test_rate_limit_queues_instead_of_rejecting(tmp_path, models_config, cache_dir) -> None:
+    with loopback(Script(rules=ROUTING_RULES)) as url:
+        models = models_config(url, rpm=600)  # one call per 0.1 s
+        result = run_cli(
+            "run",
+            ROUTING,
+            "--models",
+            str(models),
+            "--repeats",
+            "1",
+            "--out",
+            str(tmp_path / "r"),
+            "--no-cache",
+        )
+        assert result.exit_code == 0
+    records = list(read_journal(tmp_path / "r" / "journal.jsonl"))
+    assert len(records) == 20 and not any(r.error for r in records)
+    span = (
+        max(r.finished_at for r in records) - min(r.started_at for r in records)
+    ).total_seconds()
+    assert span >= 1.5  # 20 calls at 10 per second were spread out, none refused
+
+
+def test_a_changed_run_in_the_same_folder_is_refused(tmp_path, models_config, cache_dir) -> None:
+    with loopback(Script(rules=ROUTING_RULES)) as url:
+        models = models_config(url)
+        out = tmp_path / "run"
+        assert (
+            run_cli(
+                "run", ROUTING, "--models", str(models), "--repeats", "1", "--out", str(out)
+            ).exit_code
+            == 0
+        )
+        result = run_cli(
+            "run",
+            ROUTING,
+            "--models",
+            str(models),
+            "--repeats",
+            "1",
+            "--out",
+            str(out),
+            "--seed",
+            "9",
+        )
+    assert result.exit_code == 2
+    assert "holds a different run" in result.stderr
+    saved = json.loads((out / "run.json").read_text())
+    assert saved["models"][0]["api_key"] == "${LOOP_KEY}"
+    assert Counter(r.key for r in read_journal(out / "journal.jsonl")).most_common(1)[0][1] == 1
