@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -132,6 +132,9 @@ class RunSettings(_Model):
     """Retries of a call that failed for infrastructure reasons."""
     backoff_s: float = Field(default=1.0, ge=0, le=600)
     """First retry waits up to this long (random jitter), doubling each time."""
+    workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = "auto"
+    """Processes making calls: `auto` uses one per core (up to 4) for large runs of remote
+    models without a budget cap, else one. Local in-process models always use one."""
     backoff_max_s: float = Field(default=60.0, ge=0, le=3600)
     """Cap on one retry's wait (a provider's Retry-After is honoured up to 120 s)."""
 

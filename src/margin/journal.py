@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -104,6 +104,12 @@ class AttemptRecord(BaseModel):
     def infra_error(self) -> bool:
         """The call failed for reasons outside the model."""
         return self.error is not None
+
+
+class JournalSink(Protocol):
+    """Where finished attempts go: the journal file, or a pipe to the process that owns it."""
+
+    def append(self, record: AttemptRecord) -> None: ...
 
 
 class Journal:

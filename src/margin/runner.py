@@ -22,10 +22,10 @@ from tenacity.wait import wait_random_exponential
 from margin.cache import AnswerCache, CachedAnswer, cache_key
 from margin.config import ModelSpec, RunSettings
 from margin.errors import ConfigError, ProviderError, RateLimited
-from margin.journal import AttemptRecord, Journal, MessageRecord
+from margin.journal import AttemptRecord, JournalSink, MessageRecord
 from margin.plan import Attempt, estimate_input_tokens, estimate_output_tokens
 from margin.prices import TokenPrice, price_for
-from margin.providers.gateway import Completion, complete
+from margin.providers.gateway import Completion, close_clients, complete
 from margin.validators import CheckContext, run_validators
 
 
@@ -107,7 +107,7 @@ class Runner:
     def __init__(
         self,
         settings: RunSettings,
-        journal: Journal,
+        journal: JournalSink,
         cache: AnswerCache | None = None,
         *,
         read_cache: bool = True,
@@ -139,6 +139,7 @@ class Runner:
                     for _ in range(workers):
                         group.create_task(self._worker(lane))
         finally:
+            await close_clients()
             self.stats.not_run = sum(len(lane.queue) for lane in lanes)
             self.progress.stop(self.stats)
         return self.stats

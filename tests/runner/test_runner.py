@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -343,3 +344,52 @@ def test_a_changed_run_in_the_same_folder_is_refused(tmp_path, models_config, ca
     saved = json.loads((out / "run.json").read_text())
     assert saved["models"][0]["api_key"] == "${LOOP_KEY}"
     assert Counter(r.key for r in read_journal(out / "journal.jsonl")).most_common(1)[0][1] == 1
+
+
+def test_worker_processes_lose_nothing_and_count_nothing_twice(
+    tmp_path, models_config, cache_dir
+) -> None:
+    script = Script(rules=ROUTING_RULES, fault_rate=0.3, seed=3, retry_after_s=0.02)
+    with loopback(script) as url:
+        models = models_config(url, timeout=0.5, concurrency=6)
+        settings = fast_settings(tmp_path, retries=2)
+        result = run_cli(
+            "run",
+            ROUTING,
+            "--models",
+            str(models),
+            "--config",
+            str(settings),
+            "--workers",
+            "2",
+            "--repeats",
+            "5",
+            "--out",
+            str(tmp_path / "run"),
+        )
+        assert result.exit_code == 0, result.output
+        stats = server_stats(url)
+    records = list(read_journal(tmp_path / "run" / "journal.jsonl"))
+    assert sorted(r.key for r in records) == sorted(planned_keys(models, 5))
+    assert len({r.key for r in records}) == 100
+    assert len([r for r in records if not r.error]) == stats["ok"]
+    assert sum(r.retries for r in records) + len(records) == stats["requests"]
+    assert stats["max_in_flight"] <= 6  # the model's limit is divided between the workers
+
+
+def test_auto_workers_stay_single_for_local_models_and_budgets() -> None:
+    from margin.config import ModelSpec, RunSettings
+    from margin.workers import choose_workers
+
+    suites = load_suites([ROUTING])
+    remote = ModelSpec(name="r", model="openai/x", concurrency=32)
+    local = ModelSpec(name="l", model="local/smollm2-135m", concurrency=32)
+    many = RunSettings(repeats=20, concurrency=64)
+    cores = os.cpu_count() or 1
+    expected = 1 if cores < 2 else min(cores, 4)
+    assert choose_workers(build_plan(suites, [remote], many).attempts, many) == expected
+    assert choose_workers(build_plan(suites, [local], many).attempts, many) == 1
+    capped = many.model_copy(update={"max_cost": 1.0})
+    assert choose_workers(build_plan(suites, [remote], capped).attempts, capped) == 1
+    few = RunSettings(repeats=1, concurrency=64)
+    assert choose_workers(build_plan(suites, [remote], few).attempts, few) == 1

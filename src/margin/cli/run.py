@@ -31,6 +31,12 @@ from margin.cli.options import config_option, models_option, option, suites_argu
     help="Global cap on calls in flight.",
 )
 @option("--seed", env="MARGIN_SEED", type=int, help="Base seed for every attempt's seed.")
+@option(
+    "--workers",
+    env="MARGIN_WORKERS",
+    type=click.IntRange(1, 64),
+    help="Processes making calls (default: auto).",
+)
 def command(
     suites: tuple[str, ...],
     models_path: str,
@@ -42,6 +48,7 @@ def command(
     max_cost: float | None,
     concurrency: int | None,
     seed: int | None,
+    workers: int | None,
 ) -> None:
     """Run SUITE... on the model set; write DIR/journal.jsonl as attempts finish.
 
@@ -50,37 +57,40 @@ def command(
     raising --repeats extends it. Provider faults are retried, then recorded as infra errors,
     never as model failures. Answers are cached on disk (MARGIN_CACHE_DIR).
     """
-    import asyncio
-
-    from margin.cache import AnswerCache, default_cache_dir
+    from margin.cache import default_cache_dir
     from margin.config import load_models, load_run_settings
     from margin.journal import JOURNAL_NAME, Journal, finished_keys
     from margin.plan import build_plan
     from margin.progress import progress_for_terminal
     from margin.rundir import prepare_run_dir
-    from margin.runner import Runner
     from margin.suite import load_suites
+    from margin.workers import execute
 
     loaded = load_suites(suites)
     models = load_models(models_path)
     settings = load_run_settings(
-        config_paths, repeats=repeats, concurrency=concurrency, seed=seed, max_cost=max_cost
+        config_paths,
+        repeats=repeats,
+        concurrency=concurrency,
+        seed=seed,
+        max_cost=max_cost,
+        workers=workers,
     )
     plan = build_plan(loaded, models, settings)
     folder = prepare_run_dir(out, loaded, models, settings)
     journal_path = folder / JOURNAL_NAME
     done = finished_keys(journal_path)
     pending = [a for a in plan.attempts if str(a.key) not in done]
-    cache = None if no_cache else AnswerCache(default_cache_dir())
-    try:
-        with Journal(journal_path) as journal:
-            runner = Runner(
-                settings, journal, cache, read_cache=not refresh, progress=progress_for_terminal()
-            )
-            stats = asyncio.run(runner.run(pending, resumed=len(plan) - len(pending)))
-    finally:
-        if cache is not None:
-            cache.close()
+    with Journal(journal_path) as journal:
+        stats = execute(
+            pending,
+            settings,
+            journal,
+            cache_dir=None if no_cache else default_cache_dir(),
+            read_cache=not refresh,
+            resumed=len(plan) - len(pending),
+            progress=progress_for_terminal(),
+        )
     _print_summary(journal_path, {str(a.key) for a in plan.attempts})
     click.echo(f"run directory: {folder}")
     if stats.budget_stopped:

@@ -38,6 +38,9 @@ LITELLM_ENV = {
 }
 """Set before litellm is imported: no remote price map, no hub downloads, no `.env` loading."""
 
+NO_KEY = "no-key"
+"""Sent to a self-hosted `api_base` when the config names no key."""
+
 MAX_RETRY_AFTER_S = 120.0
 """A provider asking us to wait longer than this is waited for this long, then tried again."""
 
@@ -97,6 +100,8 @@ async def complete(
         kwargs["api_base"] = model.api_base
     if api_key:
         kwargs["api_key"] = api_key
+    elif model.api_base:
+        kwargs["api_key"] = NO_KEY  # local OpenAI-compatible servers need none; litellm wants one
     started = time.perf_counter()
     try:
         response = await asyncio.wait_for(litellm.acompletion(**kwargs), model.timeout + 5)
@@ -104,6 +109,21 @@ async def complete(
         raise map_exception(exc) from None
     latency = time.perf_counter() - started
     return _read_response(response, latency)
+
+
+def forget_clients() -> None:
+    """Drop litellm's cached HTTP clients without closing them (in a freshly forked process)."""
+    import sys
+
+    if "litellm" in sys.modules:
+        sys.modules["litellm"].in_memory_llm_clients_cache.flush_cache()
+
+
+async def close_clients() -> None:
+    """Close and forget litellm's cached HTTP clients (they belong to this event loop)."""
+    litellm = litellm_module()
+    await litellm.close_litellm_async_clients()
+    litellm.in_memory_llm_clients_cache.flush_cache()
 
 
 def _read_response(response: Any, latency: float) -> Completion:
@@ -172,6 +192,8 @@ def map_exception(exc: BaseException) -> ProviderError:
 def _connection_or_garbage(message: str) -> ProviderError:
     """litellm reports dropped connections and garbage bodies as 500s: tell them apart."""
     lowered = message.lower()
+    if "missing credentials" in lowered or "api_key" in lowered:
+        return AuthenticationFailed(message)
     if "connection" in lowered or "disconnect" in lowered or "reset" in lowered:
         return ConnectionFailed(message)
     if "expecting" in lowered or "json" in lowered or "decode" in lowered:
