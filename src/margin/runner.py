@@ -28,6 +28,9 @@ from margin.prices import TokenPrice, price_for
 from margin.providers.gateway import Completion, close_clients, complete
 from margin.validators import CheckContext, run_validators
 
+IN_PROCESS_PROVIDERS = frozenset({"local"})
+"""Providers that run the model inside margin's process, on its cores."""
+
 
 @dataclass
 class RunStats:
@@ -121,6 +124,9 @@ class Runner:
         self.max_cost = max_cost if max_cost is not None else settings.max_cost
         self.progress = progress or NoProgress()
         self._global = asyncio.Semaphore(settings.concurrency)
+        # In-process models share the machine's cores: one call at a time across all of them,
+        # so none is slowed by another and each latency is the model's own.
+        self._in_process = asyncio.Semaphore(1)
         self._reserved = 0.0
         self._stop = False
         self.stats = RunStats(total=0)
@@ -248,7 +254,10 @@ class Runner:
     @asynccontextmanager
     async def _slot(self, lane: _Lane) -> AsyncIterator[None]:
         async with self._global, lane.slots:
-            if lane.limiter is not None:
+            if lane.model.provider in IN_PROCESS_PROVIDERS:
+                async with self._in_process:
+                    yield
+            elif lane.limiter is not None:
                 async with lane.limiter:
                     yield
             else:

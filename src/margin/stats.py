@@ -40,3 +40,13 @@ def model_summary(frame: pd.DataFrame) -> pd.DataFrame:
     ).fillna({"judged": 0, "passed": 0, "infra_errors": 0})
     summary["pass_rate"] = summary["passed"] / summary["judged"].where(summary["judged"] > 0)
     return summary.astype({"judged": int, "passed": int, "infra_errors": int})
+
+
+def task_matrix(frame: pd.DataFrame) -> pd.DataFrame:
+    """Pass rate per task (rows, `suite/task`) and model (columns); infra errors excluded."""
+    judged = frame[frame["error"].isna()].assign(
+        task_id=lambda f: f["suite"] + "/" + f["task"], passed=lambda f: f["passed"].astype(float)
+    )
+    matrix = judged.pivot_table(index="task_id", columns="model", values="passed", aggfunc="mean")
+    models = list(dict.fromkeys(frame["model"]))
+    return matrix.reindex(columns=[m for m in models if m in matrix.columns])

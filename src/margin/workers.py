@@ -22,10 +22,8 @@ from margin.config import ModelSpec, RunSettings
 from margin.journal import AttemptRecord, JournalSink
 from margin.plan import Attempt
 from margin.prices import LOCAL_PROVIDERS
-from margin.runner import NoProgress, Progress, Runner, RunStats
+from margin.runner import IN_PROCESS_PROVIDERS, NoProgress, Progress, Runner, RunStats
 
-IN_PROCESS_PROVIDERS = frozenset({"local"})
-"""Providers that run the model inside margin's process: never split across processes."""
 AUTO_MIN_ATTEMPTS = 200
 AUTO_MIN_CONCURRENCY = 16
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from margin.cli import plan, run, schema, validate
+from margin.cli import models, plan, run, schema, validate
 
 
 class MarginGroup(click.Group):
@@ -41,6 +41,7 @@ cli.add_command(validate.command)
 cli.add_command(schema.command)
 cli.add_command(plan.command)
 cli.add_command(run.command)
+cli.add_command(models.command)
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ def command(
 
     loaded = load_suites(suites)
     models = load_models(models_path)
-    settings = load_run_settings(config_paths, repeats=repeats)
+    settings = load_run_settings([models_path, *config_paths], repeats=repeats)
     table = plan_table(build_plan(loaded, models, settings))
     if as_json:
         click.echo(table.to_json(orient="records", indent=2))

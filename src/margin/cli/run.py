@@ -69,7 +69,7 @@ def command(
     loaded = load_suites(suites)
     models = load_models(models_path)
     settings = load_run_settings(
-        config_paths,
+        [models_path, *config_paths],
         repeats=repeats,
         concurrency=concurrency,
         seed=seed,
@@ -103,7 +103,7 @@ def command(
 
 
 def _print_summary(journal_path: Path, keys: set[str]) -> None:
-    from margin.stats import load_frame, model_summary
+    from margin.stats import load_frame, model_summary, task_matrix
 
     frame = load_frame(journal_path)
     frame = frame[frame["key"].isin(keys)]
@@ -116,3 +116,7 @@ def _print_summary(journal_path: Path, keys: set[str]) -> None:
             f"{row.Index}: pass {rate} of {row.judged} judged attempts"
             f" ({row.infra_errors} infra errors)"
         )
+    matrix = task_matrix(frame)
+    if len(matrix.columns) > 1 or len(matrix) > 1:
+        click.echo("pass rate by task:")
+        click.echo(matrix.map(lambda v: "–" if v != v else f"{v:.0%}").to_string())

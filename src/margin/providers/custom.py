@@ -1,4 +1,4 @@
-"""margin's own litellm custom providers: `fake/<name>` (and `local/<name>` once installed)."""
+"""margin's own litellm custom providers: `fake/<name>` and `local/<name>`."""
 
 from __future__ import annotations
 
@@ -8,5 +8,9 @@ from typing import Any
 def custom_providers() -> list[dict[str, Any]]:
     """Items for `litellm.custom_provider_map` (litellm is already imported by the caller)."""
     from margin.providers.fake import fake_handler
+    from margin.providers.local import local_handler
 
-    return [{"provider": "fake", "custom_handler": fake_handler()}]
+    return [
+        {"provider": "fake", "custom_handler": fake_handler()},
+        {"provider": "local", "custom_handler": local_handler()},
+    ]

@@ -1,0 +1,118 @@
+"""`local/<name>`: GGUF models run in-process with xllamacpp, registered with litellm.
+
+Each model is loaded once per process (threads = cores) and reused; calls to one model run one
+at a time in a worker thread, so the event loop stays free. The model's own chat template is
+applied by llama.cpp; temperature, top_p, seed and max_tokens are honoured; usage is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from typing import Any
+
+from margin.errors import BadRequest, ModelNotFound, ProviderError
+from margin.providers.local_models import ModelFileError, model_file, model_info
+
+CONTEXT_TOKENS = 4096
+"""Context window given to every local model (long-context noise stays inside it)."""
+
+_LOADED: dict[str, Any] = {}
+_LOCKS: dict[str, threading.Lock] = {}
+_LOADING = threading.Lock()
+
+
+def runtime_available() -> bool:
+    """Whether xllamacpp is installed (the `local` extra)."""
+    import importlib.util
+
+    return importlib.util.find_spec("xllamacpp") is not None
+
+
+def load(name: str) -> Any:
+    """The loaded xllamacpp Server for `local/<name>` (loaded on first use, then reused)."""
+    with _LOADING:
+        if name in _LOADED:
+            return _LOADED[name]
+        info = model_info(name)
+        path = model_file(info)
+        if not runtime_available():
+            raise ModelFileError(
+                "the local runtime is not installed: run `pip install 'margin[local]'`"
+            )
+        import xllamacpp
+
+        params = xllamacpp.CommonParams()
+        params.model.path = str(path)
+        params.n_ctx = CONTEXT_TOKENS
+        params.n_parallel = 1
+        params.cpuparams.n_threads = os.cpu_count() or 1
+        params.cpuparams_batch.n_threads = os.cpu_count() or 1
+        params.verbosity = -1
+        params.warmup = False
+        _LOADED[name] = xllamacpp.Server(params)
+        _LOCKS[name] = threading.Lock()
+        return _LOADED[name]
+
+
+def chat(name: str, messages: list[dict[str, Any]], options: dict[str, Any]) -> dict[str, Any]:
+    """One blocking chat completion on `local/<name>` (OpenAI-shaped dict)."""
+    server = load(name)
+    request: dict[str, Any] = {"messages": messages}
+    for key in ("temperature", "top_p", "seed", "max_tokens"):
+        if options.get(key) is not None:
+            request[key] = options[key]
+    with _LOCKS[name]:
+        answer = server.handle_chat_completions(request)
+    if not isinstance(answer, dict) or "choices" not in answer:
+        message = answer.get("error", answer) if isinstance(answer, dict) else answer
+        raise BadRequest(f"local model {name} refused the request: {str(message)[:300]}")
+    return answer
+
+
+async def achat(
+    name: str, messages: list[dict[str, Any]], options: dict[str, Any]
+) -> dict[str, Any]:
+    """`chat` in a worker thread."""
+    try:
+        return await asyncio.to_thread(chat, name, messages, options)
+    except ModelFileError as exc:
+        raise ModelNotFound(exc.one_line()) from None
+    except ProviderError:
+        raise
+    except Exception as exc:  # a runtime fault is an infra error of this call, not a crash
+        raise ProviderError(f"local runtime: {type(exc).__name__}: {exc}") from None
+
+
+def local_handler() -> Any:
+    """A litellm CustomLLM serving `local/<name>` (litellm imported by the caller)."""
+    from litellm.llms.custom_llm import CustomLLM
+    from litellm.types.utils import Choices, Message, ModelResponse, Usage
+
+    class LocalLLM(CustomLLM):
+        async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
+            model = str(kwargs["model"])
+            name = model.split("/", 1)[1] if "/" in model else model
+            options = dict(kwargs.get("optional_params") or {})
+            answer = await achat(name, list(kwargs["messages"]), options)
+            usage = answer.get("usage", {})
+            text = answer["choices"][0]["message"].get("content") or ""
+            response = ModelResponse(
+                model=model,
+                choices=[
+                    Choices(
+                        index=0,
+                        finish_reason=answer["choices"][0].get("finish_reason", "stop"),
+                        message=Message(content=text),
+                    )
+                ],
+                usage=Usage(
+                    prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                    completion_tokens=int(usage.get("completion_tokens", 0)),
+                    total_tokens=int(usage.get("total_tokens", 0)),
+                ),
+            )
+            return response
+
+    return LocalLLM()
