@@ -133,6 +133,10 @@ def serve_in_thread(script: Script, port: int = 0) -> Iterator[str]:
         loop.run_until_complete(start())
         loop.run_forever()
         loop.run_until_complete(holder["runner"].cleanup())
+        pending = asyncio.all_tasks(loop)  # handlers still sleeping in a `timeout` fault
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.close()
 
     thread = threading.Thread(target=run, name="margin-fake-server", daemon=True)
