@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from margin.errors import ConfigError
 from margin.source import read_yaml, validate_model
-from margin.suite import PERTURB_KINDS, Ident, Levels
+from margin.suite import PERTURB_KINDS, Ident, Levels, check_levels
 
 _SECRET_REF = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}$")
 _PARAMS = re.compile(r"^(?P<num>\d+(?:\.\d+)?)(?P<unit>[KMBT])$")
@@ -126,8 +126,10 @@ class RunSettings(_Model):
     """Base seed; each attempt's seed is derived from it and the attempt's key."""
     paraphrases: bool = True
     """Run the authored paraphrases as variants beside the clean prompt."""
+    noise: bool = True
+    """Run noise variants (the task's `perturb` levels, else `levels`) beside the clean prompt."""
     levels: NoiseLevels = {}
-    """Default noise levels per kind, for tasks that do not set `perturb`."""
+    """Default noise levels per kind; a task's `perturb` overrides them kind by kind."""
     retries: int = Field(default=5, ge=0, le=50)
     """Retries of a call that failed for infrastructure reasons."""
     backoff_s: float = Field(default=1.0, ge=0, le=600)
@@ -143,9 +145,10 @@ class RunSettings(_Model):
     def _known_kinds(cls, value: NoiseLevels) -> NoiseLevels:
         unknown = sorted(set(value) - set(PERTURB_KINDS))
         if unknown:
-            raise ValueError(
-                f"unknown noise kind {unknown[0]!r}; known: {', '.join(PERTURB_KINDS)}"
-            )
+            known = ", ".join(PERTURB_KINDS)
+            raise ValueError(f"unknown noise kind {unknown[0]!r}; known: {known}")
+        for kind, levels in value.items():
+            check_levels(kind, levels)
         return value
 
 

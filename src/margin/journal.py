@@ -61,6 +61,8 @@ class AttemptRecord(BaseModel):
     """Perturbation level (0 when clean)."""
     variant_version: int
     """Generator version of the variant."""
+    noise_seed: int = 0
+    """Seed of the variant's noise (the same for every model and repeat of the case)."""
     repeat: int
     """Repeat index, 0-based."""
     seed: int

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from margin.config import ModelSpec, RunSettings
+from margin.perturb import VERSIONS, NoiseContext, apply_noise, facts_in
 from margin.prices import price_for
-from margin.suite import Case, Suite, Task
+from margin.suite import PERTURB_KINDS, Case, Suite, Task
 from margin.templates import render
 
 
@@ -33,6 +34,16 @@ class Variant:
         """`p0`, `p2`, `p0~typos@0.05v1` — stable across runs."""
         base = f"p{self.paraphrase}"
         return base if self.kind == "clean" else f"{base}~{self.kind}@{self.level:g}v{self.version}"
+
+    @property
+    def axis(self) -> str:
+        """The variant without its level (`p0~typos v1`): levels of one axis share a noise seed,
+        so a higher level adds noise on top of exactly the lower level's noise."""
+        return (
+            f"p{self.paraphrase}"
+            if self.kind == "clean"
+            else f"p{self.paraphrase}~{self.kind}v{self.version}"
+        )
 
 
 @dataclass(frozen=True, order=True)
@@ -71,6 +82,8 @@ class Attempt:
     messages: tuple[Message, ...]
     seed: int
     max_tokens: int
+    noise_seed: int = 0
+    """Seed of the variant's noise: the same for every model and repeat of this case."""
 
 
 @dataclass(frozen=True)
@@ -91,22 +104,50 @@ def derive_seed(base: int, key: AttemptKey) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
+def noise_levels(task: Task, settings: RunSettings) -> dict[str, list[float]]:
+    """Levels per noise kind: the run's defaults, overridden kind by kind by the task's."""
+    levels = dict(settings.levels)
+    if task.perturb is not None:
+        levels.update(task.perturb.model_dump(exclude_none=True))
+    return levels
+
+
 def variants(task: Task, settings: RunSettings) -> list[Variant]:
-    """The task's variants: the clean prompt, then each authored paraphrase."""
+    """The task's variants: the clean prompt, each authored paraphrase, then each noise level.
+
+    Noise is applied to the clean prompt (p0) only, so a noise axis compares with one baseline.
+    """
     found = [Variant(0)]
     if settings.paraphrases:
         found += [Variant(i) for i in range(1, len(task.paraphrases) + 1)]
+    if settings.noise:
+        levels = noise_levels(task, settings)
+        for kind in PERTURB_KINDS:
+            for level in sorted(set(levels.get(kind, []))):
+                if level > 0:
+                    found.append(Variant(0, kind, level, VERSIONS[kind]))
     return found
 
 
-def render_messages(task: Task, case: Case, variant: Variant) -> tuple[Message, ...]:
-    """The chat messages for `case` under `variant`."""
+def noise_seed(base: int, suite: str, task: str, case: str, variant: Variant) -> int:
+    """The noise seed of a case on a variant's axis: independent of model, repeat and level, so
+    every model sees exactly the same noisy prompt (paired comparison) and levels nest."""
+    digest = hashlib.sha256(f"{base}:noise:{suite}/{task}/{case}|{variant.axis}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def render_messages(task: Task, case: Case, variant: Variant, seed: int = 0) -> tuple[Message, ...]:
+    """The chat messages for `case` under `variant` (noise on the user message, with `seed`)."""
     variables = task.case_vars(case)
     template = task.prompt if variant.paraphrase == 0 else task.paraphrases[variant.paraphrase - 1]
     messages = []
     if task.system is not None:
         messages.append(Message("system", render(task.system, variables)))
-    messages.append(Message("user", render(template, variables)))
+    user = render(template, variables)
+    if variant.kind != "clean":
+        context = NoiseContext(facts=tuple(facts_in(case.expect)), validators=task.checks())
+        user = apply_noise(user, variant.kind, variant.level, seed, context)
+    messages.append(Message("user", user))
     return tuple(messages)
 
 
@@ -126,7 +167,8 @@ def _attempts(
                 cap = min(task.max_tokens or model.sampling.max_tokens, model.sampling.max_tokens)
                 for case in task.cases:
                     for variant in variants(task, settings):
-                        messages = render_messages(task, case, variant)
+                        seed = noise_seed(settings.seed, suite.suite, task.id, case.id, variant)
+                        messages = render_messages(task, case, variant, seed)
                         for repeat in range(settings.repeats):
                             key = AttemptKey(
                                 model.name, suite.suite, task.id, case.id, variant.id, repeat
@@ -141,6 +183,7 @@ def _attempts(
                                 messages=messages,
                                 seed=derive_seed(settings.seed, key),
                                 max_tokens=cap,
+                                noise_seed=seed,
                             )
 
 

@@ -349,6 +349,7 @@ def _record(attempt: Attempt, started: datetime, **fields: object) -> AttemptRec
             "noise_kind": attempt.variant.kind,
             "noise_level": attempt.variant.level,
             "variant_version": attempt.variant.version,
+            "noise_seed": attempt.noise_seed,
             "repeat": key.repeat,
             "seed": attempt.seed,
             "temperature": attempt.model.sampling.temperature,

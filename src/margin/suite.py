@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, model_validator
 
 from margin.errors import SuiteError
 from margin.source import Loc, Source, read_yaml, validate_model
@@ -35,7 +35,19 @@ PERTURB_KINDS = (
     "long_context",
     "conflict",
     "format",
+    "rewrite",
 )
+SHARE_KINDS = frozenset({"typos", "case", "whitespace", "mildmix"})
+"""Kinds whose level is a share of words, 0..1; every other kind counts (sentences, tokens, …)."""
+
+
+def check_levels(kind: str, levels: list[float]) -> list[float]:
+    """Levels of `kind` are shares ≤ 1, or whole counts/indices."""
+    if kind in SHARE_KINDS and any(level > 1 for level in levels):
+        raise ValueError(f"{kind} levels are shares of words, between 0 and 1")
+    if kind not in SHARE_KINDS and any(level != int(level) for level in levels):
+        raise ValueError(f"{kind} levels are whole numbers")
+    return levels
 
 
 class _Model(BaseModel):
@@ -71,7 +83,17 @@ class Perturb(_Model):
     conflict: Levels | None = None
     """1 adds a user line contradicting one constraint."""
     format: Levels | None = None
-    """Format variant index (separators, field-name casing)."""
+    """Format variant index, 1..19 (separators after labels, label casing)."""
+    rewrite: Levels | None = None
+    """Rule-based paraphrase index of the instruction (1, 2, …)."""
+
+    @model_validator(mode="after")
+    def _levels_fit_their_kind(self) -> Perturb:
+        for kind in PERTURB_KINDS:
+            levels = getattr(self, kind)
+            if levels is not None:
+                check_levels(kind, levels)
+        return self
 
 
 ValidatorEntry = Annotated[

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from margin.cli import models, plan, run, schema, validate
+from margin.cli import models, plan, run, schema, validate, variants
 
 
 class MarginGroup(click.Group):
@@ -42,6 +42,7 @@ cli.add_command(schema.command)
 cli.add_command(plan.command)
 cli.add_command(run.command)
 cli.add_command(models.command)
+cli.add_command(variants.command)
 
 
 def main() -> None:
