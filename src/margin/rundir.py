@@ -17,6 +17,7 @@ from typing import Any
 from margin.config import ModelSpec, RunSettings
 from margin.errors import UserError
 from margin.journal import JOURNAL_NAME
+from margin.lock import LOCK_SUFFIX, lock_path
 from margin.suite import Suite
 
 RUN_FILE = "run.json"
@@ -65,6 +66,9 @@ def prepare_run_dir(
     for suite in suites:
         if suite.path is not None:
             shutil.copyfile(suite.path, copies / f"{suite.suite}.yaml")
+            lock = lock_path(suite.path)
+            if lock.exists():
+                shutil.copyfile(lock, copies / f"{suite.suite}{LOCK_SUFFIX}")
     resolved = {
         "identity": identity,
         "margin_version": version("margin"),

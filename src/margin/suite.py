@@ -180,6 +180,9 @@ def load_suite(path: Path | str) -> Suite:
         raise source.error("a suite is a mapping with keys suite, target, tasks", (), SuiteError)
     suite = validate_model(Suite, source, SuiteError)
     check_suite(suite, source)
+    from margin.lock import apply_lock  # the lock builds on this module
+
+    suite = apply_lock(suite, Path(path))
     suite._path = Path(path)
     return suite
 
