@@ -175,6 +175,24 @@ BROKEN: list[tuple[str, str | bytes, str, int | None]] = [
         "not a number",
         7,
     ),
+    (
+        "noise-share-above-one",
+        mutate("    cases:", "    perturb: {typos: [0.1, 1.5]}\n    cases:"),
+        "typos levels are shares of words, between 0 and 1",
+        6,
+    ),
+    (
+        "noise-unknown-kind",
+        mutate("    cases:", "    perturb: {typo: [0.1]}\n    cases:"),
+        "did you mean 'typos'",
+        6,
+    ),
+    (
+        "noise-count-not-whole",
+        mutate("    cases:", "    perturb: {distractors: [1.5]}\n    cases:"),
+        "distractors levels are whole numbers",
+        6,
+    ),
     ("huge-file", "suite: s\n" + "# padding\n" * 300_000, "limit is", None),
     (
         "deep-nesting",

@@ -49,7 +49,9 @@ def test_a_suite_runs_on_the_real_local_model(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MARGIN_CACHE_DIR", str(tmp_path / "cache"))
     config = tmp_path / "smol.yaml"
     config.write_text(
-        json.dumps({"models": [smollm().model_dump()], "run": {"paraphrases": False}})
+        json.dumps(
+            {"models": [smollm().model_dump()], "run": {"paraphrases": False, "noise": False}}
+        )
     )
     result = run_cli(
         "run",
@@ -121,7 +123,8 @@ def test_a_suite_through_litellm_http_against_xllamacpps_server(
                         "timeout": 120,
                         "sampling": {"temperature": 0.0, "max_tokens": 16},
                     }
-                ]
+                ],
+                "run": {"noise": False},
             }
         )
     )

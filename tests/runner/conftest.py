@@ -56,7 +56,7 @@ def models_config(tmp_path: Path) -> Callable[..., Path]:
         }
         spec.update(fields)
         path = tmp_path / f"{name}.yaml"
-        path.write_text(json.dumps({"models": [spec]}))
+        path.write_text(json.dumps({"models": [spec], "run": {"noise": False}}))
         return path
 
     return make

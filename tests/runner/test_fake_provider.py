@@ -21,7 +21,7 @@ def test_scripted_answers_faults_and_usage_through_litellm(tmp_path, monkeypatch
                     {"name": "adder", "model": "fake/adder"},
                     {"name": "flaky", "model": "fake/flaky"},
                 ],
-                "run": {"retries": 1, "backoff_s": 0.01, "paraphrases": False},
+                "run": {"retries": 1, "backoff_s": 0.01, "paraphrases": False, "noise": False},
             }
         )
     )

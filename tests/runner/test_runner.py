@@ -20,7 +20,7 @@ ROUTING = str(SUITES / "routing.yaml")
 
 def planned_keys(models: Path, repeats: int, suites: tuple[str, ...] = (ROUTING,)) -> list[str]:
     plan = build_plan(
-        load_suites(suites), load_models(models), load_run_settings([], repeats=repeats)
+        load_suites(suites), load_models(models), load_run_settings([models], repeats=repeats)
     )
     return [str(a.key) for a in plan.attempts]
 
