@@ -141,3 +141,26 @@ def test_help_is_fast_and_every_option_has_an_env_variable() -> None:
         for param in command.params:
             if param.param_type_name == "option" and param.name not in ("help",):
                 assert param.envvar, (name, param.name)
+
+
+def test_only_picks_models_from_the_set() -> None:
+    result = run_cli(
+        "plan",
+        str(SUITES / "routing.yaml"),
+        "--models",
+        str(CONFIGS / "local.yaml"),
+        "--only",
+        "qwen-0.5b",
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert {row["model"] for row in json.loads(result.stdout)} == {"qwen-0.5b"}
+    wrong = run_cli(
+        "plan",
+        str(SUITES / "routing.yaml"),
+        "--models",
+        str(CONFIGS / "local.yaml"),
+        "--only",
+        "gpt-9",
+    )
+    assert wrong.exit_code == 2 and "no model 'gpt-9' in the set" in wrong.stderr

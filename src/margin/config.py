@@ -177,12 +177,17 @@ def load_config(path: Path | str) -> ConfigFile:
     return validate_model(ConfigFile, source, ConfigError)
 
 
-def load_models(path: Path | str) -> list[ModelSpec]:
-    """The model set in `path` (at least one model)."""
+def load_models(path: Path | str, only: Iterable[str] = ()) -> list[ModelSpec]:
+    """The model set in `path` (at least one model), restricted to the names in `only` if any."""
     config = load_config(path)
     if not config.models:
         raise ConfigError("no models: add a `models:` list", path=path, field="models")
-    return config.models
+    wanted = list(only)
+    unknown = sorted(set(wanted) - {m.name for m in config.models})
+    if unknown:
+        known = ", ".join(m.name for m in config.models)
+        raise ConfigError(f"no model {unknown[0]!r} in the set; models: {known}", path=path)
+    return [m for m in config.models if not wanted or m.name in wanted]
 
 
 def load_run_settings(paths: Iterable[Path | str], **overrides: Any) -> RunSettings:

@@ -38,6 +38,18 @@ def models_option(required: bool = True) -> Callable[[F], F]:
     )
 
 
+def only_option() -> Callable[[F], F]:
+    """--only NAME: a subset of the model set."""
+    return option(
+        "--only",
+        "only",
+        env="MARGIN_ONLY",
+        multiple=True,
+        metavar="NAME",
+        help="Run only these models of the set (repeatable).",
+    )
+
+
 def config_option() -> Callable[[F], F]:
     """--config FILE: run settings."""
     return option(

@@ -6,18 +6,26 @@ import math
 
 import click
 
-from margin.cli.options import config_option, models_option, option, suites_argument
+from margin.cli.options import (
+    config_option,
+    models_option,
+    only_option,
+    option,
+    suites_argument,
+)
 
 
 @click.command("plan")
 @suites_argument()
 @models_option()
+@only_option()
 @config_option()
 @option("--repeats", env="MARGIN_REPEATS", type=click.IntRange(1, 1000), help="Calls per variant.")
 @option("--json", "as_json", env="MARGIN_PLAN_JSON", is_flag=True, help="Print JSON rows.")
 def command(
     suites: tuple[str, ...],
     models_path: str,
+    only: tuple[str, ...],
     config_paths: tuple[str, ...],
     repeats: int | None,
     as_json: bool,
@@ -33,7 +41,7 @@ def command(
     from margin.suite import load_suites
 
     loaded = load_suites(suites)
-    models = load_models(models_path)
+    models = load_models(models_path, only)
     settings = load_run_settings([models_path, *config_paths], repeats=repeats)
     table = plan_table(build_plan(loaded, models, settings))
     if as_json:

@@ -6,12 +6,19 @@ from pathlib import Path
 
 import click
 
-from margin.cli.options import config_option, models_option, option, suites_argument
+from margin.cli.options import (
+    config_option,
+    models_option,
+    only_option,
+    option,
+    suites_argument,
+)
 
 
 @click.command("run")
 @suites_argument()
 @models_option()
+@only_option()
 @config_option()
 @option("--repeats", env="MARGIN_REPEATS", type=click.IntRange(1, 1000), help="Calls per variant.")
 @option("--out", env="MARGIN_OUT", type=click.Path(path_type=Path), help="Run directory.")
@@ -40,6 +47,7 @@ from margin.cli.options import config_option, models_option, option, suites_argu
 def command(
     suites: tuple[str, ...],
     models_path: str,
+    only: tuple[str, ...],
     config_paths: tuple[str, ...],
     repeats: int | None,
     out: Path | None,
@@ -67,7 +75,7 @@ def command(
     from margin.workers import execute
 
     loaded = load_suites(suites)
-    models = load_models(models_path)
+    models = load_models(models_path, only)
     settings = load_run_settings(
         [models_path, *config_paths],
         repeats=repeats,
