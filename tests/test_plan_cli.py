@@ -26,7 +26,7 @@ def test_plan_prints_the_table_for_the_local_family() -> None:
 def test_plan_counts_models_tasks_cases_variants_repeats() -> None:
     suites = load_suites([SUITES / "arithmetic.yaml"])
     models = load_models(CONFIGS / "local.yaml")
-    settings = load_run_settings([], repeats=4)
+    settings = load_run_settings([], repeats=4, noise=False)
     plan = build_plan(suites, models, settings)
     # 3 models × 10 cases × (prompt + 2 paraphrases) × 4 repeats
     assert len(plan) == 3 * 10 * 3 * 4
@@ -42,7 +42,9 @@ def test_plan_counts_models_tasks_cases_variants_repeats() -> None:
 def test_no_paraphrases_setting_keeps_only_the_clean_prompt() -> None:
     suites = load_suites([SUITES / "arithmetic.yaml"])
     models = load_models(CONFIGS / "local.yaml")[:1]
-    plan = build_plan(suites, models, load_run_settings([], repeats=1, paraphrases=False))
+    plan = build_plan(
+        suites, models, load_run_settings([], repeats=1, paraphrases=False, noise=False)
+    )
     assert {a.key.variant for a in plan.attempts} == {"p0"}
 
 
@@ -68,7 +70,7 @@ def test_plan_json_has_costs_from_the_price_map() -> None:
     rows = json.loads(result.stdout)
     by_model = {r["model"]: r for r in rows}
     assert by_model["gpt-4o"]["cost_usd"] > by_model["gpt-4o-mini"]["cost_usd"] > 0
-    assert by_model["gpt-4o"]["attempts"] == 20
+    assert by_model["gpt-4o"]["attempts"] == 90  # 10 cases × (prompt, paraphrase, 7 noise levels)
 
 
 def test_plan_table_marks_unknown_prices(write) -> None:
