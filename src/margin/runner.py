@@ -47,6 +47,7 @@ class RunStats:
     saved_usd: float = 0.0
     budget_stopped: bool = False
     not_run: int = 0
+    failed_workers: int = 0
 
     def add(self, record: AttemptRecord) -> None:
         """Count one finished attempt."""

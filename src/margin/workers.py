@@ -53,6 +53,8 @@ def execute(
     progress: Progress | None = None,
 ) -> RunStats:
     """Run `pending` into `journal` with as many processes as `choose_workers` says."""
+    for model in {a.model.name: a.model for a in pending}.values():
+        model.resolve_api_key()  # a missing key is the user's one-line error, not a dead worker
     workers = choose_workers(pending, settings)
     if workers <= 1 or len(pending) < workers:
         return asyncio.run(
@@ -112,6 +114,7 @@ def _pool(
             child.join(30)
             if child.is_alive():
                 child.kill()
+            stats.failed_workers += child.exitcode != 0
         stats.not_run = stats.total - stats.resumed - stats.done
         display.stop(stats)
     return stats

@@ -393,3 +393,17 @@ def test_auto_workers_stay_single_for_local_models_and_budgets() -> None:
     assert choose_workers(build_plan(suites, [remote], capped).attempts, capped) == 1
     few = RunSettings(repeats=1, concurrency=64)
     assert choose_workers(build_plan(suites, [remote], few).attempts, few) == 1
+
+
+def test_a_missing_key_is_one_line_before_any_worker_starts(
+    tmp_path, models_config, cache_dir, monkeypatch
+) -> None:
+    monkeypatch.delenv("LOOP_KEY")
+    with loopback(Script(rules=ROUTING_RULES)) as url:
+        models = models_config(url)
+        result = run_cli(
+            "run", ROUTING, "--models", str(models), "--workers", "2", "--out", str(tmp_path / "r")
+        )
+        assert server_stats(url).get("requests", 0) == 0
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: environment variable LOOP_KEY is not set (model loop)"

@@ -101,6 +101,13 @@ def command(
         )
     _print_summary(journal_path, {str(a.key) for a in plan.attempts})
     click.echo(f"run directory: {folder}")
+    if stats.not_run and not stats.budget_stopped:
+        click.echo(
+            f"error: {stats.not_run} attempts were not run ({stats.failed_workers} worker"
+            " process(es) stopped early); run the same command again to finish them",
+            err=True,
+        )
+        raise click.exceptions.Exit(1)
     if stats.budget_stopped:
         click.echo(
             f"budget: stopped scheduling at ${stats.spent_usd:.4f} of ${settings.max_cost:.4f};"
