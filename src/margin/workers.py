@@ -14,6 +14,7 @@ import math
 import multiprocessing
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
@@ -55,57 +56,56 @@ def execute(
     """Run `pending` into `journal` with as many processes as `choose_workers` says."""
     for model in {a.model.name: a.model for a in pending}.values():
         model.resolve_api_key()  # a missing key is the user's one-line error, not a dead worker
+    job = _Job(settings, cache_dir, read_cache, resumed, progress)
     workers = choose_workers(pending, settings)
     if workers <= 1 or len(pending) < workers:
-        return asyncio.run(
-            _single(pending, settings, journal, cache_dir, read_cache, resumed, progress)
-        )
-    return _pool(pending, settings, journal, cache_dir, read_cache, resumed, progress, workers)
+        return asyncio.run(_single(pending, journal, job))
+    return _pool(pending, journal, job, workers)
 
 
-async def _single(
-    pending: Sequence[Attempt],
-    settings: RunSettings,
-    journal: JournalSink,
-    cache_dir: Path | None,
-    read_cache: bool,
-    resumed: int,
-    progress: Progress | None,
-) -> RunStats:
-    cache = AnswerCache(cache_dir) if cache_dir is not None else None
+@dataclass(frozen=True)
+class _Job:
+    """How to run a batch of attempts, whichever process runs it."""
+
+    settings: RunSettings
+    cache_dir: Path | None
+    read_cache: bool
+    resumed: int
+    progress: Progress | None
+
+
+async def _single(pending: Sequence[Attempt], journal: JournalSink, job: _Job) -> RunStats:
+    cache = AnswerCache(job.cache_dir) if job.cache_dir is not None else None
     try:
-        runner = Runner(settings, journal, cache, read_cache=read_cache, progress=progress)
-        return await runner.run(pending, resumed)
+        runner = Runner(
+            job.settings, journal, cache, read_cache=job.read_cache, progress=job.progress
+        )
+        return await runner.run(pending, job.resumed)
     finally:
         if cache is not None:
             cache.close()
 
 
-def _pool(
-    pending: Sequence[Attempt],
-    settings: RunSettings,
-    journal: JournalSink,
-    cache_dir: Path | None,
-    read_cache: bool,
-    resumed: int,
-    progress: Progress | None,
-    workers: int,
-) -> RunStats:
+def _pool(pending: Sequence[Attempt], journal: JournalSink, job: _Job, workers: int) -> RunStats:
     context = multiprocessing.get_context("fork")
-    shards = shard(pending, settings, workers)
-    share = settings.model_copy(update={"concurrency": math.ceil(settings.concurrency / workers)})
+    shards = shard(pending, job.settings, workers)
+    concurrency = math.ceil(job.settings.concurrency / workers)
+    share = replace(
+        job,
+        settings=job.settings.model_copy(update={"concurrency": concurrency}),
+        resumed=0,
+        progress=None,
+    )
     children, pipes = [], []
     for part in shards:
         receive, send = context.Pipe(duplex=False)
-        child = context.Process(
-            target=_child, args=(part, share, send, cache_dir, read_cache), daemon=True
-        )
+        child = context.Process(target=_child, args=(part, share, send), daemon=True)
         child.start()
         send.close()
         children.append(child)
         pipes.append(receive)
-    stats = RunStats(total=resumed + len(pending), resumed=resumed)
-    display = progress or NoProgress()
+    stats = RunStats(total=job.resumed + len(pending), resumed=job.resumed)
+    display = job.progress or NoProgress()
     display.start(stats)  # after forking: no display thread is copied into a child
     try:
         _collect(pipes, journal, stats, display)
@@ -170,18 +170,12 @@ class _PipeJournal:
         self.conn.send_bytes(record.model_dump_json().encode())
 
 
-def _child(
-    part: list[Attempt],
-    settings: RunSettings,
-    conn: Connection,
-    cache_dir: Path | None,
-    read_cache: bool,
-) -> None:
+def _child(part: list[Attempt], job: _Job, conn: Connection) -> None:
     from margin.providers.gateway import forget_clients
 
     forget_clients()  # clients copied from the parent belong to its event loop
     try:
-        asyncio.run(_single(part, settings, _PipeJournal(conn), cache_dir, read_cache, 0, None))
+        asyncio.run(_single(part, _PipeJournal(conn), job))
     finally:
         conn.send_bytes(b"")
         conn.close()
