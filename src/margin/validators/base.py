@@ -56,8 +56,10 @@ class Validator(BaseModel):
     """Whether the short form's value is itself a mapping (json_fields, json_schema)."""
 
     def expect_keys(self) -> frozenset[str]:
-        """The keys of a case's `expect` this validator reads (checked at load time)."""
-        return frozenset()
+        """The keys of a case's `expect` this validator reads (checked at load time): by default
+        the one its `from_expect` option names, if it has that option and it is set."""
+        key = getattr(self, "from_expect", None)
+        return frozenset([key]) if key else frozenset()
 
     def case_problem(self, expect: Mapping[str, Any]) -> str | None:
         """Why a case's `expect` cannot feed this validator, or None (checked at load time)."""

@@ -146,9 +146,6 @@ class JsonFields(Validator):
             raise ValueError("give exactly one of 'fields' or 'from_expect'")
         return self
 
-    def expect_keys(self) -> frozenset[str]:
-        return frozenset([self.from_expect]) if self.from_expect else frozenset()
-
     def case_problem(self, expect: Mapping[str, Any]) -> str | None:
         problem = super().case_problem(expect)
         if problem is None and self.from_expect and not isinstance(expect[self.from_expect], dict):
@@ -206,9 +203,6 @@ class NumberEquals(Validator):
             raise ValueError("give exactly one of 'value' or 'from_expect'")
         return self
 
-    def expect_keys(self) -> frozenset[str]:
-        return frozenset([self.from_expect]) if self.from_expect else frozenset()
-
     def case_problem(self, expect: Mapping[str, Any]) -> str | None:
         problem = super().case_problem(expect)
         if problem is None and self.from_expect:
@@ -257,9 +251,6 @@ class Choice(Validator):
         if len(set(self.labels)) != len(self.labels):
             raise ValueError("labels repeat")
         return self
-
-    def expect_keys(self) -> frozenset[str]:
-        return frozenset([self.from_expect]) if self.from_expect else frozenset()
 
     def case_problem(self, expect: Mapping[str, Any]) -> str | None:
         problem = super().case_problem(expect)

@@ -99,9 +99,6 @@ class _Phrases(Validator):
             raise ValueError("give exactly one of 'values' or 'from_expect'")
         return self
 
-    def expect_keys(self) -> frozenset[str]:
-        return frozenset([self.from_expect]) if self.from_expect else frozenset()
-
     def phrases(self, ctx: CheckContext) -> list[str]:
         if self.values is not None:
             return self.values
@@ -226,9 +223,6 @@ class _Expected(Validator):
         if (self.value is None) == (self.from_expect is None):
             raise ValueError("give exactly one of 'value' or 'from_expect'")
         return self
-
-    def expect_keys(self) -> frozenset[str]:
-        return frozenset([self.from_expect]) if self.from_expect else frozenset()
 
     def target(self, ctx: CheckContext) -> str:
         return self.value if self.value is not None else str(expected(ctx, str(self.from_expect)))
