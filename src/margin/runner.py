@@ -125,6 +125,9 @@ class Runner:
         self.max_cost = max_cost if max_cost is not None else settings.max_cost
         self.progress = progress or NoProgress()
         self._global = asyncio.Semaphore(settings.concurrency)
+        self._backoff = wait_random_exponential(
+            multiplier=settings.backoff_s, max=settings.backoff_max_s
+        )
         # In-process models share the machine's cores: one call at a time across all of them,
         # so none is slowed by another and each latency is the model's own.
         self._in_process = asyncio.Semaphore(1)
@@ -269,10 +272,7 @@ class Runner:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RateLimited) and error.retry_after is not None:
             return error.retry_after * (1 + random.random() * 0.1)
-        backoff = wait_random_exponential(
-            multiplier=self.settings.backoff_s, max=self.settings.backoff_max_s
-        )
-        return float(backoff(state))
+        return float(self._backoff(state))
 
     def _judged(
         self,

@@ -9,7 +9,6 @@ stays the journal's only writer, so resuming works exactly as with one process.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
 import multiprocessing
 import os
@@ -154,9 +153,7 @@ def shard(pending: Sequence[Attempt], settings: RunSettings, workers: int) -> li
             scaled[model.name] = model.model_copy(update=update)
     parts: list[list[Attempt]] = [[] for _ in range(workers)]
     for index, attempt in enumerate(pending):
-        parts[index % workers].append(
-            dataclasses.replace(attempt, model=scaled[attempt.model.name])
-        )
+        parts[index % workers].append(replace(attempt, model=scaled[attempt.model.name]))
     return parts
 
 

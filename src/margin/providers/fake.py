@@ -19,7 +19,13 @@ from margin.errors import (
     RateLimited,
     ServerError,
 )
-from margin.providers.scripts import Rule, Script, count_tokens, last_user_message
+from margin.providers.scripts import (
+    Rule,
+    Script,
+    count_prompt_tokens,
+    count_tokens,
+    last_user_message,
+)
 
 __all__ = ["Rule", "Script", "fake_handler", "register_script", "scripts"]
 
@@ -65,7 +71,7 @@ async def _fake_call(
         raise ConnectionFailed("fake dropped connection")
     prompt = last_user_message(messages)
     text = script.answer(prompt)
-    prompt_tokens = sum(count_tokens(str(m.get("content", ""))) for m in messages)
+    prompt_tokens = count_prompt_tokens(messages)
     return text, prompt_tokens, count_tokens(text)
 
 

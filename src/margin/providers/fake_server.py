@@ -18,7 +18,14 @@ from typing import Any
 
 from aiohttp import web
 
-from margin.providers.scripts import FAULT_KINDS, Rule, Script, count_tokens, last_user_message
+from margin.providers.scripts import (
+    FAULT_KINDS,
+    Rule,
+    Script,
+    count_prompt_tokens,
+    count_tokens,
+    last_user_message,
+)
 
 TIMEOUT_SLEEP_S = 3600.0
 """How long a `timeout` fault keeps the client waiting (the client's timeout ends it first)."""
@@ -54,7 +61,7 @@ def build_app(script: Script) -> web.Application:
         prompt = last_user_message(body.get("messages", []))
         text = script.answer(prompt)
         stats["ok"] += 1
-        prompt_tokens = sum(count_tokens(str(m.get("content", ""))) for m in body["messages"])
+        prompt_tokens = count_prompt_tokens(body["messages"])
         completion_tokens = count_tokens(text)
         return web.json_response(
             {

@@ -69,6 +69,11 @@ def count_tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
+def count_prompt_tokens(messages: Sequence[dict[str, object]]) -> int:
+    """Stand-in prompt tokens of a chat: the sum over its messages' contents."""
+    return sum(count_tokens(str(m.get("content", ""))) for m in messages)
+
+
 def last_user_message(messages: Sequence[dict[str, object]]) -> str:
     """The content of the last user message ('' if none)."""
     for message in reversed(messages):
