@@ -36,18 +36,15 @@ def command(
     are free); output tokens are estimated from the task's length validators, else capped at
     max_tokens. Time assumes each model's concurrency and its tokens_per_second.
     """
-    from margin.config import load_models, load_run_settings
-    from margin.plan import build_plan, plan_table
-    from margin.suite import load_suites
+    from margin.cli.inputs import load_inputs
+    from margin.plan import plan_table
 
-    loaded = load_suites(suites)
-    models = load_models(models_path, only)
-    settings = load_run_settings([models_path, *config_paths], repeats=repeats)
-    table = plan_table(build_plan(loaded, models, settings))
+    inputs = load_inputs(suites, models_path, only, config_paths, repeats=repeats)
+    table = plan_table(inputs.plan)
     if as_json:
         click.echo(table.to_json(orient="records", indent=2))
         return
-    _print_table(table, settings.repeats)
+    _print_table(table, inputs.settings.repeats)
 
 
 def _money(value: float) -> str:

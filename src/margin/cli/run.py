@@ -66,26 +66,25 @@ def command(
     never as model failures. Answers are cached on disk (MARGIN_CACHE_DIR).
     """
     from margin.cache import default_cache_dir
-    from margin.config import load_models, load_run_settings
+    from margin.cli.inputs import load_inputs
     from margin.journal import JOURNAL_NAME, Journal, finished_keys
-    from margin.plan import build_plan
     from margin.progress import progress_for_terminal
     from margin.rundir import prepare_run_dir
-    from margin.suite import load_suites
     from margin.workers import execute
 
-    loaded = load_suites(suites)
-    models = load_models(models_path, only)
-    settings = load_run_settings(
-        [models_path, *config_paths],
+    inputs = load_inputs(
+        suites,
+        models_path,
+        only,
+        config_paths,
         repeats=repeats,
         concurrency=concurrency,
         seed=seed,
         max_cost=max_cost,
         workers=workers,
     )
-    plan = build_plan(loaded, models, settings)
-    folder = prepare_run_dir(out, loaded, models, settings)
+    settings, plan = inputs.settings, inputs.plan
+    folder = prepare_run_dir(out, inputs.suites, inputs.models, settings)
     journal_path = folder / JOURNAL_NAME
     done = finished_keys(journal_path)
     pending = [a for a in plan.attempts if str(a.key) not in done]

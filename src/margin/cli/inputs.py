@@ -1,0 +1,35 @@
+"""What `plan` and `run` both read: suites, the model set, run settings, and the plan of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from margin.config import ModelSpec, RunSettings, load_models, load_run_settings
+from margin.plan import Plan, build_plan
+from margin.suite import Suite, load_suites
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The loaded inputs of a run and its plan."""
+
+    suites: list[Suite]
+    models: list[ModelSpec]
+    settings: RunSettings
+    plan: Plan
+
+
+def load_inputs(
+    suites: tuple[str, ...],
+    models_path: str,
+    only: tuple[str, ...],
+    config_paths: tuple[str, ...],
+    **overrides: Any,
+) -> Inputs:
+    """Suites, the models named by `only` (all if empty), and run settings — from the models
+    file's `run:` section, then each --config file, then non-None flag `overrides` — planned."""
+    loaded = load_suites(suites)
+    models = load_models(models_path, only)
+    settings = load_run_settings([models_path, *config_paths], **overrides)
+    return Inputs(loaded, models, settings, build_plan(loaded, models, settings))
