@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from margin.config import ModelSpec
+from margin.journal import AttemptRecord, Journal
 from margin.plan import Attempt
 
 CACHE_ENV = "MARGIN_CACHE_DIR"
@@ -38,6 +39,7 @@ class CachedAnswer:
     output_tokens: int
     latency_s: float
     cost_usd: float | None
+    finish_reason: str | None = None
 
 
 def cache_key(model: ModelSpec, attempt: Attempt) -> str:
@@ -68,14 +70,18 @@ class AnswerCache:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, text TEXT NOT NULL,"
-            " input_tokens INTEGER, output_tokens INTEGER, latency_s REAL, cost_usd REAL)"
+            " input_tokens INTEGER, output_tokens INTEGER, latency_s REAL, cost_usd REAL,"
+            " finish_reason TEXT)"
         )
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(answers)")}
+        if "finish_reason" not in columns:  # a cache written by an earlier margin
+            self._db.execute("ALTER TABLE answers ADD COLUMN finish_reason TEXT")
 
     def get(self, key: str) -> CachedAnswer | None:
         """The cached answer for `key`, if any."""
         row = self._db.execute(
-            "SELECT text, input_tokens, output_tokens, latency_s, cost_usd FROM answers"
-            " WHERE key = ?",
+            "SELECT text, input_tokens, output_tokens, latency_s, cost_usd, finish_reason"
+            " FROM answers WHERE key = ?",
             (key,),
         ).fetchone()
         return CachedAnswer(*row) if row else None
@@ -83,7 +89,7 @@ class AnswerCache:
     def put(self, key: str, answer: CachedAnswer) -> None:
         """Store (or replace) the answer for `key`."""
         self._db.execute(
-            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 key,
                 answer.text,
@@ -91,9 +97,41 @@ class AnswerCache:
                 answer.output_tokens,
                 answer.latency_s,
                 answer.cost_usd,
+                answer.finish_reason,
             ),
         )
 
     def close(self) -> None:
         """Close the database."""
         self._db.close()
+
+
+def answer_of(record: AttemptRecord) -> CachedAnswer:
+    """What a judged record's answer replays as from the cache."""
+    assert record.output is not None and record.latency_s is not None
+    return CachedAnswer(
+        record.output,
+        record.input_tokens,
+        record.output_tokens,
+        record.latency_s,
+        record.cost_usd,
+        record.finish_reason,
+    )
+
+
+class JournalAndCache:
+    """The run's owner-side sink: journal the record, then cache its answer.
+
+    In that order: a kill between the two leaves an answer that will be called (and paid) again,
+    never a paid call that resumes as a free cache hit missing from the journal's spend.
+    """
+
+    def __init__(self, journal: Journal, cache: AnswerCache | None) -> None:
+        self.journal = journal
+        self.cache = cache
+
+    def append(self, record: AttemptRecord, cache_key: str | None = None) -> None:
+        """Journal `record`; then, if `cache_key` is set, cache its answer."""
+        self.journal.append(record)
+        if cache_key and self.cache is not None and record.output is not None:
+            self.cache.put(cache_key, answer_of(record))

@@ -51,6 +51,33 @@ class ConfigError(UserError):
     """A config file (models, run settings) that cannot be loaded."""
 
 
+def raised_in_margin(exc: BaseException) -> bool:
+    """Whether `exc`, or an exception it wraps, was raised by margin's own code: a bug to show
+    with its traceback, not a provider fault to record.
+
+    litellm wraps whatever a custom provider raises; a deliberate ProviderError is found in the
+    chain first, so only unexpected exceptions raised in margin's frames count as bugs.
+    """
+    import margin
+
+    root = Path(next(iter(margin.__path__))).resolve()
+    seen: BaseException | None = exc
+    for _ in range(16):
+        if seen is None or isinstance(seen, ProviderError):
+            return False
+        tb = seen.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is not None:
+            try:
+                if Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(root):
+                    return True
+            except (OSError, ValueError):
+                pass
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class ProviderError(MarginError):
     """A model call failed for reasons outside the model: an infra error, never a model failure.
 

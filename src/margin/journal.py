@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from margin.errors import UserError
 from margin.validators import Verdict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 added finish_reason, truncated and dropped_params; version-1 records still read."""
 JOURNAL_NAME = "journal.jsonl"
 
 
@@ -37,7 +38,7 @@ class AttemptRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[1, 2] = 2
     """Version of this record format."""
     key: str
     """`model|suite/task/case|variant|rREPEAT`, unique in a journal."""
@@ -97,6 +98,14 @@ class AttemptRecord(BaseModel):
     """Retries spent on infrastructure faults before the recorded outcome."""
     cache_hit: bool = False
     """Whether the answer came from margin's cache (no call was made)."""
+    finish_reason: str | None = None
+    """Why the provider stopped: `stop`, `length` (cut off at max_tokens), … (None if unsaid)."""
+    truncated: bool = False
+    """The answer was cut off at `max_tokens` (finish_reason `length`)."""
+    max_tokens: int | None = None
+    """The cap on the answer's tokens sent with the call."""
+    dropped_params: list[str] = []
+    """Sampling parameters the provider does not take, so they were not sent (e.g. `seed`)."""
     started_at: datetime
     """When the attempt started (UTC)."""
     finished_at: datetime
@@ -109,9 +118,13 @@ class AttemptRecord(BaseModel):
 
 
 class JournalSink(Protocol):
-    """Where finished attempts go: the journal file, or a pipe to the process that owns it."""
+    """Where finished attempts go: the journal file, or a pipe to the process that owns it.
 
-    def append(self, record: AttemptRecord) -> None: ...
+    `cache_key` is set when the record's answer should be cached: the owner caches it only after
+    the record is journaled, so a kill in between never turns a paid call into a free cache hit.
+    """
+
+    def append(self, record: AttemptRecord, cache_key: str | None = None) -> None: ...
 
 
 class Journal:
@@ -134,10 +147,14 @@ class Journal:
             self._file.close()
             self._file = None
 
-    def append(self, record: AttemptRecord) -> None:
+    def append(self, record: AttemptRecord, cache_key: str | None = None) -> None:
         """Write one record and flush it to the OS, so a killed process loses nothing finished."""
+        self.write_line(record.model_dump_json())
+
+    def write_line(self, line: str) -> None:
+        """Write one record already serialised as JSON (no newline) and flush it."""
         assert self._file is not None, "use Journal as a context manager"
-        self._file.write(record.model_dump_json() + "\n")
+        self._file.write(line + "\n")
         self._file.flush()
 
 
@@ -183,6 +200,21 @@ def read_journal(path: Path) -> Iterator[AttemptRecord]:
                 ) from None
 
 
-def finished_keys(path: Path) -> set[str]:
-    """Keys of the attempts already recorded."""
-    return {record.key for record in read_journal(path)}
+def latest_records(path: Path) -> dict[str, AttemptRecord]:
+    """The latest record of every key: the journal keeps history (a retried infra error leaves
+    its first record), and every reader takes the last word on each attempt."""
+    return {record.key: record for record in read_journal(path)}
+
+
+def finished_keys(path: Path, retry_errors: bool = False) -> set[str]:
+    """Keys of the attempts already recorded; with `retry_errors`, not those whose latest
+    record is an infra error (they are to be attempted again)."""
+    latest = latest_records(path)
+    if not retry_errors:
+        return set(latest)
+    return {key for key, record in latest.items() if not record.infra_error}
+
+
+def recorded_spend(path: Path) -> float:
+    """Dollars billed by every record in the journal, earlier tries of a retried key included."""
+    return sum(record.cost_usd or 0.0 for record in read_journal(path))

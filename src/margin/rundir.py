@@ -2,13 +2,19 @@
 
 Its default name is derived from what decides the attempts' keys (suites, models, seed,
 variants), so running the same command again resumes the same run; adding repeats extends it.
+A run directory has one writer at a time: `margin run` holds an exclusive lock on it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -21,6 +27,7 @@ from margin.lock import LOCK_SUFFIX, lock_path
 from margin.suite import Suite
 
 RUN_FILE = "run.json"
+LOCK_FILE = ".margin-run.lock"
 
 
 def run_identity(suites: list[Suite], models: list[ModelSpec], settings: RunSettings) -> str:
@@ -41,6 +48,87 @@ def run_identity(suites: list[Suite], models: list[ModelSpec], settings: RunSett
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def default_run_dir(
+    suites: list[Suite],
+    models: list[ModelSpec],
+    settings: RunSettings,
+    reports_root: Path = Path("reports"),
+) -> Path:
+    """`reports/run-<identity>`."""
+    return reports_root / f"run-{run_identity(suites, models, settings)}"
+
+
+@contextmanager
+def run_dir_lock(folder: Path) -> Iterator[None]:
+    """Hold the run directory for one writer; a second writer is one line, exit 2."""
+    _make_folder(folder)
+    path = folder / LOCK_FILE
+    try:
+        handle = path.open("a+", encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write here: {exc.strerror or exc}", path=folder) from None
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise UserError(
+                f"another margin run ({holder}) is writing to this run directory; wait for it "
+                "to finish or choose another --out",
+                path=folder,
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing the file releases the lock
+
+
+def _make_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise UserError("--out names a file, not a directory", path=folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"cannot create the run directory: {exc.strerror or exc}", path=folder
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError("cannot write to the run directory (permission denied)", path=folder)
+
+
+def read_run_file(folder: Path) -> dict[str, Any] | None:
+    """The run directory's `run.json`, None when absent; a damaged one is a UserError."""
+    run_file = folder / RUN_FILE
+    if not run_file.exists():
+        return None
+    try:
+        data = json.loads(run_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(
+            f"damaged ({type(exc).__name__}); move it away to start this run afresh, or choose "
+            "another --out",
+            path=run_file,
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("identity"), str):
+        raise UserError("not a margin run file (no identity)", path=run_file)
+    return data
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` so a reader (or a kill) sees the old file or the new, never half."""
+    with tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
+    ) as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(handle.name, path)
+
+
 def prepare_run_dir(
     out: Path | None,
     suites: list[Suite],
@@ -48,19 +136,20 @@ def prepare_run_dir(
     settings: RunSettings,
     reports_root: Path = Path("reports"),
 ) -> Path:
-    """Create (or reopen) the run directory and write its resolved config; returns it."""
+    """Create (or reopen) the run directory and write its resolved config; returns it.
+
+    Call it while holding `run_dir_lock` on the folder.
+    """
     identity = run_identity(suites, models, settings)
     folder = out if out is not None else reports_root / f"run-{identity}"
-    run_file = folder / RUN_FILE
-    if run_file.exists():
-        previous = json.loads(run_file.read_text(encoding="utf-8")).get("identity")
-        if previous != identity:
-            raise UserError(
-                "this folder holds a different run (other suites, models, seed or variants); "
-                "choose another --out",
-                path=folder,
-            )
-    folder.mkdir(parents=True, exist_ok=True)
+    _make_folder(folder)
+    previous = read_run_file(folder)
+    if previous is not None and previous["identity"] != identity:
+        raise UserError(
+            "this folder holds a different run (other suites, models, seed or variants); "
+            "choose another --out",
+            path=folder,
+        )
     copies = folder / "suites"
     copies.mkdir(exist_ok=True)
     for suite in suites:
@@ -79,5 +168,5 @@ def prepare_run_dir(
         "settings": settings.model_dump(mode="json"),
         "journal": JOURNAL_NAME,
     }
-    run_file.write_text(json.dumps(resolved, indent=2), encoding="utf-8")
+    write_atomically(folder / RUN_FILE, json.dumps(resolved, indent=2))
     return folder

@@ -22,8 +22,10 @@ def journal_frame(records: Iterable[AttemptRecord]) -> pd.DataFrame:
 
 
 def load_frame(path: Path) -> pd.DataFrame:
-    """The journal at `path` as a frame."""
-    return journal_frame(read_journal(path))
+    """The journal at `path` as a frame: the latest record of each key (a retried infra error
+    leaves its earlier record in the journal's history)."""
+    frame = journal_frame(read_journal(path))
+    return frame.drop_duplicates("key", keep="last").reset_index(drop=True)
 
 
 def model_summary(frame: pd.DataFrame) -> pd.DataFrame:

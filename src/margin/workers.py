@@ -1,43 +1,55 @@
 """Run attempts in one process, or split them over worker processes (one per core).
 
 One process spends ~6 ms of CPU in litellm per call, so it tops out near 150 calls/s on this
-kind of machine. Worker processes each run a Runner on a shard of the attempts, with the
-model's limits divided between them, and stream finished records back over a pipe; the parent
-stays the journal's only writer, so resuming works exactly as with one process.
+kind of machine. Worker processes each run a Runner on a share of the attempts and stream
+finished records back over a pipe; the parent stays the only writer of the journal and the
+cache, so resuming works exactly as with one process. Limits are split, never multiplied: a
+model with concurrency c (or rpm r) runs in at most min(c, r) workers whose shares add up to
+exactly c and r; the spending cap is one account in shared memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
-import multiprocessing
 import os
-from collections.abc import Sequence
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
+from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
+from typing import Any
 
-from margin.cache import AnswerCache
+from margin.budget import Budget
+from margin.cache import AnswerCache, JournalAndCache
 from margin.config import ModelSpec, RunSettings
-from margin.journal import AttemptRecord, JournalSink
+from margin.journal import AttemptRecord, Journal
 from margin.plan import Attempt
 from margin.prices import LOCAL_PROVIDERS
 from margin.runner import IN_PROCESS_PROVIDERS, NoProgress, Progress, Runner, RunStats
 
 AUTO_MIN_ATTEMPTS = 200
 AUTO_MIN_CONCURRENCY = 16
+STOP_GRACE_S = 5.0
+"""After an interrupt, how long workers get to hand over what they finished."""
 
 
 def choose_workers(pending: Sequence[Attempt], settings: RunSettings) -> int:
-    """`settings.workers`, or for "auto": one per core when the work is many remote calls."""
-    if settings.workers != "auto":
-        return settings.workers
-    cores = os.cpu_count() or 1
+    """How many processes: `settings.workers` or, for "auto", one per core (up to 4) when the
+    work is many remote calls. In-process models always run in one process, whatever was asked:
+    each worker would load its own copy and they would fight over the cores."""
     models = {a.model.name: a.model for a in pending}.values()
-    remote = all(m.provider not in IN_PROCESS_PROVIDERS | LOCAL_PROVIDERS for m in models)
+    if any(m.provider in IN_PROCESS_PROVIDERS for m in models):
+        return 1
+    if settings.workers != "auto":
+        return min(settings.workers, settings.concurrency)
+    cores = os.cpu_count() or 1
+    remote = all(m.provider not in LOCAL_PROVIDERS for m in models)
     concurrency = min(settings.concurrency, sum(m.concurrency for m in models))
     big = len(pending) >= AUTO_MIN_ATTEMPTS and concurrency >= AUTO_MIN_CONCURRENCY
-    if cores < 2 or not remote or not big or settings.max_cost is not None:
+    if cores < 2 or not remote or not big:
         return 1
     return min(cores, 4)
 
@@ -45,17 +57,21 @@ def choose_workers(pending: Sequence[Attempt], settings: RunSettings) -> int:
 def execute(
     pending: Sequence[Attempt],
     settings: RunSettings,
-    journal: JournalSink,
+    journal: Journal,
     *,
     cache_dir: Path | None,
     read_cache: bool = True,
     resumed: int = 0,
+    spent: float = 0.0,
     progress: Progress | None = None,
 ) -> RunStats:
-    """Run `pending` into `journal` with as many processes as `choose_workers` says."""
+    """Run `pending` into `journal` with as many processes as `choose_workers` says.
+
+    `spent` is what the run directory has already spent: the cap counts it.
+    """
     for model in {a.model.name: a.model for a in pending}.values():
         model.resolve_api_key()  # a missing key is the user's one-line error, not a dead worker
-    job = _Job(settings, cache_dir, read_cache, resumed, progress)
+    job = _Job(settings, cache_dir, read_cache, resumed, progress, Budget(settings.max_cost, spent))
     workers = choose_workers(pending, settings)
     if workers <= 1 or len(pending) < workers:
         return asyncio.run(_single(pending, journal, job))
@@ -71,13 +87,19 @@ class _Job:
     read_cache: bool
     resumed: int
     progress: Progress | None
+    budget: Budget
 
 
-async def _single(pending: Sequence[Attempt], journal: JournalSink, job: _Job) -> RunStats:
+async def _single(pending: Sequence[Attempt], journal: Journal, job: _Job) -> RunStats:
     cache = AnswerCache(job.cache_dir) if job.cache_dir is not None else None
     try:
         runner = Runner(
-            job.settings, journal, cache, read_cache=job.read_cache, progress=job.progress
+            job.settings,
+            JournalAndCache(journal, cache),
+            cache,
+            read_cache=job.read_cache,
+            budget=job.budget,
+            progress=job.progress,
         )
         return await runner.run(pending, job.resumed)
     finally:
@@ -85,20 +107,14 @@ async def _single(pending: Sequence[Attempt], journal: JournalSink, job: _Job) -
             cache.close()
 
 
-def _pool(pending: Sequence[Attempt], journal: JournalSink, job: _Job, workers: int) -> RunStats:
-    context = multiprocessing.get_context("fork")
-    shards = shard(pending, job.settings, workers)
-    concurrency = math.ceil(job.settings.concurrency / workers)
-    share = replace(
-        job,
-        settings=job.settings.model_copy(update={"concurrency": concurrency}),
-        resumed=0,
-        progress=None,
-    )
+def _pool(pending: Sequence[Attempt], journal: Journal, job: _Job, workers: int) -> RunStats:
+    context = get_context("fork")
+    shares = split_limits(pending, job.settings, workers)
     children, pipes = [], []
-    for part in shards:
+    for settings, part in shares:
         receive, send = context.Pipe(duplex=False)
-        child = context.Process(target=_child, args=(part, share, send), daemon=True)
+        share = replace(job, settings=settings, resumed=0, progress=None)
+        child = context.Process(target=_child, args=(part, share, send, os.getpid()), daemon=True)
         child.start()
         send.close()
         children.append(child)
@@ -106,73 +122,172 @@ def _pool(pending: Sequence[Attempt], journal: JournalSink, job: _Job, workers: 
     stats = RunStats(total=job.resumed + len(pending), resumed=job.resumed)
     display = job.progress or NoProgress()
     display.start(stats)  # after forking: no display thread is copied into a child
+    cache = AnswerCache(job.cache_dir) if job.cache_dir is not None else None
+    sink = JournalAndCache(journal, cache)
     try:
-        _collect(pipes, journal, stats, display)
+        with _terminate_on_sigterm():
+            _collect(pipes, sink, stats, display)
+    except BaseException:
+        for child in children:  # interrupted: stop making calls, keep what finished
+            if child.is_alive():
+                child.terminate()
+        with suppress(Exception):
+            _collect(pipes, sink, stats, display, deadline_s=STOP_GRACE_S)
+        raise
     finally:
         for child in children:
-            child.join(30)
+            child.join(STOP_GRACE_S)
             if child.is_alive():
                 child.kill()
+                child.join()
             stats.failed_workers += child.exitcode != 0
+        if cache is not None:
+            cache.close()
         stats.not_run = stats.total - stats.resumed - stats.done
+        stats.budget_stopped = job.budget.stopped
         display.stop(stats)
     return stats
 
 
 def _collect(
-    pipes: list[Connection], journal: JournalSink, stats: RunStats, display: Progress
+    pipes: list[Connection],
+    sink: JournalAndCache,
+    stats: RunStats,
+    display: Progress,
+    deadline_s: float | None = None,
 ) -> None:
     live = list(pipes)
     while live:
-        for conn in wait(live):
+        ready = wait(live, timeout=deadline_s)
+        if not ready:
+            return
+        for conn in ready:
             assert isinstance(conn, Connection)
             try:
                 data = conn.recv_bytes()
-            except EOFError:
+            except (EOFError, OSError):
                 data = b""
             if not data:
                 live.remove(conn)
                 continue
-            record = AttemptRecord.model_validate_json(data)
-            journal.append(record)
+            kind, body = data[:1], data[1:]
+            if kind == b"H":
+                stats.halted.update(_halted(body))
+                continue
+            key, _, line = body.partition(b"\0")
+            record = AttemptRecord.model_validate_json(line)
+            sink.append(record, key.decode() or None)
             stats.add(record)
             display.advance(stats)
 
 
-def shard(pending: Sequence[Attempt], settings: RunSettings, workers: int) -> list[list[Attempt]]:
-    """Deal attempts round-robin to `workers` shards, each model's limits divided among them."""
-    scaled: dict[str, ModelSpec] = {}
-    for attempt in pending:
-        model = attempt.model
-        if model.name not in scaled:
-            update: dict[str, object] = {
-                "concurrency": max(1, math.ceil(model.concurrency / workers))
-            }
+def _halted(body: bytes) -> dict[str, str]:
+    import json
+
+    value: Any = json.loads(body)
+    return {str(k): str(v) for k, v in value.items()}
+
+
+@contextmanager
+def _terminate_on_sigterm() -> Iterator[None]:
+    """SIGTERM ends the parent like Ctrl-C does: its workers are stopped, nothing is lost."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def split_limits(
+    pending: Sequence[Attempt], settings: RunSettings, workers: int
+) -> list[tuple[RunSettings, list[Attempt]]]:
+    """Deal attempts to workers with every limit split, never multiplied.
+
+    A model with concurrency c and rpm r goes to k = min(workers, c, r) workers whose shares of
+    c and r add up to exactly c and r; the global concurrency is split the same way.
+    """
+    workers = max(1, min(workers, settings.concurrency))
+    models: dict[str, ModelSpec] = {a.model.name: a.model for a in pending}
+    copies: dict[tuple[str, int], ModelSpec] = {}
+    homes: dict[str, list[int]] = {}
+    for offset, model in enumerate(models.values()):
+        k = min(workers, model.concurrency, model.rpm or workers)
+        homes[model.name] = [(offset + i) % workers for i in range(k)]
+        for i, worker in enumerate(homes[model.name]):
+            update: dict[str, object] = {"concurrency": _share(model.concurrency, k, i)}
             if model.rpm:
-                update["rpm"] = max(1, model.rpm // workers)
-            scaled[model.name] = model.model_copy(update=update)
+                update["rpm"] = _share(model.rpm, k, i)
+            copies[(model.name, worker)] = model.model_copy(update=update)
     parts: list[list[Attempt]] = [[] for _ in range(workers)]
-    for index, attempt in enumerate(pending):
-        parts[index % workers].append(replace(attempt, model=scaled[attempt.model.name]))
-    return parts
+    dealt: dict[str, int] = {}
+    for attempt in pending:
+        name = attempt.model.name
+        home = homes[name][dealt.get(name, 0) % len(homes[name])]
+        dealt[name] = dealt.get(name, 0) + 1
+        parts[home].append(replace(attempt, model=copies[(name, home)]))
+    return [
+        (settings.model_copy(update={"concurrency": _share(settings.concurrency, workers, i)}), p)
+        for i, p in enumerate(parts)
+        if p
+    ]
 
 
-class _PipeJournal:
-    """A journal stand-in in a worker: each record goes to the parent over the pipe."""
+def _share(total: int, parts: int, index: int) -> int:
+    """Part `index` of `total` split into `parts` whole shares that add up to `total`."""
+    return total // parts + (1 if index < total % parts else 0)
+
+
+class _PipeSink:
+    """A journal stand-in in a worker: each record (and its cache key) goes to the parent."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def append(self, record: AttemptRecord) -> None:
-        self.conn.send_bytes(record.model_dump_json().encode())
+    def append(self, record: AttemptRecord, cache_key: str | None = None) -> None:
+        body = (cache_key or "").encode() + b"\0" + record.model_dump_json().encode()
+        self.conn.send_bytes(b"R" + body)
 
 
-def _child(part: list[Attempt], job: _Job, conn: Connection) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this worker when its parent dies, even by SIGKILL."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _child(part: list[Attempt], job: _Job, conn: Connection, parent: int) -> None:
+    import json
+
     from margin.providers.gateway import forget_clients
 
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     forget_clients()  # clients copied from the parent belong to its event loop
+    cache = AnswerCache(job.cache_dir) if job.cache_dir is not None else None
     try:
-        asyncio.run(_single(part, _PipeJournal(conn), job))
+        runner = Runner(
+            job.settings, _PipeSink(conn), cache, read_cache=job.read_cache, budget=job.budget
+        )
+        stats = asyncio.run(runner.run(part))
+        if stats.halted:
+            conn.send_bytes(b"H" + json.dumps(stats.halted).encode())
     finally:
+        if cache is not None:
+            cache.close()
         conn.send_bytes(b"")
         conn.close()

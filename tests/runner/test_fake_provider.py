@@ -47,7 +47,7 @@ def test_scripted_answers_faults_and_usage_through_litellm(tmp_path, monkeypatch
     assert "flaky: pass – of 0 judged attempts (10 infra errors)" in result.stdout
 
 
-def test_an_unknown_script_is_a_recorded_error_not_a_crash(tmp_path, monkeypatch) -> None:
+def test_an_unknown_script_is_recorded_then_the_model_halts(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MARGIN_CACHE_DIR", str(tmp_path / "cache"))
     config = tmp_path / "fake.yaml"
     config.write_text(json.dumps({"models": [{"name": "ghost", "model": "fake/ghost"}]}))
@@ -61,5 +61,10 @@ def test_an_unknown_script_is_a_recorded_error_not_a_crash(tmp_path, monkeypatch
         "--out",
         str(tmp_path / "run"),
     )
-    assert result.exit_code == 0, result.output
-    assert {r.error for r in read_journal(tmp_path / "run" / "journal.jsonl")} == {"ModelNotFound"}
+    assert result.exit_code == 1, result.output
+    records = list(read_journal(tmp_path / "run" / "journal.jsonl"))
+    assert {r.error for r in records} == {"ModelNotFound"}
+    # Stopped after its first refusals (and the calls already in flight): not 60 rows.
+    assert 3 <= len(records) <= 3 + 2 * 4
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: model ghost stopped")

@@ -182,11 +182,13 @@ def test_a_wrong_key_is_recorded_at_once_and_never_written(
             "--out",
             str(tmp_path / "run"),
         )
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == 1, result.output  # halted: the key is wrong for every call
         stats = server_stats(url)
     records = list(read_journal(tmp_path / "run" / "journal.jsonl"))
     assert {r.error for r in records} == {"AuthenticationFailed"}
     assert all(r.retries == 0 for r in records) and stats["requests"] == len(records)
+    assert 3 <= len(records) <= 3 + 8  # the first refusals and the calls already in flight
+    assert "error: model loop stopped after its first calls were all refused" in result.stderr
     assert "Incorrect API key" in records[0].error_message
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.name == "journal.jsonl" for p in written) and any(
@@ -377,7 +379,7 @@ def test_worker_processes_lose_nothing_and_count_nothing_twice(
     assert stats["max_in_flight"] <= 6  # the model's limit is divided between the workers
 
 
-def test_auto_workers_stay_single_for_local_models_and_budgets() -> None:
+def test_workers_stay_single_for_in_process_models_even_when_asked() -> None:
     from margin.config import ModelSpec, RunSettings
     from margin.workers import choose_workers
 
@@ -389,8 +391,13 @@ def test_auto_workers_stay_single_for_local_models_and_budgets() -> None:
     expected = 1 if cores < 2 else min(cores, 4)
     assert choose_workers(build_plan(suites, [remote], many).attempts, many) == expected
     assert choose_workers(build_plan(suites, [local], many).attempts, many) == 1
+    # Asking for 4 workers does not load an in-process model four times.
+    asked = many.model_copy(update={"workers": 4})
+    assert choose_workers(build_plan(suites, [local], asked).attempts, asked) == 1
+    assert choose_workers(build_plan(suites, [local, remote], asked).attempts, asked) == 1
+    # A budget no longer forces one process: the cap is one account shared by the workers.
     capped = many.model_copy(update={"max_cost": 1.0})
-    assert choose_workers(build_plan(suites, [remote], capped).attempts, capped) == 1
+    assert choose_workers(build_plan(suites, [remote], capped).attempts, capped) == expected
     few = RunSettings(repeats=1, concurrency=64)
     assert choose_workers(build_plan(suites, [remote], few).attempts, few) == 1
 

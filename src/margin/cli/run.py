@@ -44,6 +44,12 @@ from margin.cli.options import (
     type=click.IntRange(1, 64),
     help="Processes making calls (default: auto).",
 )
+@option(
+    "--retry-errors",
+    env="MARGIN_RETRY_ERRORS",
+    is_flag=True,
+    help="Attempt again every attempt whose latest record is an infra error.",
+)
 def command(
     suites: tuple[str, ...],
     models_path: str,
@@ -57,6 +63,7 @@ def command(
     concurrency: int | None,
     seed: int | None,
     workers: int | None,
+    retry_errors: bool,
 ) -> None:
     """Run SUITE... on the model set; write DIR/journal.jsonl as attempts finish.
 
@@ -65,12 +72,9 @@ def command(
     raising --repeats extends it. Provider faults are retried, then recorded as infra errors,
     never as model failures. Answers are cached on disk (MARGIN_CACHE_DIR).
     """
-    from margin.cache import default_cache_dir
     from margin.cli.inputs import load_inputs
-    from margin.journal import JOURNAL_NAME, Journal, finished_keys
     from margin.progress import progress_for_terminal
-    from margin.rundir import prepare_run_dir
-    from margin.workers import execute
+    from margin.session import NO_CACHE, run
 
     inputs = load_inputs(
         suites,
@@ -83,44 +87,55 @@ def command(
         max_cost=max_cost,
         workers=workers,
     )
-    settings, plan = inputs.settings, inputs.plan
-    folder = prepare_run_dir(out, inputs.suites, inputs.models, settings)
-    journal_path = folder / JOURNAL_NAME
-    done = finished_keys(journal_path)
-    pending = [a for a in plan.attempts if str(a.key) not in done]
-    with Journal(journal_path) as journal:
-        stats = execute(
-            pending,
-            settings,
-            journal,
-            cache_dir=None if no_cache else default_cache_dir(),
-            read_cache=not refresh,
-            resumed=len(plan) - len(pending),
-            progress=progress_for_terminal(),
-        )
-    _print_summary(journal_path, {str(a.key) for a in plan.attempts})
-    click.echo(f"run directory: {folder}")
-    if stats.not_run and not stats.budget_stopped:
+    settings = inputs.settings
+    result = run(
+        inputs.suites,
+        inputs.models,
+        settings,
+        out=out,
+        cache_dir=NO_CACHE if no_cache else None,
+        read_cache=not refresh,
+        retry_errors=retry_errors,
+        progress=progress_for_terminal(),
+    )
+    stats = result.stats
+    _print_summary(result.journal, {str(a.key) for a in result.plan.attempts})
+    click.echo(f"run directory: {result.folder}")
+    for model, reason in sorted(stats.halted.items()):
         click.echo(
-            f"error: {stats.not_run} attempts were not run ({stats.failed_workers} worker"
-            " process(es) stopped early); run the same command again to finish them",
+            f"error: model {model} stopped after its first calls were all refused ({reason});"
+            f" {stats.not_run} attempts not run. Fix it, then run again with --retry-errors",
             err=True,
         )
+    if stats.halted:
         raise click.exceptions.Exit(1)
     if stats.budget_stopped:
         click.echo(
-            f"budget: stopped scheduling at ${stats.spent_usd:.4f} of ${settings.max_cost:.4f};"
-            f" {stats.not_run} attempts not run. Run the same command with a higher --max-cost"
-            " to finish them.",
+            f"budget: stopped scheduling at ${stats.spent_usd:.4f} spent by this invocation"
+            f" (cap ${settings.max_cost:.4f} for the run directory, earlier invocations"
+            f" included); {stats.not_run} attempts not run. Run the same command with a higher"
+            " --max-cost to finish them.",
             err=True,
         )
+    elif stats.not_run:
+        why = (
+            f"{stats.failed_workers} worker process(es) stopped early"
+            if stats.failed_workers
+            else "see the errors above"
+        )
+        click.echo(
+            f"error: {stats.not_run} attempts were not run ({why}); run the same command again"
+            " to finish them",
+            err=True,
+        )
+        raise click.exceptions.Exit(1)
 
 
 def _print_summary(journal_path: Path, keys: set[str]) -> None:
     from margin.stats import load_frame, model_summary, task_matrix
 
     frame = load_frame(journal_path)
-    frame = frame[frame["key"].isin(keys)]
+    frame = frame[frame["key"].isin(keys)].drop_duplicates("key", keep="last")
     if frame.empty:
         click.echo("no attempts recorded")
         return

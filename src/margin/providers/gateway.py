@@ -28,6 +28,7 @@ from margin.errors import (
     ProviderTimeout,
     RateLimited,
     ServerError,
+    raised_in_margin,
 )
 
 LITELLM_ENV = {
@@ -45,6 +46,13 @@ MAX_RETRY_AFTER_S = 120.0
 """A provider asking us to wait longer than this is waited for this long, then tried again."""
 
 
+SAMPLING_PARAMS = ("temperature", "top_p", "seed", "max_tokens")
+"""The sampling parameters margin sends; the journal records which a provider dropped."""
+
+LATENCY_KEY = "margin_latency_s"
+"""Where an in-process provider puts the model's own time (its queueing and loading excluded)."""
+
+
 @dataclass(frozen=True)
 class Completion:
     """A model's answer and what it cost in tokens and time."""
@@ -53,6 +61,10 @@ class Completion:
     input_tokens: int
     output_tokens: int
     latency_s: float
+    finish_reason: str | None = None
+    """The provider's reason to stop: `stop`, `length` (cut off at max_tokens), …"""
+    dropped_params: tuple[str, ...] = ()
+    """Sampling parameters the provider does not take, so litellm did not send them."""
 
 
 @lru_cache(maxsize=1)
@@ -96,6 +108,7 @@ async def complete(
     }
     if model.sampling.top_p is not None:
         kwargs["top_p"] = model.sampling.top_p
+    dropped = dropped_params(model, [k for k in SAMPLING_PARAMS if k in kwargs])
     if model.api_base:
         kwargs["api_base"] = model.api_base
     if api_key:
@@ -105,10 +118,40 @@ async def complete(
     started = time.perf_counter()
     try:
         response = await asyncio.wait_for(litellm.acompletion(**kwargs), model.timeout + 5)
-    except Exception as exc:  # every failure of the call becomes a typed ProviderError
+    except Exception as exc:
+        if raised_in_margin(exc):
+            raise  # a bug in margin keeps its traceback; it is not the provider's fault
         raise map_exception(exc) from None
     latency = time.perf_counter() - started
-    return _read_response(response, latency)
+    return _read_response(response, latency, dropped)
+
+
+def dropped_params(model: ModelSpec, sent: Sequence[str]) -> tuple[str, ...]:
+    """Which of `sent` the model's provider does not take (litellm's drop_params drops them)."""
+    litellm = litellm_module()
+    provider = model.provider if "/" in model.model else None
+    name = model.model.split("/", 1)[1] if "/" in model.model else model.model
+    try:
+        supported = litellm.get_supported_openai_params(model=name, custom_llm_provider=provider)
+    except Exception:  # an unknown provider: litellm cannot say, so nothing is claimed dropped
+        return ()
+    if not supported:
+        return ()
+    return tuple(p for p in sent if p not in supported)
+
+
+async def prepare(model: ModelSpec) -> None:
+    """Get a model ready before its first timed call: an in-process model loads (and checks)
+    its weights here, so that time is never counted as the first call's latency. A model that
+    cannot load is left to fail on its calls, where the failure is recorded."""
+    if model.provider == "local":
+        from margin.providers.local import preload
+        from margin.providers.local_models import ModelFileError
+
+        try:
+            await preload(model.model.split("/", 1)[1])
+        except ModelFileError:
+            return
 
 
 def forget_clients() -> None:
@@ -126,19 +169,44 @@ async def close_clients() -> None:
     litellm.in_memory_llm_clients_cache.flush_cache()
 
 
-def _read_response(response: Any, latency: float) -> Completion:
+def _read_response(response: Any, latency: float, dropped: tuple[str, ...] = ()) -> Completion:
     try:
-        text = response.choices[0].message.content
+        choice = response.choices[0]
+        text = choice.message.content
+        finish = getattr(choice, "finish_reason", None)
         usage = getattr(response, "usage", None)
         input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-    except (AttributeError, IndexError, TypeError, ValueError) as exc:
+    except (AttributeError, IndexError, TypeError, ValueError, OverflowError) as exc:
         raise MalformedResponse(f"unreadable response: {type(exc).__name__}") from None
+    if input_tokens < 0 or output_tokens < 0:
+        # Negative usage would lower recorded spend and let a run pass its budget.
+        raise MalformedResponse(f"negative token usage ({input_tokens}, {output_tokens})")
     if text is None:
         text = ""
     if not isinstance(text, str):
         raise MalformedResponse(f"response content is {type(text).__name__}, not text")
-    return Completion(text, input_tokens, output_tokens, latency)
+    own = (getattr(response, "_hidden_params", None) or {}).get(LATENCY_KEY)
+    if isinstance(own, int | float) and 0 <= own <= latency:
+        latency = float(own)
+    return Completion(
+        clean_text(text),
+        input_tokens,
+        output_tokens,
+        latency,
+        str(finish) if finish is not None else None,
+        dropped,
+    )
+
+
+def clean_text(text: str) -> str:
+    """`text` with lone surrogates (not encodable, so not storable) replaced by U+FFFD; a
+    surrogate pair split by a broken decoder is joined back into its character."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 _BY_STATUS: dict[int, type[ProviderError]] = {

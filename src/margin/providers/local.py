@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from typing import Any
 
-from margin.errors import BadRequest, ModelNotFound, ProviderError
+from margin.errors import BadRequest, ModelNotFound, ProviderError, raised_in_margin
 from margin.providers.local_models import ModelFileError, model_file, model_info
 
 CONTEXT_TOKENS = 4096
@@ -64,25 +65,44 @@ def chat(name: str, messages: list[dict[str, Any]], options: dict[str, Any]) -> 
         if options.get(key) is not None:
             request[key] = options[key]
     with _LOCKS[name]:
+        started = time.perf_counter()
         answer = server.handle_chat_completions(request)
+        took = time.perf_counter() - started
     if not isinstance(answer, dict) or "choices" not in answer:
         message = answer.get("error", answer) if isinstance(answer, dict) else answer
         raise BadRequest(f"local model {name} refused the request: {str(message)[:300]}")
+    answer["margin_latency_s"] = took  # the model's own time: no loading, no waiting
     return answer
 
 
 async def achat(
     name: str, messages: list[dict[str, Any]], options: dict[str, Any]
 ) -> dict[str, Any]:
-    """`chat` in a worker thread."""
+    """`chat` in a worker thread.
+
+    A generation cannot be stopped half-way, so a call cancelled by its timeout still waits for
+    its thread to end: the caller's CPU slot stays taken until then, and the next call's latency
+    never includes the rest of this one.
+    """
+    thread = asyncio.ensure_future(asyncio.to_thread(chat, name, messages, options))
     try:
-        return await asyncio.to_thread(chat, name, messages, options)
+        return await asyncio.shield(thread)
+    except asyncio.CancelledError:
+        await asyncio.wait([thread])
+        raise
     except ModelFileError as exc:
         raise ModelNotFound(exc.one_line()) from None
     except ProviderError:
         raise
-    except Exception as exc:  # a runtime fault is an infra error of this call, not a crash
+    except Exception as exc:
+        if raised_in_margin(exc):
+            raise
         raise ProviderError(f"local runtime: {type(exc).__name__}: {exc}") from None
+
+
+async def preload(name: str) -> None:
+    """Load `local/<name>` (and check its file) before any call is timed."""
+    await asyncio.to_thread(load, name)
 
 
 def local_handler() -> Any:
@@ -98,7 +118,7 @@ def local_handler() -> Any:
             answer = await achat(name, list(kwargs["messages"]), options)
             usage = answer.get("usage", {})
             text = answer["choices"][0]["message"].get("content") or ""
-            response = ModelResponse(
+            response: ModelResponse = ModelResponse(
                 model=model,
                 choices=[
                     Choices(
@@ -113,6 +133,7 @@ def local_handler() -> Any:
                     total_tokens=int(usage.get("total_tokens", 0)),
                 ),
             )
+            response._hidden_params["margin_latency_s"] = answer.get("margin_latency_s")
             return response
 
     return LocalLLM()
