@@ -127,6 +127,11 @@ def test_duplicate_suite_names_across_files(tmp_path) -> None:
     (tmp_path / "a.yaml").write_text(text)
     (tmp_path / "b.yaml").write_text(text)
     result = run_cli("validate", str(tmp_path))
-    assert result.exit_code == 0  # each file alone is fine
+    assert result.exit_code == 2  # validate refuses what plan and run refuse
+    assert f"ok {tmp_path / 'a.yaml'}" in result.stdout
+    assert result.stderr.strip() == (
+        f"error: {tmp_path / 'b.yaml'}: suite: suite name 'arithmetic' is also used by"
+        f" {tmp_path / 'a.yaml'}"
+    )
     with pytest.raises(Exception, match="also used by"):
         load_suites([tmp_path])

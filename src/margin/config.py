@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -14,6 +15,10 @@ from margin.errors import ConfigError
 from margin.source import read_yaml, validate_model
 from margin.suite import PERTURB_KINDS, Ident, Levels, check_levels
 
+_SECRET_QUERY = frozenset(
+    {"api_key", "apikey", "api-key", "key", "token", "access_token", "secret", "password", "sig"}
+)
+"""Query parameters that carry credentials: refused in an api_base like a literal key."""
 _SECRET_REF = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}$")
 _PARAMS = re.compile(r"^(?P<num>\d+(?:\.\d+)?)(?P<unit>[KMBT])$")
 _UNITS = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
@@ -75,6 +80,27 @@ class ModelSpec(_Model):
         if value is not None and not _SECRET_REF.match(value):
             raise ValueError(
                 "write a reference like ${OPENAI_API_KEY}; keys never go in config files"
+            )
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _plain_endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("api_base must be an http:// or https:// URL")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(
+                "api_base carries credentials (user:password@); put the key in the environment"
+                " and name it with api_key: ${VAR}"
+            )
+        keys = {key.lower() for key, _ in parse_qsl(parts.query, keep_blank_values=True)}
+        if keys & _SECRET_QUERY:
+            raise ValueError(
+                "api_base carries a key in its query string; put the key in the environment"
+                " and name it with api_key: ${VAR}"
             )
         return value
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import TracebackType
 
 
 class MarginError(Exception):
@@ -51,29 +52,36 @@ class ConfigError(UserError):
     """A config file (models, run settings) that cannot be loaded."""
 
 
-def raised_in_margin(exc: BaseException) -> bool:
-    """Whether `exc`, or an exception it wraps, was raised by margin's own code: a bug to show
+def raised_in_margin(exc: BaseException, *, deep: bool = True) -> bool:
+    """Whether `exc`, or an exception it wraps, came out of margin's own code: a bug to show
     with its traceback, not a provider fault to record.
 
-    litellm wraps whatever a custom provider raises; a deliberate ProviderError is found in the
-    chain first, so only unexpected exceptions raised in margin's frames count as bugs.
+    litellm wraps whatever a custom provider raises, so a deliberate ProviderError is looked for
+    in the chain first. `deep` looks at every frame below the one that caught each exception
+    (a fault inside `re`, called by margin's code, is still margin's); otherwise only at the
+    frame that raised it.
     """
     import margin
 
     root = Path(next(iter(margin.__path__))).resolve()
+
+    def ours(frame_tb: TracebackType) -> bool:
+        try:
+            return Path(frame_tb.tb_frame.f_code.co_filename).resolve().is_relative_to(root)
+        except (OSError, ValueError):
+            return False
+
     seen: BaseException | None = exc
     for _ in range(16):
         if seen is None or isinstance(seen, ProviderError):
             return False
-        tb = seen.__traceback__
-        while tb is not None and tb.tb_next is not None:
+        frames = []
+        tb = seen.__traceback__.tb_next if seen.__traceback__ is not None else None
+        while tb is not None:
+            frames.append(tb)
             tb = tb.tb_next
-        if tb is not None:
-            try:
-                if Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(root):
-                    return True
-            except (OSError, ValueError):
-                pass
+        if any(ours(frame) for frame in (frames if deep else frames[-1:])):
+            return True
         seen = seen.__cause__ or seen.__context__
     return False
 

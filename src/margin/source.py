@@ -25,8 +25,40 @@ MAX_DEPTH = 40
 """Deepest nesting accepted; real suites nest about six levels."""
 MAX_NODES = 200_000
 """Most YAML nodes accepted once aliases are expanded (an alias bomb expands to billions)."""
+MAX_COMPOSED = 100_000
+"""Most YAML nodes written in a file; composing each costs time and memory (~3 s here)."""
 
 Loc = tuple[str | int, ...]
+
+SECRET_FIELDS = frozenset({"api_key", "api_base"})
+"""Fields whose rejected value is never echoed in an error message (it may be a key)."""
+
+ALLOWED_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge")
+)
+"""Plain data only: any other tag (`!!python/…`, `!!binary`, `!!set`, `!custom`) is refused."""
+
+
+class _TooManyNodes(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """A safe loader that stops composing past MAX_COMPOSED nodes, before they eat the memory
+    (a 2 MB flow list `[1,1,1,…]` is a million nodes)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.composed = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self.composed += 1
+        if self.composed > MAX_COMPOSED:
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise _TooManyNodes(event.start_mark.line + 1)
+        return super().compose_node(parent, index)
 
 
 @dataclass(frozen=True)
@@ -79,8 +111,15 @@ def read_yaml(path: Path, cls: type[UserError] = UserError) -> Source:
     except OSError as exc:
         raise cls(exc.strerror or str(exc), path=path) from None
     text = _decode(raw, path, cls)
+    loader = _BoundedLoader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = loader.get_single_node()
+    except _TooManyNodes as exc:
+        raise cls(
+            f"more than {MAX_COMPOSED:,} values; a suite or config holds a few thousand",
+            path=path,
+            line=exc.line,
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -90,12 +129,22 @@ def read_yaml(path: Path, cls: type[UserError] = UserError) -> Source:
         raise cls(f"YAML error: {exc}", path=path) from None
     except RecursionError:
         raise cls(f"nested deeper than {MAX_DEPTH} levels", path=path) from None
+    finally:
+        loader.dispose()
     if root is None:
         raise cls("file is empty", path=path, line=1)
     _check_expanded_size(root, path, cls)
     lines: dict[Loc, int] = {}
     _walk(root, (), 0, lines, set(), path, cls)
-    data = yaml.SafeLoader(text).get_single_data()
+    try:
+        data = loader.construct_document(root)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise cls(
+            f"YAML error: {getattr(exc, 'problem', None) or exc}",
+            path=path,
+            line=mark.line + 1 if mark else None,
+        ) from None
     return Source(path=path, data=data, lines=lines)
 
 
@@ -132,6 +181,14 @@ def _walk(
             field=format_loc(loc) or None,
         )
     lines.setdefault(loc, node.start_mark.line + 1)
+    if node.tag not in ALLOWED_TAGS:
+        raise cls(
+            f"YAML tag {node.tag.replace('tag:yaml.org,2002:', '!!')} is not allowed: a suite or"
+            " config holds plain data (text, numbers, lists, mappings)",
+            path=path,
+            line=node.start_mark.line + 1,
+            field=format_loc(loc) or None,
+        )
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -192,7 +249,9 @@ def pydantic_error(
 ) -> UserError:
     """The first error of `exc` as a UserError at its line, with the expected keys named."""
     errors = exc.errors(include_url=False)
-    first = errors[0]
+    # An unknown key is the likelier cause of a missing one beside it (a misspelt key is
+    # both): name it first, with its "did you mean".
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(first["loc"])
     kind = first["type"]
     if kind == "extra_forbidden":
@@ -206,6 +265,8 @@ def pydantic_error(
     elif kind == "missing":
         message = f"missing required key {loc[-1]!r}"
         loc = loc[:-1]  # the key is absent: point at the mapping that lacks it
+    elif any(str(part) in SECRET_FIELDS for part in loc):
+        message = str(first["msg"]).removeprefix("Value error, ")  # never echo a secret
     else:
         message = f"{first['msg']}, got {_short(first.get('input'))}"
     return _with_more(source.error(message, loc, cls), len(errors))

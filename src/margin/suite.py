@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraint
 
 from margin.errors import SuiteError
 from margin.source import Loc, Source, read_yaml, validate_model
-from margin.templates import TemplateProblem, render, template_variables
+from margin.templates import RenderBudget, TemplateProblem, render, template_variables
 from margin.validators import Validator, ValidatorSpecError, build_validator, registry
 
 Ident = Annotated[
@@ -173,13 +173,25 @@ class Suite(_Model):
         return task.target if task.target is not None else self.target
 
 
-def load_suite(path: Path | str) -> Suite:
-    """Read, validate and check one suite file; raise SuiteError naming file, line and field."""
+MAX_SUITE_FILES = 2000
+"""Most suite files one command loads (a folder of them is expanded first)."""
+LOAD_RENDER_SECONDS = 30.0
+"""All the template checks of one command's suites share this much time."""
+
+
+def load_suite(path: Path | str, budget: RenderBudget | None = None) -> Suite:
+    """Read, validate and check one suite file; raise SuiteError naming file, line and field.
+
+    `budget` is time shared with other suites loaded by the same command, if any.
+    """
     source = read_yaml(Path(path), SuiteError)
     if not isinstance(source.data, dict):
         raise source.error("a suite is a mapping with keys suite, target, tasks", (), SuiteError)
     suite = validate_model(Suite, source, SuiteError)
-    check_suite(suite, source)
+    try:
+        check_suite(suite, source, budget)
+    except TemplateProblem as exc:  # the shared budget ran out
+        raise SuiteError(str(exc), path=path) from None
     from margin.lock import apply_lock  # the lock builds on this module
 
     suite = apply_lock(suite, Path(path))
@@ -200,6 +212,11 @@ def suite_files(paths: Iterable[Path | str]) -> list[Path]:
             files.extend(found)
         else:
             files.append(path)
+        if len(files) > MAX_SUITE_FILES:
+            raise SuiteError(
+                f"more than {MAX_SUITE_FILES:,} suite files in one command; split the run",
+                path=path,
+            )
     return files
 
 
@@ -207,27 +224,36 @@ def load_suites(paths: Iterable[Path | str]) -> list[Suite]:
     """Load every suite named (folders expand); suite names must be unique."""
     suites: list[Suite] = []
     seen: dict[str, Path] = {}
+    budget = RenderBudget(LOAD_RENDER_SECONDS)
     for path in suite_files(paths):
-        suite = load_suite(path)
-        if suite.suite in seen:
-            raise SuiteError(
-                f"suite name {suite.suite!r} is also used by {seen[suite.suite]}",
-                path=path,
-                field="suite",
-            )
-        seen[suite.suite] = path
+        suite = load_suite(path, budget)
+        check_unique_name(suite, path, seen)
         suites.append(suite)
     return suites
 
 
-def check_suite(suite: Suite, source: Source) -> None:
+def check_unique_name(suite: Suite, path: Path, seen: dict[str, Path]) -> None:
+    """Suite names key every attempt: refuse one already used by a file in `seen`."""
+    if suite.suite in seen:
+        raise SuiteError(
+            f"suite name {suite.suite!r} is also used by {seen[suite.suite]}",
+            path=path,
+            field="suite",
+        )
+    seen[suite.suite] = path
+
+
+def check_suite(suite: Suite, source: Source, shared: RenderBudget | None = None) -> None:
     """Meaning checks pydantic cannot do; raises SuiteError at the first problem."""
     _unique((t.id for t in suite.tasks), ("tasks",), "id", "task", source)
+    budget = RenderBudget()
+    if shared is not None and shared.deadline < budget.deadline:
+        budget = shared
     for t_index, task in enumerate(suite.tasks):
         here: Loc = ("tasks", t_index)
         _unique((c.id for c in task.cases), (*here, "cases"), "id", "case", source)
         _check_validators(task, here, source)
-        _check_templates(task, here, source)
+        _check_templates(task, here, source, budget)
 
 
 def _unique(ids: Iterable[str], loc: Loc, key: str, what: str, source: Source) -> None:
@@ -256,7 +282,7 @@ def _check_validators(task: Task, here: Loc, source: Source) -> None:
     task._checks = tuple(built)
 
 
-def _check_templates(task: Task, here: Loc, source: Source) -> None:
+def _check_templates(task: Task, here: Loc, source: Source, budget: RenderBudget) -> None:
     prompt_vars = _variables(task.prompt, (*here, "prompt"), source)
     for loc, text in task.templates():
         used = _variables(text, (*here, *loc), source)
@@ -279,7 +305,7 @@ def _check_templates(task: Task, here: Loc, source: Source) -> None:
                     SuiteError,
                 )
             try:
-                render(text, variables)
+                render(text, variables, budget)
             except TemplateProblem as exc:
                 raise source.error(f"case {case.id!r}: {exc}", (*here, *loc), SuiteError) from None
 

@@ -6,8 +6,10 @@ attribute walks into Python internals, no mutation) and name only variables that
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
@@ -17,18 +19,116 @@ import jinja2
 from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-_ENV = ImmutableSandboxedEnvironment(
+MAX_RENDERED_CHARS = 1_000_000
+"""A rendered prompt longer than this is a template bug (or a loop bomb), not a prompt."""
+RENDER_SECONDS = 2.0
+"""A template that takes longer than this to render is a loop bomb, not a prompt."""
+SUITE_RENDER_SECONDS = 5.0
+"""All the renders a suite's check makes (every template × every case) share this much time."""
+MAX_POWER_BITS = 100_000
+"""`a ** b` may not build a number longer than this many bits."""
+
+_WIDTH_IN_FORMAT = re.compile(r"%[-+ #0]*(?:\d{7,}|\*)|\{[^{}]*:[^{}]*\d{7,}[^{}]*\}")
+"""A %-format or str.format spec asking for a width of millions of characters."""
+
+
+class _Bounded(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, plus: no operator, method or filter may build a string (or list)
+    past MAX_RENDERED_CHARS. Checked before the value is built, so `{{ "x" * 10**10 }}` is
+    refused in microseconds instead of eating the memory."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        _check_binop(operator, left, right)
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_arguments(args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        if getattr(value, "__name__", "") in ("format", "format_map"):
+            _check_format(getattr(value, "__self__", None))
+        return super().wrap_str_format(value)
+
+
+def _size(value: Any) -> int | None:
+    return len(value) if isinstance(value, str | bytes | list | tuple) else None
+
+
+def _too_big(what: str) -> jinja2.exceptions.SecurityError:
+    return jinja2.exceptions.SecurityError(
+        f"{what} would build more than {MAX_RENDERED_CHARS:,} characters"
+    )
+
+
+def _check_binop(operator: str, left: Any, right: Any) -> None:
+    if operator == "*":
+        for seq, times in ((left, right), (right, left)):
+            size = _size(seq)
+            if size is not None and isinstance(times, int) and size * times > MAX_RENDERED_CHARS:
+                raise _too_big("`*`")
+    elif operator == "+":
+        a, b = _size(left), _size(right)
+        if a is not None and b is not None and a + b > MAX_RENDERED_CHARS:
+            raise _too_big("`+`")
+    elif operator == "**" and _huge_power(left, right):
+        raise jinja2.exceptions.SecurityError("`**` would build a huge number")
+    elif operator == "%" and isinstance(left, str):
+        _check_format(left)
+        _check_arguments(right if isinstance(right, tuple) else (right,), {})
+
+
+def _huge_power(base: Any, exponent: Any) -> bool:
+    if not (isinstance(base, int) and isinstance(exponent, int)) or abs(base) <= 1:
+        return False
+    return exponent > 0 and exponent * abs(base).bit_length() > MAX_POWER_BITS
+
+
+def _check_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_RENDERED_CHARS:
+            raise _too_big(f"an argument of {value:,}")
+
+
+def _check_format(text: Any) -> None:
+    if isinstance(text, str) and _WIDTH_IN_FORMAT.search(text):
+        raise _too_big("a format width")
+
+
+def _bounded_filter(name: str) -> Any:
+    original = jinja2.filters.FILTERS[name]
+
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        _check_arguments(args[1:], kwargs)
+        if name == "format":
+            _check_format(args[0] if args else None)
+        if name == "replace" and len(args) >= 3:
+            size, new = _size(str(args[0])) or 0, _size(str(args[2])) or 0
+            if size + (size + 1) * new > MAX_RENDERED_CHARS:
+                raise _too_big("`replace`")
+        if name == "indent" and len(args) >= 2 and isinstance(args[1], str):
+            lines = str(args[0]).count("\n") + 1
+            if lines * len(args[1]) > MAX_RENDERED_CHARS:
+                raise _too_big("`indent`")
+        return original(*args, **kwargs)
+
+    for attribute in ("jinja_pass_arg",):
+        if hasattr(original, attribute):
+            setattr(bounded, attribute, getattr(original, attribute))
+    return bounded
+
+
+_ENV = _Bounded(
     undefined=jinja2.StrictUndefined,
     autoescape=False,
     keep_trailing_newline=False,
     trim_blocks=True,
     lstrip_blocks=True,
 )
-
-MAX_RENDERED_CHARS = 1_000_000
-"""A rendered prompt longer than this is a template bug (or a loop bomb), not a prompt."""
-RENDER_SECONDS = 2.0
-"""A template that takes longer than this to render is a loop bomb, not a prompt."""
+for _name in ("center", "indent", "format", "replace", "wordwrap", "truncate"):
+    _ENV.filters[_name] = _bounded_filter(_name)
 
 
 class TemplateProblem(Exception):
@@ -57,17 +157,39 @@ def template_variables(text: str) -> frozenset[str]:
         raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from None
 
 
-def render(text: str, variables: Mapping[str, Any]) -> str:
+class RenderBudget:
+    """Time shared by many renders (a suite's check renders every template for every case)."""
+
+    def __init__(self, seconds: float = SUITE_RENDER_SECONDS) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+
+    def left(self) -> float:
+        """Seconds left; TemplateProblem when none are."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TemplateProblem(
+                f"the suite's templates take longer than {self.seconds:g} s in all to render"
+            )
+        return left
+
+
+def render(text: str, variables: Mapping[str, Any], budget: RenderBudget | None = None) -> str:
     """Render `text` with `variables` in the sandbox; errors become TemplateProblem.
 
-    Output is streamed and capped, and in the main thread a timer stops a template that loops
-    for too long (a nested `range` loop can produce nothing for hours).
+    Output is streamed and capped, operators that would build huge values are refused before
+    they do, and in the main thread a timer stops a template that loops for too long (a nested
+    `range` loop can produce nothing for hours) — at most RENDER_SECONDS, and at most what is
+    left of `budget`.
     """
     template = _compile(text)
+    seconds = RENDER_SECONDS if budget is None else min(RENDER_SECONDS, budget.left())
     try:
-        with _deadline(RENDER_SECONDS):
+        with _deadline(seconds):
             out = _capped(template.generate(**variables))
     except _TooSlow:
+        if budget is not None and seconds < RENDER_SECONDS:
+            budget.left()  # raises: the suite's budget, not this template, ran out
         raise TemplateProblem(f"takes longer than {RENDER_SECONDS:g} s to render") from None
     except jinja2.UndefinedError as exc:
         raise TemplateProblem(f"undefined variable: {exc.message}") from None

@@ -15,13 +15,19 @@ def command(suites: tuple[str, ...]) -> None:
     Prints one line per suite; a broken suite prints file:line: field: problem and the command
     exits 2 after checking every file.
     """
+    from pathlib import Path
+
     from margin.errors import UserError
-    from margin.suite import load_suite, suite_files
+    from margin.suite import LOAD_RENDER_SECONDS, check_unique_name, load_suite, suite_files
+    from margin.templates import RenderBudget
 
     failed = False
+    seen: dict[str, Path] = {}
+    budget = RenderBudget(LOAD_RENDER_SECONDS)
     for path in suite_files(suites):
         try:
-            suite = load_suite(path)
+            suite = load_suite(path, budget)
+            check_unique_name(suite, path, seen)
         except UserError as exc:
             click.echo(f"error: {exc.one_line()}", err=True)
             failed = True

@@ -19,13 +19,7 @@ from margin.errors import (
     RateLimited,
     ServerError,
 )
-from margin.providers.scripts import (
-    Rule,
-    Script,
-    count_prompt_tokens,
-    count_tokens,
-    last_user_message,
-)
+from margin.providers.scripts import Rule, Script, scripted_answer
 
 __all__ = ["Rule", "Script", "fake_handler", "register_script", "scripts"]
 
@@ -52,8 +46,8 @@ def _script_for(model: str) -> Script:
 
 
 async def _fake_call(
-    model: str, messages: list[dict[str, Any]], timeout: float | None
-) -> tuple[str, int, int]:
+    model: str, messages: list[dict[str, Any]], timeout: float | None, max_tokens: int | None
+) -> tuple[str, int, int, str]:
     script = _script_for(model)
     fault = script.draw_fault()
     if script.latency_s:
@@ -69,10 +63,7 @@ async def _fake_call(
         raise MalformedResponse("fake garbage body")
     if fault == "drop":
         raise ConnectionFailed("fake dropped connection")
-    prompt = last_user_message(messages)
-    text = script.answer(prompt)
-    prompt_tokens = count_prompt_tokens(messages)
-    return text, prompt_tokens, count_tokens(text)
+    return scripted_answer(script, messages, max_tokens)
 
 
 def fake_handler() -> Any:
@@ -83,12 +74,16 @@ def fake_handler() -> Any:
     class FakeLLM(CustomLLM):
         async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
             timeout = kwargs.get("timeout")
-            text, prompt_tokens, completion_tokens = await _fake_call(
-                kwargs["model"], kwargs["messages"], float(timeout) if timeout else None
+            max_tokens = (kwargs.get("optional_params") or {}).get("max_tokens")
+            text, prompt_tokens, completion_tokens, finish = await _fake_call(
+                kwargs["model"],
+                kwargs["messages"],
+                float(timeout) if timeout else None,
+                int(max_tokens) if max_tokens is not None else None,
             )
             return ModelResponse(
                 model=kwargs["model"],
-                choices=[Choices(index=0, finish_reason="stop", message=Message(content=text))],
+                choices=[Choices(index=0, finish_reason=finish, message=Message(content=text))],
                 usage=Usage(
                     prompt_tokens=prompt_tokens,
                     completion_tokens=completion_tokens,

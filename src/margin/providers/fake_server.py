@@ -18,14 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from margin.providers.scripts import (
-    FAULT_KINDS,
-    Rule,
-    Script,
-    count_prompt_tokens,
-    count_tokens,
-    last_user_message,
-)
+from margin.providers.scripts import FAULT_KINDS, Rule, Script, scripted_answer
 
 TIMEOUT_SLEEP_S = 3600.0
 """How long a `timeout` fault keeps the client waiting (the client's timeout ends it first)."""
@@ -58,11 +51,11 @@ def build_app(script: Script) -> web.Application:
         if fault is not None:
             stats[f"fault:{fault}"] += 1
             return await _fault(request, fault, script)
-        prompt = last_user_message(body.get("messages", []))
-        text = script.answer(prompt)
+        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+        text, prompt_tokens, completion_tokens, finish = scripted_answer(
+            script, body.get("messages", []), int(max_tokens) if max_tokens else None
+        )
         stats["ok"] += 1
-        prompt_tokens = count_prompt_tokens(body["messages"])
-        completion_tokens = count_tokens(text)
         return web.json_response(
             {
                 "id": f"chatcmpl-fake-{stats['requests']}",
@@ -73,7 +66,7 @@ def build_app(script: Script) -> web.Application:
                     {
                         "index": 0,
                         "message": {"role": "assistant", "content": text},
-                        "finish_reason": "stop",
+                        "finish_reason": finish,
                     }
                 ],
                 "usage": {

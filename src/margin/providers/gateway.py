@@ -49,6 +49,9 @@ MAX_RETRY_AFTER_S = 120.0
 SAMPLING_PARAMS = ("temperature", "top_p", "seed", "max_tokens")
 """The sampling parameters margin sends; the journal records which a provider dropped."""
 
+IN_PROCESS = frozenset({"local", "fake"})
+"""Providers margin runs inside its own process (no HTTP client timeout applies)."""
+
 LATENCY_KEY = "margin_latency_s"
 """Where an in-process provider puts the model's own time (its queueing and loading excluded)."""
 
@@ -115,9 +118,12 @@ async def complete(
         kwargs["api_key"] = api_key
     elif model.api_base:
         kwargs["api_key"] = NO_KEY  # local OpenAI-compatible servers need none; litellm wants one
+    # litellm enforces the timeout on HTTP calls (the grace lets its own error, with its
+    # status, arrive first); an in-process call has only this one.
+    grace = 0.0 if model.provider in IN_PROCESS else 5.0
     started = time.perf_counter()
     try:
-        response = await asyncio.wait_for(litellm.acompletion(**kwargs), model.timeout + 5)
+        response = await asyncio.wait_for(litellm.acompletion(**kwargs), model.timeout + grace)
     except Exception as exc:
         if raised_in_margin(exc):
             raise  # a bug in margin keeps its traceback; it is not the provider's fault

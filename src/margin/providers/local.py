@@ -95,7 +95,7 @@ async def achat(
     except ProviderError:
         raise
     except Exception as exc:
-        if raised_in_margin(exc):
+        if raised_in_margin(exc, deep=False):
             raise
         raise ProviderError(f"local runtime: {type(exc).__name__}: {exc}") from None
 

@@ -39,6 +39,12 @@ class Script:
     faults: Sequence[str] = FAULT_KINDS
     retry_after_s: float = 0.05
     seed: int = 0
+    prompt_tokens: int | None = None
+    """Report this many prompt tokens instead of counting them (may be hostile: negative)."""
+    completion_tokens: int | None = None
+    """Report this many completion tokens instead of counting them (may pass max_tokens)."""
+    honour_max_tokens: bool = True
+    """Cut answers longer than the call's max_tokens (finish_reason `length`), as models do."""
     require_key: str | None = None
     """If set, the HTTP server answers 401 (quoting the key it got, as real providers do)
     unless `Authorization: Bearer <require_key>` is sent."""
@@ -81,3 +87,21 @@ def last_user_message(messages: Sequence[dict[str, object]]) -> str:
             content = message.get("content")
             return content if isinstance(content, str) else str(content)
     return ""
+
+
+def scripted_answer(
+    script: Script, messages: Sequence[dict[str, object]], max_tokens: int | None
+) -> tuple[str, int, int, str]:
+    """(text, prompt tokens, completion tokens, finish_reason) for a call to `script`."""
+    text = script.answer(last_user_message(messages))
+    finish = "stop"
+    if script.honour_max_tokens and max_tokens is not None and count_tokens(text) > max_tokens:
+        text, finish = text[: max_tokens * 4], "length"
+    prompt = script.prompt_tokens
+    completion = script.completion_tokens
+    return (
+        text,
+        count_prompt_tokens(messages) if prompt is None else prompt,
+        count_tokens(text) if completion is None else completion,
+        finish,
+    )

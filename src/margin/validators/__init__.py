@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import typing
 from collections.abc import Mapping
 from functools import lru_cache
 from importlib.metadata import entry_points
@@ -91,9 +92,46 @@ def build_validator(spec: Any) -> Validator:
             message = f"unknown option {loc[-1]!r}; expected one of {sorted(cls.model_fields)}"
         elif first["type"] == "missing":
             message = f"missing option {loc[-1]!r}"
-        elif loc and not cls.long_form(arg):
-            loc = ()  # a short form has no inner fields to point at
+        else:
+            field = next((p for p in loc if isinstance(p, str) and p in cls.model_fields), None)
+            if field is not None:
+                loc = loc[: loc.index(field) + 1]  # drop pydantic's union tags (`.str`)
+                annotation = cls.model_fields[field].annotation
+                shapes = describe(annotation)
+                got = _short(first.get("input"))
+                if len([a for a in typing.get_args(annotation) if a is not type(None)]) > 1:
+                    message = f"{field} takes {shapes}, got {got}"  # which member failed is noise
+                else:
+                    message = f"{message}; {field} takes {shapes}, got {got}"
+            if loc and not cls.long_form(arg):
+                loc = ()  # a short form has no inner fields to point at
         raise ValidatorSpecError(message, (*loc_prefix, *loc)) from None
+
+
+def describe(annotation: Any) -> str:
+    """A type annotation in words: `str | list[str] | None` → "text or a list of texts"."""
+    import types
+
+    origin = typing.get_origin(annotation)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe(a) for a in args)
+    if origin is typing.Annotated:
+        return describe(args[0])
+    if origin is typing.Literal:
+        return " or ".join(repr(a) for a in typing.get_args(annotation))
+    if origin is list:
+        inner = describe(args[0]) if args else "values"
+        return f"a list of {inner.removeprefix('a ').removeprefix('an ')}s"
+    if origin is dict:
+        return "a mapping"
+    words = {str: "a text", int: "a whole number", float: "a number", bool: "true or false"}
+    return words.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def run_validators(

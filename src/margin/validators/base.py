@@ -59,6 +59,8 @@ class Validator(BaseModel):
         """The keys of a case's `expect` this validator reads (checked at load time): by default
         the one its `from_expect` option names, if it has that option and it is set."""
         key = getattr(self, "from_expect", None)
+        if isinstance(key, list):
+            return frozenset(key)
         return frozenset([key]) if key else frozenset()
 
     def case_problem(self, expect: Mapping[str, Any]) -> str | None:

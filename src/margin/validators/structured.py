@@ -14,6 +14,13 @@ import jsonschema
 from pydantic import Field, model_validator
 
 from margin.validators.base import CheckContext, Validator, Verdict, expected
+from margin.validators.bounded import (
+    CHECK_SECONDS,
+    RegexTimeout,
+    external_refs,
+    schema_validator,
+    time_budget,
+)
 
 _FENCE = re.compile(r"^```[\w+-]*[ \t]*\n(?P<body>.*?)\n?```$", re.DOTALL)
 
@@ -71,14 +78,26 @@ class JsonSchema(Validator):
             cls.check_schema(self.definition)
         except jsonschema.SchemaError as exc:
             raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+        outside = external_refs(self.definition)
+        if outside:
+            raise ValueError(
+                f"$ref {outside[0]!r} points outside the schema; margin never fetches a URL or"
+                " reads a file for a schema: put the definition under $defs and use '#/$defs/…'"
+            )
         return self
 
     def check(self, output: str, ctx: CheckContext) -> Verdict:
         value, problem = parse_json(output, self.allow_fence)
         if problem:
             return self.verdict(False, problem)
-        cls = jsonschema.validators.validator_for(self.definition, jsonschema.Draft202012Validator)
-        error = jsonschema.exceptions.best_match(cls(self.definition).iter_errors(value))
+        try:
+            with time_budget():
+                errors = list(schema_validator(self.definition).iter_errors(value))
+        except RegexTimeout:
+            return self.verdict(
+                False, f"a schema pattern gave up after {CHECK_SECONDS:g} s on this answer"
+            )
+        error = jsonschema.exceptions.best_match(errors)
         if error is None:
             return self.verdict(True, "matches the schema")
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
@@ -131,8 +150,9 @@ class JsonFields(Validator):
     short_takes_mapping = True
     fields: dict[str, Any] | None = None
     """Expected values by field path, written in the suite."""
-    from_expect: str | None = None
-    """Instead of `fields`: the key of the case's `expect` holding a mapping of them."""
+    from_expect: str | list[str] | None = None
+    """Instead of `fields`: the key of the case's `expect` holding a mapping of them, or a list
+    of keys of a flat `expect` (each key is a field, its value the expected one)."""
     tolerance: float = Field(default=0.0, ge=0.0)
     """Absolute tolerance for numbers."""
     case_sensitive: bool = True
@@ -148,19 +168,34 @@ class JsonFields(Validator):
 
     def case_problem(self, expect: Mapping[str, Any]) -> str | None:
         problem = super().case_problem(expect)
-        if problem is None and self.from_expect and not isinstance(expect[self.from_expect], dict):
-            return f"expect.{self.from_expect} must map field paths to values"
+        if (
+            problem is None
+            and isinstance(self.from_expect, str)
+            and not isinstance(expect[self.from_expect], dict)
+        ):
+            return (
+                f"expect.{self.from_expect} must map field paths to values (or write"
+                f" from_expect: [{self.from_expect}, …] to compare flat expect keys)"
+            )
         return problem
 
+    def wanted(self, ctx: CheckContext) -> Mapping[str, Any]:
+        """The expected value of every field for this case."""
+        if self.fields is not None:
+            return self.fields
+        if isinstance(self.from_expect, list):
+            return {key: expected(ctx, key) for key in self.from_expect}
+        return dict(expected(ctx, str(self.from_expect)))
+
     def check(self, output: str, ctx: CheckContext) -> Verdict:
-        want = self.fields if self.fields is not None else expected(ctx, str(self.from_expect))
+        want = self.wanted(ctx)
         value, problem = parse_json(output, self.allow_fence)
         if problem:
             return self.verdict(False, problem)
         if not isinstance(value, dict):
             return self.verdict(False, f"JSON {type(value).__name__}, not an object")
         wrong = []
-        for path, want_value in dict(want).items():
+        for path, want_value in want.items():
             got = _lookup(value, path)
             if got is _MISSING:
                 wrong.append(f"{path} missing")

@@ -6,9 +6,17 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+import regex
 from pydantic import Field, field_validator, model_validator
 
 from margin.validators.base import CheckContext, Validator, Verdict, expected
+from margin.validators.bounded import (
+    CHECK_SECONDS,
+    RegexTimeout,
+    bounded_search,
+    compile_pattern,
+    time_budget,
+)
 
 
 def _quote(text: str, limit: int = 60) -> str:
@@ -154,7 +162,7 @@ class MustNotContain(_Phrases):
         return self.verdict(True, f"none of {len(phrases)} forbidden phrases")
 
 
-_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
+_FLAGS = "imsx"
 
 
 class Regex(Validator):
@@ -182,27 +190,30 @@ class Regex(Validator):
     @model_validator(mode="after")
     def _compiles(self) -> Regex:
         try:
-            self.compiled()
-        except re.error as exc:
+            re.compile(self.pattern)  # Python's syntax, as documented
+            compile_pattern(self.pattern, self.flags)
+        except (re.error, regex.error, ValueError) as exc:
             raise ValueError(f"bad regex {self.pattern!r}: {exc}") from None
         return self
 
-    def compiled(self) -> re.Pattern[str]:
-        flags = 0
-        for flag in self.flags:
-            flags |= _FLAGS[flag]
-        return re.compile(self.pattern, flags)
-
     def check(self, output: str, ctx: CheckContext) -> Verdict:
-        pattern = self.compiled()
+        pattern = compile_pattern(self.pattern, self.flags)
         text = output.strip()
-        found = pattern.fullmatch(text) if self.full else pattern.search(text)
         shown = f"/{self.pattern}/"
+        try:
+            with time_budget():
+                found = bounded_search(pattern, text, full=self.full)
+        except RegexTimeout:
+            return self.verdict(
+                False,
+                f"{shown} gave up after {CHECK_SECONDS:g} s on a {len(text):,}-character answer"
+                " (catastrophic backtracking: the pattern, not the answer, needs fixing)",
+            )
         if self.match:
-            if found:
+            if found is not None:
                 return self.verdict(True, f"matches {shown}")
             return self.verdict(False, f"no match for {shown} in {_quote(text)}")
-        if found:
+        if found is not None:
             return self.verdict(False, f"{shown} matched {found.group(0)!r}")
         return self.verdict(True, f"no {shown}")
 

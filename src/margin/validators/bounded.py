@@ -1,0 +1,148 @@
+"""Regular expressions and JSON Schemas that a model's answer cannot freeze or turn outward.
+
+A validator's pattern comes from a suite, the text it searches from a model: `(a+)+$` against a
+long answer backtracks for longer than the universe has left. Patterns run on the `regex`
+module, whose matching takes a timeout, within one time budget per check. JSON Schemas check
+with the same bounded patterns, and never follow a `$ref` outside the schema itself (no URL,
+no local file).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import lru_cache
+from typing import Any
+
+import jsonschema
+import regex
+from referencing import Registry, Resource
+from referencing.exceptions import NoSuchResource
+
+CHECK_SECONDS = 1.0
+"""Time one validator's patterns may take on one answer, all searches together."""
+
+_FLAGS = {"i": regex.IGNORECASE, "m": regex.MULTILINE, "s": regex.DOTALL, "x": regex.VERBOSE}
+_DEADLINE: ContextVar[float | None] = ContextVar("margin_regex_deadline", default=None)
+
+
+class RegexTimeout(Exception):
+    """A pattern ran out of its time on an answer (catastrophic backtracking)."""
+
+
+@lru_cache(maxsize=1024)
+def compile_pattern(pattern: str, flags: str = "") -> regex.Pattern[str]:
+    """`pattern` compiled with Python `re` syntax (regex's VERSION0); raises regex.error."""
+    value = regex.VERSION0
+    for flag in flags:
+        value |= _FLAGS[flag]
+    return regex.compile(pattern, value)
+
+
+@contextmanager
+def time_budget(seconds: float = CHECK_SECONDS) -> Iterator[None]:
+    """Every bounded search inside shares `seconds` in all."""
+    token = _DEADLINE.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _remaining() -> float:
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return CHECK_SECONDS
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise RegexTimeout
+    return left
+
+
+def bounded_search(
+    pattern: regex.Pattern[str] | str, text: str, *, full: bool = False
+) -> regex.Match[str] | None:
+    """`search` (or `fullmatch`) within the time left; RegexTimeout when it runs out."""
+    compiled = compile_pattern(pattern) if isinstance(pattern, str) else pattern
+    try:
+        if full:
+            return compiled.fullmatch(text, timeout=_remaining())
+        return compiled.search(text, timeout=_remaining())
+    except TimeoutError:
+        raise RegexTimeout from None
+
+
+def external_refs(schema: Any) -> list[str]:
+    """Every `$ref` (and `$dynamicRef`, `$recursiveRef`) that leaves the schema itself."""
+    found: list[str] = []
+    if isinstance(schema, Mapping):
+        for key, value in schema.items():
+            if key in ("$ref", "$dynamicRef", "$recursiveRef") and isinstance(value, str):
+                if not value.startswith("#"):
+                    found.append(value)
+            else:
+                found += external_refs(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            found += external_refs(item)
+    return found
+
+
+def _refuse(uri: str) -> Resource[Any]:
+    raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
+
+
+_NO_RETRIEVAL: Registry[Any] = Registry(retrieve=_refuse)  # type: ignore[call-arg]
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    if validator.is_type(instance, "string") and bounded_search(pattern, instance) is None:
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(
+    validator: Any, patterns: Mapping[str, Any], instance: Any, schema: Any
+) -> Iterator[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            if bounded_search(pattern, key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional_properties(validator: Any, extra: Any, instance: Any, schema: Any) -> Iterator[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    properties = schema.get("properties", {})
+    patterns = list(schema.get("patternProperties", {}))
+    extras = [
+        key
+        for key in instance
+        if key not in properties and not any(bounded_search(p, key) for p in patterns)
+    ]
+    if validator.is_type(extra, "object"):
+        for key in extras:
+            yield from validator.descend(instance[key], extra, path=key)
+    elif not extra and extras:
+        shown = ", ".join(repr(key) for key in sorted(extras, key=str))
+        yield jsonschema.ValidationError(f"Additional properties are not allowed ({shown})")
+
+
+@lru_cache(maxsize=64)
+def _bounded_class(base: type[Any]) -> type[Any]:
+    validators = {
+        "pattern": _pattern,
+        "patternProperties": _pattern_properties,
+        "additionalProperties": _additional_properties,
+    }
+    return jsonschema.validators.extend(base, validators)  # type: ignore[no-untyped-call,no-any-return]
+
+
+def schema_validator(definition: Mapping[str, Any]) -> Any:
+    """A jsonschema validator for `definition` whose patterns are bounded and which retrieves
+    nothing from outside the schema."""
+    base = jsonschema.validators.validator_for(definition, jsonschema.Draft202012Validator)
+    return _bounded_class(base)(definition, registry=_NO_RETRIEVAL)
