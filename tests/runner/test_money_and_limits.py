@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from margin.budget import Budget
 from margin.cache import AnswerCache, JournalAndCache, cache_key
 from margin.config import ModelSpec, RunSettings
@@ -158,10 +160,8 @@ def test_an_answer_is_cached_only_after_it_is_journaled(tmp_path) -> None:
         }
     )  # fmt: skip
     sink = JournalAndCache(_DyingJournal(), cache)  # type: ignore[arg-type]
-    try:
+    with pytest.raises(_Kill):
         sink.append(record, key)
-    except _Kill:
-        pass
     assert cache.get(key) is None
     with Journal(tmp_path / "j.jsonl") as journal:
         JournalAndCache(journal, cache).append(record, key)
