@@ -52,9 +52,9 @@ class ConfigError(UserError):
     """A config file (models, run settings) that cannot be loaded."""
 
 
-def raised_in_margin(exc: BaseException, *, deep: bool = True) -> bool:
-    """Whether `exc`, or an exception it wraps, came out of margin's own code: a bug to show
-    with its traceback, not a provider fault to record.
+def margin_bug(exc: BaseException, *, deep: bool = True) -> BaseException | None:
+    """The exception in `exc`'s chain that came out of margin's own code — a bug to show with
+    its traceback, not a provider fault to record — or None.
 
     litellm wraps whatever a custom provider raises, so a deliberate ProviderError is looked for
     in the chain first. `deep` looks at every frame below the one that caught each exception
@@ -74,16 +74,16 @@ def raised_in_margin(exc: BaseException, *, deep: bool = True) -> bool:
     seen: BaseException | None = exc
     for _ in range(16):
         if seen is None or isinstance(seen, ProviderError):
-            return False
+            return None
         frames = []
         tb = seen.__traceback__.tb_next if seen.__traceback__ is not None else None
         while tb is not None:
             frames.append(tb)
             tb = tb.tb_next
         if any(ours(frame) for frame in (frames if deep else frames[-1:])):
-            return True
+            return seen
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
 
 
 class ProviderError(MarginError):

@@ -108,6 +108,9 @@ async def _single(pending: Sequence[Attempt], journal: Journal, job: _Job) -> Ru
 
 
 def _pool(pending: Sequence[Attempt], journal: Journal, job: _Job, workers: int) -> RunStats:
+    from margin.providers.gateway import litellm_module
+
+    litellm_module()  # import once, before forking: each worker would spend seconds on it
     context = get_context("fork")
     shares = split_limits(pending, job.settings, workers)
     children, pipes = [], []

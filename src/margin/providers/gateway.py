@@ -28,7 +28,7 @@ from margin.errors import (
     ProviderTimeout,
     RateLimited,
     ServerError,
-    raised_in_margin,
+    margin_bug,
 )
 
 LITELLM_ENV = {
@@ -125,8 +125,9 @@ async def complete(
     try:
         response = await asyncio.wait_for(litellm.acompletion(**kwargs), model.timeout + grace)
     except Exception as exc:
-        if raised_in_margin(exc):
-            raise  # a bug in margin keeps its traceback; it is not the provider's fault
+        bug = margin_bug(exc)
+        if bug is not None:
+            raise bug  # a bug in margin keeps its traceback; it is not the provider's fault
         raise map_exception(exc) from None
     latency = time.perf_counter() - started
     return _read_response(response, latency, dropped)

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from margin.errors import BadRequest, ModelNotFound, ProviderError, raised_in_margin
+from margin.errors import BadRequest, ModelNotFound, ProviderError, margin_bug
 from margin.providers.local_models import ModelFileError, model_file, model_info
 
 CONTEXT_TOKENS = 4096
@@ -95,7 +95,7 @@ async def achat(
     except ProviderError:
         raise
     except Exception as exc:
-        if raised_in_margin(exc, deep=False):
+        if margin_bug(exc, deep=False) is not None:
             raise
         raise ProviderError(f"local runtime: {type(exc).__name__}: {exc}") from None
 

@@ -1,0 +1,194 @@
+"""Failures that stay recoverable: retry infra errors, one writer per run directory, workers that
+die with their parent, and bugs that keep their traceback (issue 8, 6–9)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from margin.journal import finished_keys, latest_records, read_journal
+from margin.providers.fake import register_script
+from margin.providers.scripts import Rule, Script
+from tests.conftest import SUITES, run_cli
+from tests.runner.conftest import ROUTING_RULES, fast_settings, loopback, server_stats
+
+ROUTING = str(SUITES / "routing.yaml")
+
+
+def test_retry_errors_reattempts_only_infra_errors_and_keeps_history(
+    tmp_path, models_config, cache_dir
+) -> None:
+    script = Script(rules=ROUTING_RULES, fault_rate=0.5, faults=("500",), seed=4)
+    with loopback(script) as url:
+        models = models_config(url)
+        settings = fast_settings(tmp_path, retries=0)
+        out = tmp_path / "run"
+        args = ["run", ROUTING, "--models", str(models), "--config", str(settings),
+                "--repeats", "2", "--out", str(out)]  # fmt: skip
+        assert run_cli(*args).exit_code == 0
+        first = list(read_journal(out / "journal.jsonl"))
+        errors = {r.key for r in first if r.error}
+        assert 0 < len(errors) < len(first) == 40
+        # Without the flag, a rerun calls nothing: every key is in the journal.
+        calls = server_stats(url)["requests"]
+        assert run_cli(*args).exit_code == 0
+        assert server_stats(url)["requests"] == calls
+        script.fault_rate = 0.0  # the provider recovers
+        again = run_cli(*args, "--retry-errors")
+        assert again.exit_code == 0, again.output
+        assert server_stats(url)["requests"] == calls + len(errors)
+    history = list(read_journal(out / "journal.jsonl"))
+    assert len(history) == 40 + len(errors)  # the journal keeps the failed tries
+    latest = latest_records(out / "journal.jsonl")
+    assert len(latest) == 40 and not any(r.error for r in latest.values())
+    assert finished_keys(out / "journal.jsonl", retry_errors=True) == set(latest)
+    assert "pass 100.0% of 40 judged attempts (0 infra errors)" in again.stdout
+
+
+def margin_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "margin.cli.main", *args]
+
+
+def env_with(cache: Path) -> dict[str, str]:
+    return {**os.environ, "MARGIN_CACHE_DIR": str(cache), "LOOP_KEY": "sk-loop-test"}
+
+
+def test_a_second_run_on_the_same_directory_is_refused(tmp_path, models_config) -> None:
+    with loopback(Script(rules=ROUTING_RULES, latency_s=0.05)) as url:
+        models = models_config(url, concurrency=2)
+        out = tmp_path / "run"
+        args = ("run", ROUTING, "--models", str(models), "--repeats", "3", "--out", str(out))
+        first = subprocess.Popen(
+            margin_cmd(*args), env=env_with(tmp_path / "c1"), stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 60
+        while not (out / "journal.jsonl").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = subprocess.run(
+            margin_cmd(*args), env=env_with(tmp_path / "c2"), capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+        assert first.wait(timeout=120) == 0
+    assert second.returncode == 2
+    assert second.stderr.count("\n") == 1, second.stderr
+    assert "another margin run (pid" in second.stderr and "Traceback" not in second.stderr
+    keys = Counter(r.key for r in read_journal(out / "journal.jsonl"))
+    assert len(keys) == 60 and max(keys.values()) == 1  # nothing written twice, paid twice
+
+
+def test_a_damaged_run_file_and_a_bad_out_are_one_line(tmp_path, models_config) -> None:
+    models = models_config("http://127.0.0.1:9/v1")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text('{"identity": "abc", "mod')  # a torn write from elsewhere
+    result = run_cli("run", ROUTING, "--models", str(models), "--out", str(out))
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith(f"error: {out / 'run.json'}: damaged")
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    for where, message in [(a_file, "names a file"), (a_file / "sub", "cannot create")]:
+        result = run_cli("run", ROUTING, "--models", str(models), "--out", str(where))
+        assert result.exit_code == 2, result.output
+        assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def pooled_run(tmp_path: Path, models: Path) -> tuple[subprocess.Popen[bytes], set[int]]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        margin_cmd("run", ROUTING, "--models", str(models), "--repeats", "20", "--workers", "2",
+                   "--out", str(out), "--no-cache"),
+        env=env_with(tmp_path / "cache"), stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    workers: set[int] = set()
+    while time.monotonic() < deadline:
+        workers = children_of(proc.pid)
+        if len(workers) >= 2 and (out / "journal.jsonl").exists():
+            break
+        time.sleep(0.05)
+    assert len(workers) >= 2, "the pool did not start"
+    return proc, workers
+
+
+def test_workers_die_with_their_parent(tmp_path, models_config) -> None:
+    with loopback(Script(rules=ROUTING_RULES, latency_s=0.2)) as url:
+        models = models_config(url, concurrency=4)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            proc, workers = pooled_run(tmp_path / sig.name, models)
+            proc.send_signal(sig)
+            proc.wait(timeout=30)
+            deadline = time.monotonic() + 10
+            while any(alive(w) for w in workers) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not any(alive(w) for w in workers), f"workers outlived the parent ({sig.name})"
+
+
+def test_sigint_ends_a_pooled_run_within_seconds_and_keeps_what_finished(
+    tmp_path, models_config
+) -> None:
+    with loopback(Script(rules=ROUTING_RULES, latency_s=0.2)) as url:
+        models = models_config(url, concurrency=4)
+        proc, workers = pooled_run(tmp_path, models)
+        deadline = time.monotonic() + 30
+        while server_stats(url).get("ok", 0) < 8 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        took = time.monotonic() - sent
+        ok = server_stats(url)["ok"]
+    assert took < 8, took
+    assert not any(alive(w) for w in workers)
+    records = list(read_journal(tmp_path / "run" / "journal.jsonl"))
+    # Every answer the server sent before the interrupt that reached a worker is kept; at most
+    # the calls in flight at the interrupt are lost, never a finished one twice.
+    assert 0 < len(records) <= ok and len({r.key for r in records}) == len(records)
+    assert ok - len(records) <= 4
+
+
+def test_a_bug_inside_margin_keeps_its_traceback(tmp_path, cache_dir) -> None:
+    register_script("buggy", Script(rules=[Rule("(unclosed", "x")]))  # re.error inside margin
+    config = tmp_path / "m.yaml"
+    config.write_text(json.dumps({"models": [{"name": "b", "model": "fake/buggy"}]}))
+    out = tmp_path / "run"
+    result = run_cli(
+        "run", str(SUITES / "arithmetic.yaml"), "--models", str(config), "--out", str(out),
+        "--repeats", "1",
+    )  # fmt: skip
+    assert result.exit_code != 0
+    errors = (
+        result.exception.exceptions  # type: ignore[union-attr]
+        if isinstance(result.exception, BaseExceptionGroup)
+        else [result.exception]
+    )
+    assert any(isinstance(e, re.error) for e in errors), result.exception
+    assert not list(read_journal(out / "journal.jsonl"))  # never recorded as a provider fault
