@@ -127,7 +127,7 @@ async def complete(
     except Exception as exc:
         bug = margin_bug(exc)
         if bug is not None:
-            raise bug  # a bug in margin keeps its traceback; it is not the provider's fault
+            raise bug from exc  # a bug in margin keeps its traceback; not a provider fault
         raise map_exception(exc) from None
     latency = time.perf_counter() - started
     return _read_response(response, latency, dropped)
