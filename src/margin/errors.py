@@ -73,7 +73,8 @@ def margin_bug(exc: BaseException, *, deep: bool = True) -> BaseException | None
 
     seen: BaseException | None = exc
     for _ in range(16):
-        if seen is None or isinstance(seen, ProviderError):
+        # Only errors: a cancellation (a timeout's, say) passing through margin is not a bug.
+        if seen is None or isinstance(seen, ProviderError) or not isinstance(seen, Exception):
             return None
         frames = []
         tb = seen.__traceback__.tb_next if seen.__traceback__ is not None else None

@@ -215,6 +215,9 @@ class Runner:
             except _NotNow:  # leave it for a resumed run (a higher cap, a fixed key)
                 lane.queue.appendleft(attempt)
                 return
+            except BaseException:  # a bug or an interrupt: the attempt is counted as not run
+                lane.queue.appendleft(attempt)
+                raise
             self._watch_refusals(lane, record)
             self.journal.append(record, cache_key)
             self.stats.add(record)

@@ -124,6 +124,8 @@ async def complete(
     started = time.perf_counter()
     try:
         response = await asyncio.wait_for(litellm.acompletion(**kwargs), model.timeout + grace)
+    except TimeoutError:
+        raise ProviderTimeout(f"no answer within {model.timeout:g} s") from None
     except Exception as exc:
         bug = margin_bug(exc)
         if bug is not None:
