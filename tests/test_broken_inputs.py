@@ -27,6 +27,10 @@ tasks:
 """
 
 
+SLOW = "{% for i in range(100000) %}{% for j in range(10) %}{% endfor %}{% endfor %}"
+"""About 0.4 s to render here: under the 2 s limit of one render, over 5 s for 16 cases."""
+
+
 def mutate(old: str, new: str) -> str:
     assert old in VALID, old
     return VALID.replace(old, new, 1)
@@ -201,6 +205,78 @@ BROKEN: list[tuple[str, str | bytes, str, int | None]] = [
         None,
     ),
     (
+        "yaml-python-tag",
+        mutate("suite: s", 'suite: !!python/object/apply:os.system ["echo owned"]'),
+        "YAML tag !!python/object/apply:os.system is not allowed",
+        1,
+    ),
+    ("yaml-binary-tag", VALID + "description: !!binary aGVsbG8=\n", "YAML tag !!binary", 13),
+    ("yaml-custom-tag", VALID + "description: !include other.yaml\n", "YAML tag !include", 13),
+    (
+        "flow-list-bomb",
+        "suite: s\ntarget: 0.9\ntasks: [" + "1," * 150_000 + "1]\n",
+        "more than 100,000 values",
+        3,
+    ),
+    (
+        "slow-templates-in-all",
+        mutate("{{ complaint }}", "{{ complaint }}" + SLOW).replace(
+            "    validators:",
+            "".join(
+                f"      - {{id: s{i}, vars: {{complaint: x{i}}}, expect: {{order: x}}}}\n"
+                for i in range(16)
+            )
+            + "    validators:",
+        ),
+        "take longer than 5 s in all",
+        None,
+    ),
+    (
+        "string-bomb",
+        mutate("{{ complaint }}", "{{ complaint }}{{ 'x' * 1000000000 }}"),
+        "would build more than 1,000,000 characters",
+        5,
+    ),
+    (
+        "format-width-bomb",
+        mutate("{{ complaint }}", "{{ complaint }}{{ '{:>999999999}'.format(complaint) }}"),
+        "a format width would build more than",
+        5,
+    ),
+    (
+        "power-bomb",
+        mutate("{{ complaint }}", "{{ complaint }}{{ 7 ** 99999999 }}"),
+        "would build a huge number",
+        5,
+    ),
+    (
+        "json-schema-file-ref",
+        mutate("      - max_words: 12", "      - json_schema: {$ref: 'file:///etc/passwd'}"),
+        "points outside the schema",
+        11,
+    ),
+    (
+        "json-schema-url-ref",
+        mutate(
+            "      - max_words: 12",
+            "      - json_schema: {properties: {a: {$ref: 'https://example.com/s.json'}}}",
+        ),
+        "points outside the schema",
+        11,
+    ),
+    (
+        "json-fields-wrong-shape",
+        mutate("      - max_words: 12", "      - json_fields: {from_expect: [1, {a: 1}]}"),
+        "from_expect takes a text or a list of texts",
+        11,
+    ),
+    (
+        "unknown-beside-missing",
+        mutate("    prompt:", "    promt:"),
+        "unknown key 'promt' (did you mean 'prompt'?)",
+        5,
+    ),
+    (
         "billion-laughs",
         "a: &a [x,x,x,x,x,x,x,x,x,x]\n"
         + "".join(
@@ -215,7 +291,7 @@ BROKEN: list[tuple[str, str | bytes, str, int | None]] = [
 
 
 def test_corpus_is_big_enough() -> None:
-    assert len(BROKEN) >= 25
+    assert len(BROKEN) >= 45
     assert len({case[0] for case in BROKEN}) == len(BROKEN)
 
 
@@ -264,7 +340,27 @@ BROKEN_CONFIGS = [
         4,
     ),
     ("unknown-noise-kind", "run:\n  levels: {typoz: [0.1]}\n", "unknown noise kind 'typoz'", 2),
+    (
+        "api-base-credentials",
+        "models:\n  - name: m\n    model: openai/x\n    api_base: https://me:hunter2@h.example/v1\n",
+        "carries credentials",
+        4,
+    ),
+    (
+        "api-base-query-key",
+        "models:\n  - name: m\n    model: openai/x\n    api_base: https://h.example/v1?api_key=sk-leak1\n",
+        "carries a key in its query string",
+        4,
+    ),
+    (
+        "api-base-not-http",
+        "models:\n  - name: m\n    model: openai/x\n    api_base: file:///etc/passwd\n",
+        "must be an http:// or https:// URL",
+        4,
+    ),
 ]
+
+SECRETS = ("sk-abc123", "hunter2", "sk-leak1")
 
 
 @pytest.mark.parametrize(
@@ -291,6 +387,7 @@ def test_broken_config_gives_one_line_and_exit_2(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"error: {config}:{line}: "), lines[0]
     assert message in lines[0], lines[0]
+    assert not any(secret in result.output for secret in SECRETS)  # refused, never echoed
 
 
 @pytest.mark.timeout(60)
@@ -325,3 +422,54 @@ def test_every_file_is_checked_before_exiting(write) -> None:
     assert result.exit_code == 2
     assert f"ok {good}" in result.stdout
     assert f"error: {bad}:2" in result.stderr
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    "name", ["yaml-python-tag", "flow-list-bomb", "slow-templates-in-all", "string-bomb"]
+)
+def test_hostile_suites_end_within_10_s_and_1_gb(write, name: str) -> None:
+    """Through the real console script, timed and measured by the kernel (wait4's rusage)."""
+    import os
+    import time
+
+    content = next(b[1] for b in BROKEN if b[0] == name)
+    path = write(f"{name}.yaml", content)
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "margin.cli.main", "validate", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    took = time.monotonic() - started
+    assert proc.returncode == 2 and stderr.count("\n") == 1, stderr
+    assert took < 10, took
+    assert usage.ru_maxrss < 1024 * 1024, usage.ru_maxrss  # kilobytes: under 1 GB
+
+
+def test_a_folder_of_too_many_suites_is_refused_at_once(tmp_path: Path) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(2001):
+        (folder / f"s{i:04d}.yaml").write_text(VALID.replace("suite: s", f"suite: s{i}"))
+    result = run_cli("validate", str(folder))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"error: {folder}: more than 2,000 suite files in one command; split the run"
+    )
+
+
+def test_the_public_api_resolves_every_name() -> None:
+    import margin
+
+    for name in margin.__all__:
+        assert getattr(margin, name) is not None, name
+    suite = margin.load_suite(Path(__file__).parent.parent / "suites" / "routing.yaml")
+    assert isinstance(suite, margin.Suite)
+    with pytest.raises(AttributeError):
+        _ = margin.no_such_name  # type: ignore[attr-defined]

@@ -192,3 +192,29 @@ def test_a_bug_inside_margin_keeps_its_traceback(tmp_path, cache_dir) -> None:
     )
     assert any(isinstance(e, re.error) for e in errors), result.exception
     assert not list(read_journal(out / "journal.jsonl"))  # never recorded as a provider fault
+
+
+def test_the_python_api_runs_a_suite_and_reads_it_back(tmp_path, cache_dir) -> None:
+    import margin
+
+    register_script("adds", Script(rules=[Rule(r"123.+456", "579")], default="0"))
+    suites = margin.load_suites([SUITES / "arithmetic.yaml"])
+    models = [margin.ModelSpec(name="m", model="fake/adds")]
+    settings = margin.RunSettings(repeats=2, noise=False, paraphrases=False)
+    result = margin.run(suites, models, settings, out=tmp_path / "run")
+    records = margin.latest_records(result.journal)
+    assert len(records) == len(result.plan) == 20 and result.stats.done == 20
+    assert {r.passed for r in records.values()} == {True, False}
+
+
+def test_masked_keys_in_provider_messages_are_scrubbed() -> None:
+    from margin.runner import scrub
+
+    key = "sk-proj-0123456789abcdefWXYZ"
+    message = (
+        "Incorrect API key provided: sk-proj-********************WXYZ. Also sk-pro...WXYZ,"
+        f" {key[:8]}, and the whole {key}."
+    )
+    cleaned = scrub(message, key)
+    for piece in ("WXYZ", key[:8], "0123456789", "sk-proj-*"):
+        assert piece not in cleaned, cleaned
