@@ -65,7 +65,9 @@ def test_the_journal_records_kind_level_paraphrase_and_seed(tmp_path, monkeypatc
         0,
         1,
     )
-    assert typo.noise_seed and typo.messages[-1].content == typo.output  # echo: what was sent
+    # echo: what was sent, cut at the task's max_tokens (40 tokens of ~4 characters)
+    assert typo.noise_seed and typo.output and typo.messages[-1].content.startswith(typo.output)
+    assert typo.truncated == (len(typo.messages[-1].content) > 160)
     clean = next(r for r in records if r.variant == "p1")
     assert (clean.noise_kind, clean.noise_level, clean.paraphrase) == ("clean", 0.0, 1)
 
