@@ -111,7 +111,7 @@ async def complete(
     }
     if model.sampling.top_p is not None:
         kwargs["top_p"] = model.sampling.top_p
-    dropped = dropped_params(model, [k for k in SAMPLING_PARAMS if k in kwargs])
+    dropped = _dropped(model.model, tuple(k for k in SAMPLING_PARAMS if k in kwargs))
     if model.api_base:
         kwargs["api_base"] = model.api_base
     if api_key:
@@ -137,9 +137,14 @@ async def complete(
 
 def dropped_params(model: ModelSpec, sent: Sequence[str]) -> tuple[str, ...]:
     """Which of `sent` the model's provider does not take (litellm's drop_params drops them)."""
+    return _dropped(model.model, tuple(sent))
+
+
+@lru_cache(maxsize=256)
+def _dropped(model_id: str, sent: tuple[str, ...]) -> tuple[str, ...]:
     litellm = litellm_module()
-    provider = model.provider if "/" in model.model else None
-    name = model.model.split("/", 1)[1] if "/" in model.model else model.model
+    provider = model_id.split("/", 1)[0] if "/" in model_id else None
+    name = model_id.split("/", 1)[1] if "/" in model_id else model_id
     try:
         supported = litellm.get_supported_openai_params(model=name, custom_llm_provider=provider)
     except Exception:  # an unknown provider: litellm cannot say, so nothing is claimed dropped
