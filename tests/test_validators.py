@@ -214,3 +214,19 @@ def test_no_validator_raises_on_any_output(text: str) -> None:
 def test_number_equals_reads_the_last_number(numbers: list[int]) -> None:
     text = " then ".join(f"{n:,}" for n in numbers)
     assert check({"number_equals": numbers[-1]}, text).passed
+
+
+def test_json_fields_takes_a_list_of_flat_expect_keys() -> None:
+    from margin.validators import CheckContext, build_validator
+
+    check = build_validator(
+        {"json_fields": {"from_expect": ["order_id", "total"], "tolerance": 0.01}}
+    )
+    ctx = CheckContext(expect={"order_id": "A-17", "total": 12.5, "note": "unused"})
+    assert check.expect_keys() == frozenset({"order_id", "total"})
+    assert check.check('{"order_id": "A-17", "total": 12.499}', ctx).passed
+    wrong = check.check('{"order_id": "A-18", "total": 12.5}', ctx)
+    assert not wrong.passed and wrong.score == 0.5 and 'order_id: "A-18" ≠ "A-17"' in wrong.reason
+    assert check.case_problem({"order_id": "A-17"}) == (
+        "case has no expect.total, which validator 'json_fields' reads"
+    )
