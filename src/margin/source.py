@@ -268,7 +268,7 @@ def pydantic_error(
     elif any(str(part) in SECRET_FIELDS for part in loc):
         message = str(first["msg"]).removeprefix("Value error, ")  # never echo a secret
     else:
-        message = f"{first['msg']}, got {_short(first.get('input'))}"
+        message = f"{first['msg']}, got {short_repr(first.get('input'))}"
     return _with_more(source.error(message, loc, cls), len(errors))
 
 
@@ -278,7 +278,8 @@ def _with_more(err: UserError, count: int) -> UserError:
     return err
 
 
-def _short(value: Any) -> str:
+def short_repr(value: Any) -> str:
+    """`repr(value)`, cut to 60 characters for a one-line error."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 

@@ -49,8 +49,8 @@ MAX_RETRY_AFTER_S = 120.0
 SAMPLING_PARAMS = ("temperature", "top_p", "seed", "max_tokens")
 """The sampling parameters margin sends; the journal records which a provider dropped."""
 
-IN_PROCESS = frozenset({"local", "fake"})
-"""Providers margin runs inside its own process (no HTTP client timeout applies)."""
+NO_HTTP_TIMEOUT = frozenset({"local", "fake"})
+"""Providers margin serves inside its own process: no HTTP client enforces their timeout."""
 
 LATENCY_KEY = "margin_latency_s"
 """Where an in-process provider puts the model's own time (its queueing and loading excluded)."""
@@ -120,7 +120,7 @@ async def complete(
         kwargs["api_key"] = NO_KEY  # local OpenAI-compatible servers need none; litellm wants one
     # litellm enforces the timeout on HTTP calls (the grace lets its own error, with its
     # status, arrive first); an in-process call has only this one.
-    grace = 0.0 if model.provider in IN_PROCESS else 5.0
+    grace = 0.0 if model.provider in NO_HTTP_TIMEOUT else 5.0
     started = time.perf_counter()
     try:
         response = await asyncio.wait_for(litellm.acompletion(**kwargs), model.timeout + grace)

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from margin.source import short_repr
 from margin.validators.base import (
     CheckContext,
     Validator,
@@ -98,7 +99,7 @@ def build_validator(spec: Any) -> Validator:
                 loc = loc[: loc.index(field) + 1]  # drop pydantic's union tags (`.str`)
                 annotation = cls.model_fields[field].annotation
                 shapes = describe(annotation)
-                got = _short(first.get("input"))
+                got = short_repr(first.get("input"))
                 if len([a for a in typing.get_args(annotation) if a is not type(None)]) > 1:
                     message = f"{field} takes {shapes}, got {got}"  # which member failed is noise
                 else:
@@ -127,11 +128,6 @@ def describe(annotation: Any) -> str:
         return "a mapping"
     words = {str: "a text", int: "a whole number", float: "a number", bool: "true or false"}
     return words.get(annotation, getattr(annotation, "__name__", str(annotation)))
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def run_validators(
