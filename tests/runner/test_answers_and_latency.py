@@ -129,8 +129,8 @@ tasks:
 @pytest.mark.timeout(300)
 def test_local_latency_excludes_loading_and_a_timed_out_call(tmp_path, monkeypatch) -> None:
     """The real SmolLM2: loading is slowed by 1.5 s and must not count as the first call's
-    latency; a call cut by its timeout keeps generating, and the next call's latency must not
-    include the rest of it."""
+    latency; a call cut by its 0.8 s timeout (a 120-token story takes ~1.5 s here) keeps
+    generating, and the next call's latency must not include the rest of it."""
     from margin.providers import local
 
     monkeypatch.setenv("MARGIN_CACHE_DIR", str(tmp_path / "cache"))
@@ -146,7 +146,7 @@ def test_local_latency_excludes_loading_and_a_timed_out_call(tmp_path, monkeypat
     suite_path = tmp_path / "timing.yaml"
     suite_path.write_text(LOCAL_TASKS)
     config = tmp_path / "smol.yaml"
-    spec = {"name": "smol", "model": "local/smollm2-135m", "concurrency": 1, "timeout": 0.4,
+    spec = {"name": "smol", "model": "local/smollm2-135m", "concurrency": 1, "timeout": 0.8,
             "sampling": {"temperature": 0.0, "max_tokens": 120}}  # fmt: skip
     config.write_text(json.dumps({"models": [spec], "run": {"retries": 0}}))
     records = {r.task: r for r in run_suite(tmp_path, suite_path, config)}
