@@ -244,6 +244,12 @@ BROKEN: list[tuple[str, str | bytes, str, int | None]] = [
         5,
     ),
     (
+        "replace-bomb",
+        mutate("{{ complaint }}", "{{ complaint }}{{ ('x' * 999999)|replace('', 'y' * 999) }}"),
+        "`replace` would build more than",
+        5,
+    ),
+    (
         "power-bomb",
         mutate("{{ complaint }}", "{{ complaint }}{{ 7 ** 99999999 }}"),
         "would build a huge number",

@@ -99,24 +99,25 @@ def _check_format(text: Any) -> None:
 
 def _bounded_filter(name: str) -> Any:
     original = jinja2.filters.FILTERS[name]
+    # Filters marked pass_environment / pass_eval_context get that object first.
+    skip = 1 if hasattr(original, "jinja_pass_arg") else 0
 
     def bounded(*args: Any, **kwargs: Any) -> Any:
-        _check_arguments(args[1:], kwargs)
+        value, rest = (args[skip], args[skip + 1 :]) if len(args) > skip else (None, ())
+        _check_arguments(rest, kwargs)
         if name == "format":
-            _check_format(args[0] if args else None)
-        if name == "replace" and len(args) >= 3:
-            size, new = _size(str(args[0])) or 0, _size(str(args[2])) or 0
+            _check_format(value)
+        if name == "replace" and len(rest) >= 2:
+            size, new = len(str(value)), len(str(rest[1]))
             if size + (size + 1) * new > MAX_RENDERED_CHARS:
                 raise _too_big("`replace`")
-        if name == "indent" and len(args) >= 2 and isinstance(args[1], str):
-            lines = str(args[0]).count("\n") + 1
-            if lines * len(args[1]) > MAX_RENDERED_CHARS:
-                raise _too_big("`indent`")
+        indent = rest[0] if name == "indent" and rest and isinstance(rest[0], str) else ""
+        if indent and (str(value).count("\n") + 1) * len(indent) > MAX_RENDERED_CHARS:
+            raise _too_big("`indent`")
         return original(*args, **kwargs)
 
-    for attribute in ("jinja_pass_arg",):
-        if hasattr(original, attribute):
-            setattr(bounded, attribute, getattr(original, attribute))
+    if skip:
+        bounded.jinja_pass_arg = original.jinja_pass_arg  # type: ignore[attr-defined]
     return bounded
 
 
