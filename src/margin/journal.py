@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Literal, Protocol
@@ -149,12 +150,8 @@ class Journal:
 
     def append(self, record: AttemptRecord, cache_key: str | None = None) -> None:
         """Write one record and flush it to the OS, so a killed process loses nothing finished."""
-        self.write_line(record.model_dump_json())
-
-    def write_line(self, line: str) -> None:
-        """Write one record already serialised as JSON (no newline) and flush it."""
         assert self._file is not None, "use Journal as a context manager"
-        self._file.write(line + "\n")
+        self._file.write(record.model_dump_json() + "\n")
         self._file.flush()
 
 
@@ -200,21 +197,38 @@ def read_journal(path: Path) -> Iterator[AttemptRecord]:
                 ) from None
 
 
+@dataclass(frozen=True)
+class JournalState:
+    """What a run directory's journal already holds, read in one pass."""
+
+    latest: dict[str, AttemptRecord]
+    """The latest record of every key."""
+    spent_usd: float
+    """Dollars billed by every record, earlier tries of a retried key included."""
+
+    def finished(self, retry_errors: bool = False) -> set[str]:
+        """Keys not to run again; with `retry_errors`, not those whose latest record is an
+        infra error (they are to be attempted again)."""
+        return {k for k, r in self.latest.items() if not (retry_errors and r.infra_error)}
+
+
+def journal_state(path: Path) -> JournalState:
+    """The journal's latest record per key and its total spend, in one read."""
+    latest: dict[str, AttemptRecord] = {}
+    spent = 0.0
+    for record in read_journal(path):
+        latest[record.key] = record
+        spent += record.cost_usd or 0.0
+    return JournalState(latest, spent)
+
+
 def latest_records(path: Path) -> dict[str, AttemptRecord]:
     """The latest record of every key: the journal keeps history (a retried infra error leaves
     its first record), and every reader takes the last word on each attempt."""
-    return {record.key: record for record in read_journal(path)}
+    return journal_state(path).latest
 
 
 def finished_keys(path: Path, retry_errors: bool = False) -> set[str]:
     """Keys of the attempts already recorded; with `retry_errors`, not those whose latest
     record is an infra error (they are to be attempted again)."""
-    latest = latest_records(path)
-    if not retry_errors:
-        return set(latest)
-    return {key for key, record in latest.items() if not record.infra_error}
-
-
-def recorded_spend(path: Path) -> float:
-    """Dollars billed by every record in the journal, earlier tries of a retried key included."""
-    return sum(record.cost_usd or 0.0 for record in read_journal(path))
+    return journal_state(path).finished(retry_errors)

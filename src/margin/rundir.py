@@ -130,19 +130,13 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def prepare_run_dir(
-    out: Path | None,
-    suites: list[Suite],
-    models: list[ModelSpec],
-    settings: RunSettings,
-    reports_root: Path = Path("reports"),
+    folder: Path, suites: list[Suite], models: list[ModelSpec], settings: RunSettings
 ) -> Path:
-    """Create (or reopen) the run directory and write its resolved config; returns it.
+    """Create (or reopen) the run directory `folder` and write its resolved config; returns it.
 
-    Call it while holding `run_dir_lock` on the folder.
+    Call it while holding `run_dir_lock` on the folder (which has made it).
     """
     identity = run_identity(suites, models, settings)
-    folder = out if out is not None else reports_root / f"run-{identity}"
-    _make_folder(folder)
     previous = read_run_file(folder)
     if previous is not None and previous["identity"] != identity:
         raise UserError(

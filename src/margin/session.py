@@ -13,7 +13,7 @@ from pathlib import Path
 
 from margin.cache import default_cache_dir
 from margin.config import ModelSpec, RunSettings
-from margin.journal import JOURNAL_NAME, Journal, finished_keys, recorded_spend
+from margin.journal import JOURNAL_NAME, Journal, journal_state
 from margin.plan import Plan, build_plan
 from margin.rundir import default_run_dir, prepare_run_dir, run_dir_lock
 from margin.runner import Progress, RunStats
@@ -60,7 +60,8 @@ def run(
     with run_dir_lock(folder):
         prepare_run_dir(folder, suites, models, settings)
         journal_path = folder / JOURNAL_NAME
-        done = finished_keys(journal_path, retry_errors=retry_errors)
+        before = journal_state(journal_path)
+        done = before.finished(retry_errors)
         pending = [a for a in plan.attempts if str(a.key) not in done]
         cache = default_cache_dir() if cache_dir is None else cache_dir
         with Journal(journal_path) as journal:
@@ -71,7 +72,7 @@ def run(
                 cache_dir=None if cache == NO_CACHE else cache,
                 read_cache=read_cache,
                 resumed=len(plan) - len(pending),
-                spent=recorded_spend(journal_path),
+                spent=before.spent_usd,
                 progress=progress,
             )
     return RunResult(folder, stats, plan)

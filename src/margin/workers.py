@@ -11,6 +11,7 @@ exactly c and r; the spending cap is one account in shared memory.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -185,8 +186,6 @@ def _collect(
 
 
 def _halted(body: bytes) -> dict[str, str]:
-    import json
-
     value: Any = json.loads(body)
     return {str(k): str(v) for k, v in value.items()}
 
@@ -273,8 +272,6 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _child(part: list[Attempt], job: _Job, conn: Connection, parent: int) -> None:
-    import json
-
     from margin.providers.gateway import forget_clients
 
     _die_with_parent(parent)
