@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from margin.errors import BadRequest, ModelNotFound, ProviderError, margin_bug
+from margin.providers.gateway import LATENCY_KEY
 from margin.providers.local_models import ModelFileError, model_file, model_info
 
 CONTEXT_TOKENS = 4096
@@ -71,7 +72,7 @@ def chat(name: str, messages: list[dict[str, Any]], options: dict[str, Any]) -> 
     if not isinstance(answer, dict) or "choices" not in answer:
         message = answer.get("error", answer) if isinstance(answer, dict) else answer
         raise BadRequest(f"local model {name} refused the request: {str(message)[:300]}")
-    answer["margin_latency_s"] = took  # the model's own time: no loading, no waiting
+    answer[LATENCY_KEY] = took  # the model's own time: no loading, no waiting
     return answer
 
 
@@ -133,7 +134,7 @@ def local_handler() -> Any:
                     total_tokens=int(usage.get("total_tokens", 0)),
                 ),
             )
-            response._hidden_params["margin_latency_s"] = answer.get("margin_latency_s")
+            response._hidden_params[LATENCY_KEY] = answer.get(LATENCY_KEY)
             return response
 
     return LocalLLM()
