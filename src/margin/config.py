@@ -148,6 +148,9 @@ class RunSettings(_Model):
     """Stop scheduling before the estimated spend passes this many dollars."""
     target: float | None = Field(default=None, gt=0, le=1)
     """Override every suite's reliability target."""
+    max_p95_s: float | None = Field(default=None, gt=0)
+    """Latency budget in seconds: a model whose p95 latency on a task is above it (or above the
+    task's own `max_p95_s`) is not recommended."""
     seed: int = 0
     """Base seed; each attempt's seed is derived from it and the attempt's key."""
     paraphrases: bool = True

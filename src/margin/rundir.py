@@ -27,6 +27,7 @@ from margin.lock import LOCK_SUFFIX, lock_path
 from margin.suite import Suite
 
 RUN_FILE = "run.json"
+_SCORING_ONLY: Any = {"target": True, "tasks": {"__all__": {"target", "max_p95_s"}}}
 LOCK_FILE = ".margin-run.lock"
 
 
@@ -34,7 +35,10 @@ def run_identity(suites: list[Suite], models: list[ModelSpec], settings: RunSett
     """A short hash of everything that shapes attempt keys and prompts (not repeats or limits)."""
     parts: dict[str, Any] = {
         "suites": [
-            s.model_dump(mode="json") for s in sorted(suites, key=lambda suite: suite.suite)
+            # Targets and latency budgets judge the attempts but do not shape them: changing
+            # one re-scores the same run instead of starting another.
+            s.model_dump(mode="json", exclude=_SCORING_ONLY)
+            for s in sorted(suites, key=lambda suite: suite.suite)
         ],
         "models": [
             m.model_dump(mode="json", include={"name", "model", "api_base", "sampling"})

@@ -127,6 +127,9 @@ class Task(_Model):
     """Reliability target for this task (default: the suite's)."""
     max_tokens: int | None = Field(default=None, ge=1, le=32768)
     """Cap on the answer's tokens for this task (default: the model's setting)."""
+    max_p95_s: float | None = Field(default=None, gt=0)
+    """Latency budget: a model whose p95 latency on this task is above it is not recommended
+    (default: the run's `max_p95_s`)."""
 
     _checks: tuple[Validator, ...] | None = PrivateAttr(default=None)
 

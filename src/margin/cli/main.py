@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from margin.cli import models, paraphrase, plan, run, schema, validate, variants
+from margin.cli import models, paraphrase, plan, run, schema, score, validate, variants
 
 
 class MarginGroup(click.Group):
@@ -41,6 +41,7 @@ cli.add_command(validate.command)
 cli.add_command(schema.command)
 cli.add_command(plan.command)
 cli.add_command(run.command)
+cli.add_command(score.command)
 cli.add_command(models.command)
 cli.add_command(variants.command)
 cli.add_command(paraphrase.command)

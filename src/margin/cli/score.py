@@ -1,0 +1,191 @@
+"""`margin score`: the statistics, the rank bands and the recommendation of a run."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from margin.cli.options import option
+
+VIEWS = ("task", "condition", "validator")
+
+
+@click.command("score")
+@click.argument("run_dir", type=click.Path(path_type=Path), envvar="MARGIN_RUN_DIR")
+@option(
+    "--format",
+    "output",
+    env="MARGIN_SCORE_FORMAT",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="Tables for people, or JSON / CSV for tools.",
+)
+@option(
+    "--by",
+    "view",
+    env="MARGIN_SCORE_BY",
+    type=click.Choice(VIEWS),
+    default="task",
+    show_default=True,
+    help="One row per model × task, × condition, or × validator.",
+)
+def command(run_dir: Path, output: str, view: str) -> None:
+    """Score RUN_DIR: reliability with 95% intervals and verdicts against each task's target,
+    rank bands (models the data cannot separate share a rank), and the recommendation.
+
+    Reads only the run directory (run.json, its suite copies, journal.jsonl); calls no model.
+    """
+    from margin.stats import score_run
+
+    scores = score_run(run_dir)
+    if output == "json":
+        click.echo(json.dumps(_as_json(scores), indent=2, allow_nan=False))
+    elif output == "csv":
+        click.echo(_view(scores, view).to_csv(index=False), nl=False)
+    else:
+        _print_tables(scores, view)
+
+
+def _view(scores: Any, view: str) -> Any:
+    return {"task": scores.tasks, "condition": scores.conditions, "validator": scores.validators}[
+        view
+    ]
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    """A frame as JSON-ready records: NaN becomes null, numpy scalars plain numbers."""
+    rows: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
+    return rows
+
+
+def _as_json(scores: Any) -> dict[str, Any]:
+    recommendation = asdict(scores.recommendation)
+    return {
+        "recommendation": _clean(recommendation),
+        "models": _records(scores.models),
+        "tasks": _records(scores.tasks),
+        "conditions": _records(scores.conditions),
+        "validators": _records(scores.validators),
+        "validators_by_condition": _records(scores.validators_by_condition),
+        "pass_k": _records(scores.pass_k),
+        "noise_drops": _records(scores.drops),
+        "paraphrase_spread": _records(scores.spread),
+        "margins": _records(scores.margins),
+        "comparisons": _records(scores.pairs),
+    }
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _print_tables(scores: Any, view: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from margin.numbers import interval, money, percent, seconds
+    from margin.summary import recommendation_lines
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 160))
+    models = Table(title="Models (all tasks pooled)", caption=_CAPTION)
+    for name in ["rank", "model", "tied with", "reliability", "95% interval", "verdict",
+                 "partial", "cost / 1,000", "p50", "p95", "infra errors", "Pareto"]:  # fmt: skip
+        models.add_column(
+            name, justify="left" if name in {"model", "tied with", "verdict"} else "right"
+        )
+    for row in scores.models.sort_values(["rank", "rate"], ascending=[True, False]).to_dict(
+        "records"
+    ):
+        models.add_row(
+            str(row["rank"]),
+            str(row["model"]),
+            row["tied_with"] or "",
+            f"{row['passes']}/{row['n']} {percent(row['rate'], row['passes'], row['n'])}",
+            interval(row["low"], row["high"]),
+            str(row["verdict"]),
+            percent(row["partial"]),
+            money(row["cost_per_1000"]),
+            seconds(row["latency_p50"]),
+            seconds(row["latency_p95"]),
+            str(row["infra_errors"]),
+            "frontier" if row["frontier"] else "",
+        )
+    console.print(models)
+    console.print(_detail_table(scores, view))
+    for line in recommendation_lines(scores):
+        console.print(line, highlight=False, markup=False)
+
+
+_CAPTION = (
+    "reliability = passes / judged attempts (infra errors excluded); interval: Wilson on the"
+    " effective n (clustered by case); rank: 1 + models significantly better (mid-p McNemar,"
+    " Holm)."
+)
+
+
+def _detail_table(scores: Any, view: str) -> Any:
+    from rich.table import Table
+
+    from margin.numbers import interval, percent
+
+    frame = _view(scores, view)
+    title = {"task": "By task", "condition": "By condition", "validator": "By validator"}[view]
+    table = Table(title=f"{title} (95% intervals; verdict against the task's target)")
+    label = {"task": None, "condition": "condition", "validator": "validator"}[view]
+    columns = ["model", "suite/task", *([label] if label else []), "reliability", "95% interval",
+               "target", "verdict", "more attempts to decide"]  # fmt: skip
+    if view == "task":
+        columns[1:1] = ["rank"]
+        columns += ["partial", "pass^k", "consistency"]
+    for name in columns:
+        table.add_column(name)
+    pass_k = _last_pass_k(scores)
+    for row in frame.to_dict("records"):
+        more = row.get("more_attempts")
+        cells = [
+            str(row["model"]),
+            f"{row['suite']}/{row['task']}",
+            *([str(row[label])] if label else []),
+            f"{row['passes']}/{row['n']} {percent(row['rate'], row['passes'], row['n'])}",
+            interval(row["low"], row["high"]),
+            f"{row['target']:g}",
+            str(row["verdict"]),
+            "" if more is None or more != more else f"≈ {int(more):,}",
+        ]
+        if view == "task":
+            cells.insert(1, str(row["rank"]))
+            k, value = pass_k.get((row["model"], row["suite"], row["task"]), (1, row["rate"]))
+            consistency = row["consistency"]
+            cells += [
+                percent(row["partial"]),
+                f"k={k}: {percent(value)}",
+                "–" if consistency != consistency else percent(consistency),
+            ]
+        table.add_row(*cells)
+    return table
+
+
+def _last_pass_k(scores: Any) -> dict[tuple[str, str, str], tuple[int, float]]:
+    """pass^k at the largest k every case of a model × task reached."""
+    result: dict[tuple[str, str, str], tuple[int, float]] = {}
+    everyone: dict[tuple[str, str, str], int] = {}
+    for row in scores.pass_k.sort_values("k").to_dict("records"):
+        key = (str(row["model"]), str(row["suite"]), str(row["task"]))
+        everyone.setdefault(key, int(row["cases"]))
+        if int(row["cases"]) == everyone[key]:
+            result[key] = (int(row["k"]), float(row["pass_hat_k"]))
+    return result

@@ -1,0 +1,198 @@
+"""Cells: the attempts of one model × task × condition, pooled model × task, and model overall.
+
+Every cell carries its pass rate with a 95% interval that respects clustering by case (repeats,
+paraphrases and noise variants of one case are not independent evidence), its n, its infra
+errors beside it, a verdict against its target, and for an undecided cell about how many more
+attempts would settle it at the current rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from margin.stats.intervals import (
+    CROSSES,
+    FALLS_SHORT,
+    UNDECIDED,
+    design_effect,
+    effective_n_to_decide,
+    pass_at_k,
+    pass_hat_k,
+    verdicts,
+    wilson_interval,
+)
+
+CONDITION = ["model", "suite", "task", "condition"]
+TASK = ["model", "suite", "task"]
+MODEL = ["model"]
+CASE = ["suite", "task", "case"]
+MAX_MORE_ATTEMPTS = 10**7
+"""Beyond this, an undecided cell is reported as not decidable at its current rate."""
+
+Targets = Mapping[tuple[str, str], float]
+"""The reliability target of each (suite, task)."""
+
+
+def case_counts(frame: pd.DataFrame, keys: list[str], value: str = "passed") -> pd.DataFrame:
+    """Per cell and case: judged attempts `n` and passes `c` (infra errors excluded)."""
+    judged = frame[frame["judged"]] if "judged" in frame else frame
+    group = judged.groupby([*keys, *[k for k in CASE if k not in keys]], observed=True, sort=False)
+    counts = group[value].agg(n="size", c="sum").reset_index()
+    return counts[counts["n"] > 0]
+
+
+def interval_table(counts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per cell, from case counts: n, passes, rate, cases, design effect, effective n, interval,
+    consistency (share of cases whose attempts all agree) and retry-free coverage (share of
+    cases that pass every attempt)."""
+    n = counts["n"].astype(np.float64)
+    c = counts["c"].astype(np.float64)
+    parts = counts[keys].assign(
+        n=n,
+        passes=c,
+        cases=1,
+        sq_size=n * n,
+        sq_share=c * c / n,
+        agree=((c == 0) | (c == n)).astype(np.float64),
+        all_pass=(c == n).astype(np.float64),
+        repeated=(n > 1).astype(np.float64),
+    )
+    cells = parts.groupby(keys, observed=True, sort=False).sum(numeric_only=True).reset_index()
+    deff = design_effect(
+        cells["n"], cells["passes"], cells["cases"], cells["sq_size"], cells["sq_share"]
+    )
+    rate = cells["passes"] / cells["n"]
+    low, high = wilson_interval(rate * cells["n"] / deff, cells["n"] / deff)
+    repeated = cells["repeated"] > 0
+    return cells.assign(
+        passes=cells["passes"].astype(np.int64),
+        n=cells["n"].astype(np.int64),
+        rate=rate,
+        low=low,
+        high=high,
+        deff=deff,
+        n_eff=cells["n"] / deff,
+        consistency=(cells["agree"] / cells["cases"]).where(repeated),
+        retry_free=(cells["all_pass"] / cells["cases"]).where(repeated),
+    ).drop(columns=["sq_size", "sq_share", "agree", "all_pass", "repeated"])
+
+
+def decide(cells: pd.DataFrame, target: pd.Series) -> pd.DataFrame:
+    """Add `target`, `verdict` and, for undecided cells, `more_attempts`: about how many more
+    attempts (at the current rate and clustering) would settle the verdict; NaN when none would
+    (the rate sits on the target)."""
+    verdict = verdicts(cells["low"], cells["high"], target)
+    needed = effective_n_to_decide(cells["rate"], target) * cells["deff"]
+    more = np.ceil(needed - cells["n"]).clip(lower=1)
+    more = more.where((verdict == UNDECIDED) & (more <= MAX_MORE_ATTEMPTS))
+    return cells.assign(target=target.to_numpy(), verdict=verdict, more_attempts=more)
+
+
+def cell_table(frame: pd.DataFrame, keys: list[str], targets: Targets) -> pd.DataFrame:
+    """Every cell at the level `keys` (CONDITION, TASK or MODEL) with its rate, interval,
+    verdict, partial credit, latency, cost and tokens. At MODEL level the target is the highest
+    task target the model ran, and the verdict is the tasks': crosses when every task crosses,
+    falls short when one does, else undecided."""
+    cells = interval_table(case_counts(frame, keys), keys)
+    group = frame.assign(infra=~frame["judged"]).groupby(keys, observed=True, sort=False)
+    judged = frame[frame["judged"]].groupby(keys, observed=True, sort=False)
+    extra = pd.DataFrame(
+        {
+            "attempts": group.size(),
+            "infra_errors": group["infra"].sum(),
+            "partial": judged["partial"].mean(),
+            "latency_p50": judged["latency_s"].quantile(0.5),
+            "latency_p95": judged["latency_s"].quantile(0.95),
+            "cost_per_1000": judged["cost_usd"].mean() * 1000
+            + judged["cost_saved_usd"].mean() * 1000,
+            "cost_known": judged["cost_usd"].count() == judged.size(),
+            "spent_usd": group["cost_usd"].sum(),
+            "input_tokens": judged["input_tokens"].mean(),
+            "output_tokens": judged["output_tokens"].mean(),
+            "truncated": judged["truncated"].sum(),
+            "cache_hits": group["cache_hit"].sum(),
+        }
+    ).reset_index()
+    extra["cost_per_1000"] = extra["cost_per_1000"].where(extra["cost_known"])
+    if "condition" in keys:
+        firsts = group[["paraphrase", "noise_kind", "noise_level"]].first().reset_index()
+        extra = extra.merge(firsts, on=keys, how="left")
+    table = extra.merge(cells, on=keys, how="left").drop(columns=["cost_known"])
+    table = table.fillna({"n": 0, "passes": 0, "cases": 0, "deff": 1.0, "n_eff": 0.0})
+    table["low"] = table["low"].fillna(0.0)
+    table["high"] = table["high"].fillna(1.0)
+    table = table.astype({"n": np.int64, "passes": np.int64, "cases": np.int64})
+    table = table.astype({"infra_errors": np.int64, "truncated": np.int64, "cache_hits": np.int64})
+    if keys == MODEL:
+        return _model_verdicts(frame, table, targets)
+    target = pd.Series(
+        [targets[(str(s), str(t))] for s, t in zip(table["suite"], table["task"], strict=True)],
+        index=table.index,
+        dtype=np.float64,
+    )
+    return decide(table, target)
+
+
+def _model_verdicts(frame: pd.DataFrame, table: pd.DataFrame, targets: Targets) -> pd.DataFrame:
+    tasks = cell_table(frame, TASK, targets)
+    rows = []
+    for model, group in tasks.groupby("model", observed=True, sort=False):
+        states = set(group["verdict"])
+        verdict = (
+            CROSSES if states == {CROSSES} else FALLS_SHORT if FALLS_SHORT in states else UNDECIDED
+        )
+        rows.append({"model": model, "target": group["target"].max(), "verdict": verdict})
+    summary = pd.DataFrame(rows, columns=["model", "target", "verdict"])
+    table = table.merge(summary, on="model", how="left")
+    return table.assign(more_attempts=np.nan)
+
+
+def pass_k_table(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """pass^k and pass@k for k = 1..the most attempts any case has in a cell, per cell: each
+    case's C(c, k)/C(n, k), averaged over the cases with at least k attempts."""
+    counts = case_counts(frame, keys)
+    if counts.empty:
+        return pd.DataFrame(columns=[*keys, "k", "cases", "pass_hat_k", "pass_at_k"])
+    parts = []
+    for k in range(1, int(counts["n"].max()) + 1):
+        have = counts[counts["n"] >= k]
+        values = have[keys].assign(
+            k=k,
+            cases=1,
+            pass_hat_k=pass_hat_k(have["c"], have["n"], k),
+            pass_at_k=pass_at_k(have["c"], have["n"], k),
+        )
+        group = values.groupby([*keys, "k"], observed=True, sort=False)
+        parts.append(
+            group.agg(
+                cases=("cases", "sum"),
+                pass_hat_k=("pass_hat_k", "mean"),
+                pass_at_k=("pass_at_k", "mean"),
+            ).reset_index()
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def validator_table(
+    frame: pd.DataFrame, verdicts_frame: pd.DataFrame, keys: list[str], targets: Targets
+) -> pd.DataFrame:
+    """Each validator's pass rate per cell at level `keys` (with its interval and verdict
+    against the task's target): which constraint breaks first, and under which condition."""
+    columns = sorted(set(keys) | set(CASE), key=[*keys, *CASE].index)
+    rows = frame[columns].iloc[verdicts_frame["row"].to_numpy()].reset_index(drop=True)
+    checks = rows.assign(
+        validator=verdicts_frame["validator"].to_numpy(),
+        passed=verdicts_frame["passed"].to_numpy().astype(np.float64),
+        judged=True,
+    )
+    cell_keys = [*keys, "validator"]
+    table = interval_table(case_counts(checks, cell_keys), cell_keys)
+    target = pd.Series(
+        [targets[(str(s), str(t))] for s, t in zip(table["suite"], table["task"], strict=True)],
+        index=table.index,
+        dtype=np.float64,
+    )
+    return decide(table, target)

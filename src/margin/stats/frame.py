@@ -1,0 +1,216 @@
+"""The journal as frames, read fast: one row per attempt, one row per validator verdict.
+
+A large journal is parsed by Arrow's multi-threaded JSON reader with an explicit schema of the
+columns statistics need (the prompts and answers are skipped, not parsed into objects). Only
+when Arrow refuses a line is the journal read again record by record through the pydantic
+model, which names the offending line. The latest record of each attempt wins: a retried infra
+error leaves its earlier record in the journal's history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
+
+from margin.journal import AttemptRecord, read_journal
+
+LABELS = ["model", "suite", "task", "case", "variant", "noise_kind", "error"]
+"""Text columns kept as categories (few distinct values, many rows)."""
+ITEM = ["suite", "task", "case", "variant", "repeat"]
+"""What identifies an attempt across models: the paired comparison matches on it."""
+
+_SCHEMA = pa.schema(
+    [
+        ("schema_version", pa.int64()),
+        ("model", pa.string()),
+        ("suite", pa.string()),
+        ("task", pa.string()),
+        ("case", pa.string()),
+        ("variant", pa.string()),
+        ("paraphrase", pa.int64()),
+        ("noise_kind", pa.string()),
+        ("noise_level", pa.float64()),
+        ("repeat", pa.int64()),
+        ("passed", pa.bool_()),
+        ("partial", pa.float64()),
+        ("latency_s", pa.float64()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("cost_usd", pa.float64()),
+        ("cost_saved_usd", pa.float64()),
+        ("error", pa.string()),
+        ("cache_hit", pa.bool_()),
+        ("truncated", pa.bool_()),
+        (
+            "verdicts",
+            pa.list_(pa.struct([("validator", pa.string()), ("passed", pa.bool_())])),
+        ),
+    ]
+)
+_REQUIRED = ["schema_version", "model", "suite", "task", "case", "variant", "repeat"]
+_BLOCK_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """A journal read for scoring."""
+
+    frame: pd.DataFrame
+    """One row per attempt (latest record per key): the LABELS as categories, `condition`,
+    `paraphrase`, `noise_level`, `repeat`, `judged` (not an infra error), `passed` (1.0 / 0.0,
+    NaN on an infra error), `partial`, `latency_s`, tokens, `cost_usd`, `cost_saved_usd`,
+    `cache_hit`, `truncated`."""
+    verdicts: pd.DataFrame
+    """One row per validator verdict of a judged attempt: `row` (index into `frame`),
+    `validator` (its name; `name#2` for a second validator of the same name), `passed`."""
+
+
+def condition_name(paraphrase: int, noise_kind: str, noise_level: float) -> str:
+    """`p0` (the clean prompt), `p2` (a paraphrase), or `typos@0.05` (noise on the prompt)."""
+    if noise_kind == "clean":
+        return f"p{paraphrase}"
+    return f"{noise_kind}@{noise_level:g}"
+
+
+def read_attempts(path: Path) -> Attempts:
+    """The journal at `path` for scoring; a damaged record is a UserError naming its line."""
+    table = _read_table(path)
+    if table is None:
+        return _from_records(path)
+    return _frames(table)
+
+
+def _read_table(path: Path) -> pa.Table | None:
+    """Arrow's parse of the journal, or None when it cannot vouch for every line."""
+    if not path.exists():
+        return _SCHEMA.empty_table()
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1  # a partial last line from a killed run is not an attempt
+    if end == 0:
+        return _SCHEMA.empty_table()
+    buffer = pa.py_buffer(data).slice(0, end)
+    try:
+        table = pa_json.read_json(
+            pa.BufferReader(buffer),
+            read_options=pa_json.ReadOptions(block_size=_BLOCK_BYTES),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=_SCHEMA, unexpected_field_behavior="ignore"
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if any(table.column(name).null_count for name in _REQUIRED):
+        return None
+    versions = pc.unique(table.column("schema_version")).to_pylist()
+    if not set(versions) <= {1, 2}:
+        return None
+    return table
+
+
+def _from_records(path: Path) -> Attempts:
+    """The slow, exact path: every record validated; raises on the first bad line."""
+    return attempts_of(read_journal(path))
+
+
+def _frames(table: pa.Table) -> Attempts:
+    columns = {}
+    for name in LABELS:
+        columns[name] = table.column(name).dictionary_encode().to_pandas()
+    for name in ["paraphrase", "repeat", "input_tokens", "output_tokens"]:
+        columns[name] = table.column(name).fill_null(0).to_numpy().astype(np.int64)
+    for name in ["noise_level", "partial", "latency_s", "cost_usd", "cost_saved_usd"]:
+        columns[name] = table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+    columns["noise_level"] = np.nan_to_num(columns["noise_level"])
+    columns["cost_saved_usd"] = np.nan_to_num(columns["cost_saved_usd"])
+    for name in ["cache_hit", "truncated"]:
+        columns[name] = table.column(name).fill_null(False).to_numpy(zero_copy_only=False)
+    passed = table.column("passed")
+    frame = pd.DataFrame(columns)
+    frame["judged"] = frame["error"].isna().to_numpy() & ~passed.is_null().to_numpy(
+        zero_copy_only=False
+    )
+    frame["passed"] = np.where(
+        frame["judged"], passed.fill_null(False).to_numpy(zero_copy_only=False), np.nan
+    )
+    frame["condition"] = _conditions(frame)
+    latest = ~frame.duplicated(["model", *ITEM], keep="last").to_numpy()
+    verdicts = _verdicts(table.column("verdicts"), frame, latest)
+    if not latest.all():
+        keep = np.flatnonzero(latest)
+        renumber = np.full(len(frame), -1, dtype=np.int64)
+        renumber[keep] = np.arange(len(keep))
+        frame = frame.iloc[keep].reset_index(drop=True)
+        verdicts = verdicts.assign(row=renumber[verdicts["row"].to_numpy()])
+    return Attempts(frame, verdicts)
+
+
+def _conditions(frame: pd.DataFrame) -> pd.Series:
+    """The condition of each attempt, computed once per distinct variant."""
+    parts = ["variant", "paraphrase", "noise_kind", "noise_level"]
+    distinct = frame[parts].drop_duplicates()
+    names = [
+        condition_name(int(p), str(k), float(level))
+        for p, k, level in zip(
+            distinct["paraphrase"], distinct["noise_kind"], distinct["noise_level"], strict=True
+        )
+    ]
+    lookup = distinct.assign(condition=names)
+    merged = frame[parts].merge(lookup, on=parts, how="left", sort=False)
+    return merged["condition"].astype("category").set_axis(frame.index)
+
+
+def _verdicts(column: pa.ChunkedArray, frame: pd.DataFrame, latest: np.ndarray) -> pd.DataFrame:
+    """One row per verdict of the latest, judged records, labelled by position within its task.
+
+    Every attempt of a task runs the same validators in the same order, so a verdict's label
+    comes from its task and position: a second `regex` of a task becomes `regex#2`.
+    """
+    array = column.combine_chunks()
+    lengths = pc.list_value_length(array).fill_null(0).to_numpy(zero_copy_only=False)
+    flat = pc.list_flatten(array)
+    rows = np.repeat(np.arange(len(frame)), lengths)
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    position = np.arange(len(rows)) - starts
+    names = flat.field("validator").to_numpy(zero_copy_only=False)
+    passed = flat.field("passed").fill_null(False).to_numpy(zero_copy_only=False)
+    verdicts = pd.DataFrame({"row": rows, "position": position, "passed": passed})
+    keep = (latest & frame["judged"].to_numpy())[rows]
+    verdicts = verdicts[keep]
+    verdicts_names = names[keep]
+    tasks = frame["suite"].astype(str).to_numpy()[verdicts["row"]]
+    tasks = tasks + "/" + frame["task"].astype(str).to_numpy()[verdicts["row"]]
+    slots = pd.DataFrame(
+        {"task_id": tasks, "position": verdicts["position"], "name": verdicts_names}
+    ).drop_duplicates(["task_id", "position"])
+    slots = slots.sort_values(["task_id", "position"])
+    counts = slots.groupby(["task_id", "name"], sort=False).cumcount() + 1
+    slots["validator"] = np.where(
+        counts > 1, slots["name"] + "#" + counts.astype(str), slots["name"]
+    )
+    labels = pd.MultiIndex.from_frame(slots[["task_id", "position"]])
+    index = pd.MultiIndex.from_arrays([tasks, verdicts["position"].to_numpy()])
+    validator = slots["validator"].to_numpy()[labels.get_indexer(index)]
+    return pd.DataFrame(
+        {
+            "row": verdicts["row"].to_numpy(),
+            "validator": pd.Categorical(validator),
+            "passed": verdicts["passed"].to_numpy(),
+        }
+    )
+
+
+def attempts_of(records: Iterable[AttemptRecord]) -> Attempts:
+    """Frames from records in memory (tests, the Python API)."""
+    rows = []
+    for record in records:
+        row = record.model_dump(include=set(_SCHEMA.names) - {"verdicts"})
+        row["verdicts"] = [{"validator": v.validator, "passed": v.passed} for v in record.verdicts]
+        rows.append(row)
+    return _frames(pa.Table.from_pylist(rows, schema=_SCHEMA))

@@ -1,0 +1,172 @@
+"""Intervals and tests, vectorised over cells (numpy arrays in, arrays out).
+
+The distributions come from scipy and statsmodels; this module only chooses and combines them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import special, stats
+from statsmodels.stats.proportion import proportion_confint
+
+Floats = NDArray[np.float64]
+CONFIDENCE = 0.95
+CROSSES, FALLS_SHORT, UNDECIDED = "crosses", "falls short", "undecided"
+
+
+def z_value(confidence: float = CONFIDENCE) -> float:
+    """The two-sided normal quantile for `confidence` (1.96 at 95%)."""
+    return float(stats.norm.isf((1 - confidence) / 2))
+
+
+def wilson_interval(
+    passes: ArrayLike, n: ArrayLike, confidence: float = CONFIDENCE
+) -> tuple[Floats, Floats]:
+    """Wilson score interval for `passes` of `n` (n may be an effective, non-integer n).
+
+    5/5 is [0.57, 1.0], never [1.0, 1.0]; n = 0 gives [0, 1].
+    """
+    passes_ = np.asarray(passes, dtype=np.float64)
+    n_ = np.asarray(n, dtype=np.float64)
+    empty = n_ <= 0
+    safe_n = np.where(empty, 1.0, n_)
+    low, high = proportion_confint(
+        np.where(empty, 0.0, passes_), safe_n, alpha=1 - confidence, method="wilson"
+    )
+    low = np.where(empty, 0.0, np.clip(low, 0.0, 1.0))
+    high = np.where(empty, 1.0, np.clip(high, 0.0, 1.0))
+    return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+
+
+def design_effect(
+    n: ArrayLike,
+    total: ArrayLike,
+    clusters: ArrayLike,
+    sum_sq_size: ArrayLike,
+    sum_sq_share: ArrayLike,
+    sum_sq: ArrayLike | None = None,
+) -> Floats:
+    """How much clustering by case inflates the variance of a pooled pass rate: 1 + (m̃ − 1)·ρ.
+
+    Per cell: `n` attempts, the `total` of the outcomes (passes, for a pass indicator),
+    `clusters` (cases), Σ m_i² (`sum_sq_size`), Σ_i (Σ_j y_ij)²/m_i (`sum_sq_share`) and
+    Σ y² (`sum_sq`; the total itself for a 0/1 outcome). ρ is the one-way ANOVA intra-class
+    correlation of the outcome, clipped to [0, 1]; m̃ = Σ m_i² / n, the size-weighted
+    mean attempts per case. When every attempt of every case agrees with the others of its case
+    (no within-case variation: always the case at temperature 0 without noise), the data cannot
+    show that repeats are independent evidence, so ρ = 1 and the evidence is the cases. One case,
+    or one attempt per case, has no clustering to correct (deff = 1).
+    """
+    n_ = np.asarray(n, dtype=np.float64)
+    c = np.asarray(total, dtype=np.float64)
+    squares = c if sum_sq is None else np.asarray(sum_sq, dtype=np.float64)
+    g = np.asarray(clusters, dtype=np.float64)
+    sq_size = np.asarray(sum_sq_size, dtype=np.float64)
+    sq_share = np.asarray(sum_sq_share, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = c / n_
+        between = np.maximum(sq_share - n_ * p * p, 0.0)
+        within = np.maximum(squares - sq_share, 0.0)
+        msb = between / (g - 1)
+        msw = within / (n_ - g)
+        m0 = (n_ - sq_size / n_) / (g - 1)
+        rho = (msb - msw) / (msb + (m0 - 1) * msw)
+        rho = np.where(within <= 1e-12, 1.0, rho)
+        rho = np.clip(np.nan_to_num(rho, nan=1.0), 0.0, 1.0)
+        m_tilde = sq_size / n_
+    deff = 1 + (m_tilde - 1) * rho
+    return np.where((g <= 1) | (n_ <= g) | (n_ <= 0), 1.0, np.maximum(deff, 1.0))
+
+
+def verdicts(low: ArrayLike, high: ArrayLike, target: ArrayLike) -> NDArray[np.object_]:
+    """`crosses` when the lower bound reaches the target, `falls short` when the upper bound is
+    below it, else `undecided`."""
+    low_ = np.asarray(low, dtype=np.float64)
+    high_ = np.asarray(high, dtype=np.float64)
+    target_ = np.asarray(target, dtype=np.float64)
+    return np.where(
+        low_ >= target_, CROSSES, np.where(high_ < target_, FALLS_SHORT, UNDECIDED)
+    ).astype(object)
+
+
+def effective_n_to_decide(
+    rate: ArrayLike, target: ArrayLike, confidence: float = CONFIDENCE
+) -> Floats:
+    """The effective n at which a Wilson interval around `rate` would leave `target` out.
+
+    The Wilson interval is the set of t with |p̂ − t| ≤ z·√(t(1 − t)/n), so it excludes the
+    target once n ≥ z²·t(1 − t)/(p̂ − t)²: 73 straight passes at 0.95, 35 at 0.90. Infinite
+    when the rate equals the target.
+    """
+    p = np.asarray(rate, dtype=np.float64)
+    t = np.asarray(target, dtype=np.float64)
+    z = z_value(confidence)
+    with np.errstate(divide="ignore"):
+        return np.asarray(z * z * t * (1 - t) / (p - t) ** 2, dtype=np.float64)
+
+
+def straight_passes_to_cross(target: float, confidence: float = CONFIDENCE) -> int:
+    """Passes in a row a model needs before its Wilson lower bound reaches `target`."""
+    return int(np.ceil(effective_n_to_decide(1.0, target, confidence) - 1e-9))
+
+
+def pass_hat_k(passes: ArrayLike, n: ArrayLike, k: int) -> Floats:
+    """tau-bench's pass^k for one case: C(c, k) / C(n, k), the chance k draws all pass."""
+    return np.asarray(special.comb(passes, k) / special.comb(n, k), dtype=np.float64)
+
+
+def pass_at_k(passes: ArrayLike, n: ArrayLike, k: int) -> Floats:
+    """pass@k for one case: 1 − C(n − c, k) / C(n, k), the chance one of k draws passes."""
+    n_ = np.asarray(n, dtype=np.float64)
+    fails = n_ - np.asarray(passes, dtype=np.float64)
+    return np.asarray(1 - special.comb(fails, k) / special.comb(n_, k), dtype=np.float64)
+
+
+def mcnemar_mid_p(only_first: ArrayLike, only_second: ArrayLike) -> Floats:
+    """Two-sided mid-p McNemar test on the discordant pairs (b, c): 2·[P(X ≤ m) − P(X = m)/2]
+    with X ~ Binomial(b + c, ½) and m = min(b, c), capped at 1; 1 when there are none.
+
+    Counts are rounded to whole pairs (an effective count after a design effect may not be).
+    """
+    b = np.rint(np.asarray(only_first, dtype=np.float64))
+    c = np.rint(np.asarray(only_second, dtype=np.float64))
+    total = b + c
+    smaller = np.minimum(b, c)
+    p = 2 * (stats.binom.cdf(smaller, total, 0.5) - 0.5 * stats.binom.pmf(smaller, total, 0.5))
+    return np.asarray(np.where(total > 0, np.minimum(p, 1.0), 1.0), dtype=np.float64)
+
+
+def paired_difference_interval(
+    both: ArrayLike,
+    only_first: ArrayLike,
+    only_second: ArrayLike,
+    neither: ArrayLike,
+    confidence: float = CONFIDENCE,
+) -> tuple[Floats, Floats]:
+    """Newcombe's hybrid score interval (1998, method 10) for p₁ − p₂ on paired outcomes.
+
+    The counts may be effective (divided by a design effect). It stays inside [−1, 1] and does
+    not collapse to a point when the pairs all agree.
+    """
+    a, b, c, d = (np.asarray(x, dtype=np.float64) for x in (both, only_first, only_second, neither))
+    n = a + b + c + d
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p1 = (a + b) / n
+        p2 = (a + c) / n
+        l1, u1 = wilson_interval(a + b, n, confidence)
+        l2, u2 = wilson_interval(a + c, n, confidence)
+        denominator = np.sqrt((a + b) * (c + d) * (a + c) * (b + d))
+        phi = np.where(denominator > 0, (a * d - b * c) / denominator, 0.0)
+        diff = p1 - p2
+        low = diff - np.sqrt(
+            np.maximum((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0)
+        )
+        high = diff + np.sqrt(
+            np.maximum((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0)
+        )
+    empty = n <= 0
+    return (
+        np.asarray(np.where(empty, -1.0, np.clip(low, -1, 1)), dtype=np.float64),
+        np.asarray(np.where(empty, 1.0, np.clip(high, -1, 1)), dtype=np.float64),
+    )

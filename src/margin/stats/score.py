@@ -1,0 +1,159 @@
+"""Score a run directory: every table of statistics, the comparisons and the recommendation.
+
+It reads what the runner wrote and nothing else: `run.json` (models, settings), the suite
+copies (targets, latency budgets) and the journal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from margin import rank  # a module, not names: rank reads margin.stats too
+from margin.config import ModelSpec, RunSettings
+from margin.errors import UserError
+from margin.journal import JOURNAL_NAME
+from margin.rundir import read_run_file
+from margin.stats.cells import (
+    CONDITION,
+    MODEL,
+    TASK,
+    Targets,
+    cell_table,
+    pass_k_table,
+    validator_table,
+)
+from margin.stats.compare import ALPHA, compare_pairs, outcome_matrix
+from margin.stats.frame import Attempts, read_attempts
+from margin.stats.robustness import margins, noise_drops, paraphrase_spread
+from margin.suite import Suite, load_suite
+
+Budgets = dict[tuple[str, str], float | None]
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A scored run. Every rate comes with `n`, `low`/`high` (95%) and a `verdict`."""
+
+    conditions: pd.DataFrame
+    """model × task × condition cells."""
+    tasks: pd.DataFrame
+    """model × task cells (pooled over conditions), with `rank` and `tied_with` per task."""
+    models: pd.DataFrame
+    """model cells (pooled over tasks), with overall `rank`, `tied_with`, `frontier`, `params`."""
+    validators: pd.DataFrame
+    """Each validator's pass rate per model × task."""
+    validators_by_condition: pd.DataFrame
+    """Each validator's pass rate per model × task × condition."""
+    pass_k: pd.DataFrame
+    """pass^k and pass@k per model × task and k."""
+    drops: pd.DataFrame
+    """Drop under noise per model × task × kind × level."""
+    spread: pd.DataFrame
+    """Paraphrase spread per model × task."""
+    margins: pd.DataFrame
+    """Margin per model × task × noise axis."""
+    pairs: pd.DataFrame
+    """Paired comparisons per task (`scope` = `suite/task`) and overall (`scope` = `all`)."""
+    recommendation: rank.Recommendation
+
+
+def score_attempts(
+    attempts: Attempts,
+    targets: Targets,
+    budgets: Budgets | None = None,
+    params: dict[str, float | None] | None = None,
+    alpha: float = ALPHA,
+) -> Scores:
+    """Every statistic of `attempts` against the task `targets`."""
+    frame = attempts.frame
+    conditions = cell_table(frame, CONDITION, targets)
+    tasks = cell_table(frame, TASK, targets)
+    models = cell_table(frame, MODEL, targets)
+    pair_tables, task_bands = [], []
+    for (suite, task), scope in frame.groupby(["suite", "task"], observed=True, sort=False):
+        pairs = compare_pairs(outcome_matrix(scope), alpha).assign(scope=f"{suite}/{task}")
+        pair_tables.append(pairs)
+        rates = tasks[(tasks["suite"] == suite) & (tasks["task"] == task)].set_index("model")[
+            "rate"
+        ]
+        bands = rank.rank_bands(rates, pairs)
+        task_bands.append(bands.assign(suite=str(suite), task=str(task)))
+    overall = compare_pairs(outcome_matrix(frame), alpha).assign(scope="all")
+    pair_tables.append(overall)
+    if task_bands:
+        bands = pd.concat(task_bands, ignore_index=True)[
+            ["model", "suite", "task", "rank", "tied_with"]
+        ]
+        tasks = tasks.merge(bands, on=["model", "suite", "task"], how="left")
+    model_bands = rank.rank_bands(models.set_index("model")["rate"], overall)
+    models = models.merge(model_bands[["model", "rank", "tied_with"]], on="model", how="left")
+    sizes = pd.Series([(params or {}).get(str(m)) for m in models["model"]], dtype=float)
+    models = models.assign(frontier=rank.pareto_frontier(models), params=sizes.to_numpy())
+    validators = validator_table(frame, attempts.verdicts, TASK, targets)
+    return Scores(
+        conditions=conditions,
+        tasks=tasks,
+        models=models,
+        validators=validators,
+        validators_by_condition=validator_table(frame, attempts.verdicts, CONDITION, targets),
+        pass_k=pass_k_table(frame, TASK),
+        drops=noise_drops(conditions),
+        spread=paraphrase_spread(conditions),
+        margins=margins(conditions),
+        pairs=pd.concat(pair_tables, ignore_index=True),
+        recommendation=rank.recommend(tasks, models, conditions, validators, budgets or {}),
+    )
+
+
+def score_run(folder: Path, alpha: float = ALPHA) -> Scores:
+    """Score the run directory `folder`; a folder that is not a run is a UserError."""
+    run_file = read_run_file(folder)
+    if run_file is None:
+        raise UserError("not a margin run directory (no run.json)", path=folder)
+    settings = RunSettings.model_validate(run_file.get("settings") or {})
+    models = [ModelSpec.model_validate(m) for m in run_file.get("models") or []]
+    suites = _suite_copies(folder, run_file)
+    targets, budgets = task_targets(suites, settings)
+    attempts = read_attempts(folder / str(run_file.get("journal") or JOURNAL_NAME))
+    known = set(targets)
+    frame = attempts.frame
+    unknown = {
+        f"{s}/{t}"
+        for s, t in frame[["suite", "task"]].drop_duplicates().itertuples(index=False)
+        if (str(s), str(t)) not in known
+    }
+    if unknown:
+        raise UserError(
+            f"the journal holds tasks its suites do not define: {', '.join(sorted(unknown))}",
+            path=folder,
+        )
+    params = {m.name: m.param_count for m in models}
+    return score_attempts(attempts, targets, budgets, params, alpha)
+
+
+def task_targets(suites: list[Suite], settings: RunSettings) -> tuple[Targets, Budgets]:
+    """Each task's reliability target (the run's override, the task's, else the suite's) and
+    latency budget (the task's, else the run's)."""
+    targets: dict[tuple[str, str], float] = {}
+    budgets: Budgets = {}
+    for suite in suites:
+        for task in suite.tasks:
+            key = (suite.suite, task.id)
+            targets[key] = settings.target or suite.task_target(task)
+            budgets[key] = task.max_p95_s if task.max_p95_s is not None else settings.max_p95_s
+    return targets, budgets
+
+
+def _suite_copies(folder: Path, run_file: dict[str, Any]) -> list[Suite]:
+    names = run_file.get("suites") or {}
+    suites = []
+    for name in names:
+        copy = folder / "suites" / f"{name}.yaml"
+        if not copy.exists():
+            raise UserError(f"the run's copy of suite {name!r} is missing", path=copy)
+        suites.append(load_suite(copy))
+    return suites

@@ -1,0 +1,93 @@
+"""The recommendation in words: what `margin run` ends with and `margin score` begins with."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from margin.numbers import interval, money, percent, rate_with_interval, seconds
+from margin.rank import Shortfall
+from margin.stats.intervals import FALLS_SHORT, UNDECIDED
+from margin.stats.score import Scores
+
+
+def recommendation_lines(scores: Scores) -> list[str]:
+    """The answer first, then the runner-up, then where every other model falls short."""
+    rec = scores.recommendation
+    models = scores.models.set_index("model")
+    lines: list[str] = []
+    if rec.model is not None:
+        lines.append(f"Recommended: {rec.model} — {_model_figures(models.loc[rec.model])}.")
+        if rec.runner_up is not None:
+            lines.append(
+                f"Runner-up: {rec.runner_up} — {_model_figures(models.loc[rec.runner_up])}."
+            )
+        else:
+            lines.append("Runner-up: none — no other model crosses every task.")
+    elif scores.tasks.empty:
+        return ["No judged attempts yet: nothing to recommend."]
+    else:
+        target = _targets_text(scores.tasks)
+        lines.append(f"No model crosses {target} on every task: nothing is recommended.")
+        if rec.closest is not None:
+            closest = next((s for s in rec.shortfalls if s.model == rec.closest), None)
+            where = f" (worst: {_shortfall_text(closest)})" if closest is not None else ""
+            lines.append(f"Closest: {rec.closest}{where}.")
+    for shortfall in rec.shortfalls:
+        if shortfall.model != rec.closest or rec.model is not None:
+            lines.append(f"{shortfall.model}: {_shortfall_text(shortfall)}.")
+    undecided = scores.tasks[scores.tasks["verdict"] == UNDECIDED]
+    if not undecided.empty:
+        lines.append(
+            f"Undecided: {len(undecided)} model × task cell(s); more attempts would decide them:"
+        )
+        for row in undecided.sort_values("more_attempts").to_dict("records"):
+            lines.append(f"  {row['model']} on {row['suite']}/{row['task']}: {_more_text(row)}")
+    return lines
+
+
+def _model_figures(row: pd.Series) -> str:
+    return (
+        f"crosses every task; overall {rate_with_interval(int(row['passes']), int(row['n']), float(row['low']), float(row['high']))},"
+        f" {money(float(row['cost_per_1000']))} per 1,000 tasks, p95 {seconds(float(row['latency_p95']))}"
+    )
+
+
+def _targets_text(tasks: pd.DataFrame) -> str:
+    targets = sorted(set(tasks["target"].round(4)))
+    return (
+        f"its target ({', '.join(f'{t:g}' for t in targets)})"
+        if len(targets) > 1
+        else f"{targets[0]:g}"
+    )
+
+
+def _shortfall_text(s: Shortfall) -> str:
+    if s.status == "too slow":
+        return (
+            f"too slow on {s.task}: p95 {seconds(s.latency_p95)} > budget {seconds(s.budget_s)}"
+            f" (it crosses {s.target:g})"
+        )
+    passes = round(s.rate * s.n)
+    text = (
+        f"{s.status} on {s.task}: {rate_with_interval(passes, s.n, s.low, s.high)}"
+        f" {'<' if s.status == FALLS_SHORT else 'straddles'} {s.target:g}"
+    )
+    if s.condition is not None and s.condition_rate is not None:
+        text += f"; worst condition {s.condition} ({percent(s.condition_rate)})"
+    if s.validator is not None and s.validator_rate is not None:
+        text += f"; breaks first: {s.validator} ({percent(s.validator_rate)})"
+    return text
+
+
+def _more_text(row: dict[str, object]) -> str:
+    n, passes = int(str(row["n"])), int(str(row["passes"]))
+    low, high = float(str(row["low"])), float(str(row["high"]))
+    now = f"{passes}/{n} {percent(passes / n if n else float('nan'), passes, n)} {interval(low, high)}"
+    more = row["more_attempts"]
+    if more is None or more != more:
+        return (
+            f"{now}; its rate sits on the target, so no number of attempts at this rate settles it"
+        )
+    clustered = float(str(row["deff"])) > 1.01
+    where = " on new cases (its cases' repeats agree, so repeats add little)" if clustered else ""
+    return f"{now}; about {int(float(str(more))):,} more attempts{where}"
