@@ -46,10 +46,11 @@ def recommendation_lines(scores: Scores) -> list[str]:
 
 
 def _model_figures(row: pd.Series) -> str:
-    return (
-        f"crosses every task; overall {rate_with_interval(int(row['passes']), int(row['n']), float(row['low']), float(row['high']))},"
-        f" {money(float(row['cost_per_1000']))} per 1,000 tasks, p95 {seconds(float(row['latency_p95']))}"
+    overall = rate_with_interval(
+        int(row["passes"]), int(row["n"]), float(row["low"]), float(row["high"])
     )
+    cost, p95 = money(float(row["cost_per_1000"])), seconds(float(row["latency_p95"]))
+    return f"crosses every task; overall {overall}, {cost} per 1,000 tasks, p95 {p95}"
 
 
 def _targets_text(tasks: pd.DataFrame) -> str:
@@ -81,8 +82,7 @@ def _shortfall_text(s: Shortfall) -> str:
 
 def _more_text(row: dict[str, object]) -> str:
     n, passes = int(str(row["n"])), int(str(row["passes"]))
-    low, high = float(str(row["low"])), float(str(row["high"]))
-    now = f"{passes}/{n} {percent(passes / n if n else float('nan'), passes, n)} {interval(low, high)}"
+    now = rate_with_interval(passes, n, float(str(row["low"])), float(str(row["high"])))
     more = row["more_attempts"]
     if more is None or more != more:
         return (
