@@ -69,6 +69,7 @@ class Shortfall:
     rate: float
     low: float
     high: float
+    passes: int
     n: int
     target: float
     condition: str | None = None
@@ -154,6 +155,7 @@ def _shortfall(
                 rate=float(row["rate"]),
                 low=float(row["low"]),
                 high=float(row["high"]),
+                passes=int(row["passes"]),
                 n=int(row["n"]),
                 target=float(row["target"]),
                 latency_p95=latency,
@@ -183,6 +185,7 @@ def _describe(
         rate=float(cell["rate"]),
         low=float(cell["low"]),
         high=float(cell["high"]),
+        passes=int(cell["passes"]),
         n=int(cell["n"]),
         target=float(cell["target"]),
         condition=None if condition is None else str(condition["condition"]),

@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
-from margin.numbers import interval, money, percent, rate_with_interval, seconds
+from margin.numbers import money, percent, rate_with_interval, seconds
 from margin.rank import Shortfall
 from margin.stats.intervals import FALLS_SHORT, UNDECIDED
 from margin.stats.score import Scores
 
 
+def model_lines(scores: Scores) -> list[str]:
+    """One line per model, best rank band first: reliability with n and interval, verdict."""
+    lines = []
+    ordered = scores.models.sort_values(["rank", "rate"], ascending=[True, False], kind="stable")
+    for row in ordered.to_dict("records"):
+        rate = rate_with_interval(
+            int(row["passes"]), int(row["n"]), float(row["low"]), float(row["high"])
+        )
+        tied = f", tied with {row['tied_with']}" if row["tied_with"] else ""
+        lines.append(
+            f"{row['model']}: {rate} over all tasks (rank {row['rank']}{tied});"
+            f" {row['verdict']}; {row['infra_errors']} infra errors"
+        )
+    return lines
+
+
 def recommendation_lines(scores: Scores) -> list[str]:
     """The answer first, then the runner-up, then where every other model falls short."""
     rec = scores.recommendation
-    models = scores.models.set_index("model")
+    models = {str(row["model"]): row for row in scores.models.to_dict("records")}
     lines: list[str] = []
     if rec.model is not None:
-        lines.append(f"Recommended: {rec.model} — {_model_figures(models.loc[rec.model])}.")
+        lines.append(f"Recommended: {rec.model} — {_model_figures(models[rec.model])}.")
         if rec.runner_up is not None:
-            lines.append(
-                f"Runner-up: {rec.runner_up} — {_model_figures(models.loc[rec.runner_up])}."
-            )
+            lines.append(f"Runner-up: {rec.runner_up} — {_model_figures(models[rec.runner_up])}.")
         else:
             lines.append("Runner-up: none — no other model crosses every task.")
     elif scores.tasks.empty:
@@ -45,7 +61,7 @@ def recommendation_lines(scores: Scores) -> list[str]:
     return lines
 
 
-def _model_figures(row: pd.Series) -> str:
+def _model_figures(row: dict[Any, Any]) -> str:
     overall = rate_with_interval(
         int(row["passes"]), int(row["n"]), float(row["low"]), float(row["high"])
     )
@@ -68,9 +84,8 @@ def _shortfall_text(s: Shortfall) -> str:
             f"too slow on {s.task}: p95 {seconds(s.latency_p95)} > budget {seconds(s.budget_s)}"
             f" (it crosses {s.target:g})"
         )
-    passes = round(s.rate * s.n)
     text = (
-        f"{s.status} on {s.task}: {rate_with_interval(passes, s.n, s.low, s.high)}"
+        f"{s.status} on {s.task}: {rate_with_interval(s.passes, s.n, s.low, s.high)}"
         f" {'<' if s.status == FALLS_SHORT else 'straddles'} {s.target:g}"
     )
     if s.condition is not None and s.condition_rate is not None:
@@ -80,7 +95,7 @@ def _shortfall_text(s: Shortfall) -> str:
     return text
 
 
-def _more_text(row: dict[str, object]) -> str:
+def _more_text(row: dict[Any, Any]) -> str:
     n, passes = int(str(row["n"])), int(str(row["passes"]))
     now = rate_with_interval(passes, n, float(str(row["low"])), float(str(row["high"])))
     more = row["more_attempts"]

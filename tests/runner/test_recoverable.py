@@ -49,7 +49,8 @@ def test_retry_errors_reattempts_only_infra_errors_and_keeps_history(
     latest = latest_records(out / "journal.jsonl")
     assert len(latest) == 40 and not any(r.error for r in latest.values())
     assert finished_keys(out / "journal.jsonl", retry_errors=True) == set(latest)
-    assert "pass 100.0% of 40 judged attempts (0 infra errors)" in again.stdout
+    assert "loop: 40/40 100.0% [72.2, 100.0] over all tasks" in again.stdout
+    assert "; 0 infra errors" in again.stdout
 
 
 def margin_cmd(*args: str) -> list[str]:

@@ -48,7 +48,7 @@ def test_a_clean_run_records_every_attempt_once(tmp_path, models_config, cache_d
     assert first.messages[0].role == "user"
     assert "Route the customer message" in first.messages[0].content
     assert first.cost_usd and first.cost_usd > 0 and first.input_tokens > 0
-    assert "loop: pass 100.0% of 40 judged attempts (0 infra errors)" in result.stdout
+    assert "loop: 40/40 100.0% [72.2, 100.0] over all tasks" in result.stdout
 
 
 def test_thirty_percent_faults_lose_nothing_and_count_nothing_twice(

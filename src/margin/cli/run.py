@@ -99,7 +99,7 @@ def command(
         progress=progress_for_terminal(),
     )
     stats = result.stats
-    _print_summary(result.journal, {str(a.key) for a in result.plan.attempts})
+    _print_summary(result.folder)
     click.echo(f"run directory: {result.folder}")
     for model, reason in sorted(stats.halted.items()):
         click.echo(
@@ -131,21 +131,15 @@ def command(
         raise click.exceptions.Exit(1)
 
 
-def _print_summary(journal_path: Path, keys: set[str]) -> None:
-    from margin.stats import load_frame, model_summary, task_matrix
+def _print_summary(folder: Path) -> None:
+    """The run's models with their intervals, then the recommendation (`margin score` has more)."""
+    from margin.stats import score_run
+    from margin.summary import model_lines, recommendation_lines
 
-    frame = load_frame(journal_path)
-    frame = frame[frame["key"].isin(keys)].drop_duplicates("key", keep="last")
-    if frame.empty:
+    scores = score_run(folder)
+    if scores.models.empty:
         click.echo("no attempts recorded")
         return
-    for row in model_summary(frame).itertuples():
-        rate = "–" if row.judged == 0 else f"{row.pass_rate:.1%}"
-        click.echo(
-            f"{row.Index}: pass {rate} of {row.judged} judged attempts"
-            f" ({row.infra_errors} infra errors)"
-        )
-    matrix = task_matrix(frame)
-    if len(matrix.columns) > 1 or len(matrix) > 1:
-        click.echo("pass rate by task:")
-        click.echo(matrix.map(lambda v: "–" if v != v else f"{v:.0%}").to_string())
+    for line in [*model_lines(scores), *recommendation_lines(scores)]:
+        click.echo(line)
+    click.echo(f"details: margin score {folder}")

@@ -121,7 +121,9 @@ def cell_table(frame: pd.DataFrame, keys: list[str], targets: Targets) -> pd.Dat
         firsts = group[["paraphrase", "noise_kind", "noise_level"]].first().reset_index()
         extra = extra.merge(firsts, on=keys, how="left")
     table = extra.merge(cells, on=keys, how="left").drop(columns=["cost_known"])
-    table = table.fillna({"n": 0, "passes": 0, "cases": 0, "deff": 1.0, "n_eff": 0.0})
+    table = table.fillna(
+        {"n": 0, "passes": 0, "cases": 0, "deff": 1.0, "n_eff": 0.0, "truncated": 0}
+    )
     table["low"] = table["low"].fillna(0.0)
     table["high"] = table["high"].fillna(1.0)
     table = table.astype({"n": np.int64, "passes": np.int64, "cases": np.int64})

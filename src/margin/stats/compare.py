@@ -100,7 +100,8 @@ def _difference_deff(diff: np.ndarray, case: np.ndarray) -> float:
             len(per_case),
             np.sum(m * m),
             np.sum(s * s / m),
-            frame["d2"].sum(),
+            sum_sq=frame["d2"].sum(),
+            events=np.count_nonzero(diff),
         )
     )
 
