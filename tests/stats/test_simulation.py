@@ -26,7 +26,9 @@ def test_single_cell_wilson_covers_at_least_94_percent(n: int) -> None:
     assert coverage >= 0.94, coverage
 
 
-def pooled_coverage(cases: int, repeats: int, mean: float, icc: float, trials: int, seed: int) -> float:
+def pooled_coverage(
+    cases: int, repeats: int, mean: float, icc: float, trials: int, seed: int
+) -> float:
     """Cases whose true rates differ (beta-binomial with intra-class correlation `icc`), each
     attempted `repeats` times; the pooled cell's interval must cover the mean true rate."""
     rng = np.random.default_rng(seed)
