@@ -166,3 +166,24 @@ def test_only_picks_models_from_the_set() -> None:
         "gpt-9",
     )
     assert wrong.exit_code == 2 and "no model 'gpt-9' in the set" in wrong.stderr
+
+
+def test_plan_says_whether_the_evidence_could_decide_anything() -> None:
+    from margin.stats.evidence import evidence_table
+
+    suites = load_suites([SUITES / "arithmetic.yaml"])
+    models = load_models(CONFIGS / "local.yaml")
+    plan = build_plan(suites, models, load_run_settings([], repeats=4, noise=False))
+    row = evidence_table(plan).iloc[0]
+    assert (row["cases"], row["conditions"], row["repeats"]) == (10, 3, 4)
+    assert row["pooled"] == 120 and row["per_condition"] == 40
+    # 10 cases that all pass show at most 0.72: a 0.9 target cannot be crossed
+    assert row["all_pass_low"] == pytest.approx(10 / (10 + 1.959963984540054**2))
+    assert not row["can_cross"] and row["cases_needed"] == 35
+    # three models: Holm's strictest step is 0.05/3, so 6 discordant attempts one way
+    assert row["detectable_independent"] == pytest.approx(6 / 120)
+    assert row["detectable_copies"] == pytest.approx(6 / 10)
+    result = run_cli(
+        "plan", str(SUITES / "arithmetic.yaml"), "--models", str(CONFIGS / "local.yaml")
+    )
+    assert "Evidence needed" in result.stdout and "cases needed" in result.stdout

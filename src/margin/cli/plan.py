@@ -35,6 +35,10 @@ def command(
     Cost comes from the config's price override or litellm's bundled price map (local models
     are free); output tokens are estimated from the task's length validators, else capped at
     max_tokens. Time assumes each model's concurrency and its tokens_per_second.
+
+    Then the evidence needed: whether a model that passed every planned attempt could even
+    cross each task's target, how many cases that takes, and the smallest difference between
+    two models the paired test could detect.
     """
     from margin.cli.inputs import load_inputs
     from margin.plan import plan_table
@@ -45,6 +49,7 @@ def command(
         click.echo(table.to_json(orient="records", indent=2))
         return
     _print_table(table, inputs.settings.repeats)
+    _print_evidence(inputs.plan)
 
 
 def _money(value: float) -> str:
@@ -112,4 +117,51 @@ def _print_table(table: object, repeats: int) -> None:
     console = Console()
     if not console.is_terminal:
         console = Console(width=max(console.width, 120))
+    console.print(out)
+
+
+def _print_evidence(plan: object) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from margin.numbers import percent
+    from margin.plan import Plan
+    from margin.stats.evidence import evidence_table
+
+    assert isinstance(plan, Plan)
+    evidence = evidence_table(plan)
+    out = Table(
+        title="Evidence needed",
+        caption=(
+            "An all-pass model's lower bound counts cases: repeats of a case that all agree"
+            " (as at temperature 0) are copies, not new evidence. Smallest detectable"
+            " difference: best case, every discordant attempt one way, Holm over model pairs."
+        ),
+    )
+    for name in ["suite/task", "target", "cases", "conditions × repeats", "attempts per model",
+                 "all pass → lower bound", "can cross?", "cases needed",
+                 "smallest detectable difference"]:  # fmt: skip
+        out.add_column(name, justify="left" if name == "suite/task" else "right")
+    for row in evidence.to_dict("records"):
+        verdict = "yes" if row["can_cross"] else "[bold red]no[/bold red]"
+        independent, copies = row["detectable_independent"], row["detectable_copies"]
+        detectable = (
+            percent(copies)
+            if independent == copies
+            else f"{percent(independent)} (independent) – {percent(copies)} (copies)"
+        )
+        out.add_row(
+            f"{row['suite']}/{row['task']}",
+            f"{row['target']:g}",
+            str(row["cases"]),
+            f"{row['conditions']} × {row['repeats']}",
+            f"{row['pooled']:,}",
+            percent(row["all_pass_low"]),
+            verdict,
+            str(row["cases_needed"]),
+            detectable,
+        )
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 150))
     console.print(out)
