@@ -153,13 +153,14 @@ def _model_verdicts(frame: pd.DataFrame, table: pd.DataFrame, targets: Targets) 
 
 
 def pass_k_table(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """pass^k and pass@k for k = 1..the most attempts any case has in a cell, per cell: each
-    case's C(c, k)/C(n, k), averaged over the cases with at least k attempts."""
+    """pass^k and pass@k for k = 1..the run's repeats, per cell: each case's C(c, k)/C(n, k)
+    over its attempts in the cell, averaged over the cases with at least k attempts."""
     counts = case_counts(frame, keys)
     if counts.empty:
         return pd.DataFrame(columns=[*keys, "k", "cases", "pass_hat_k", "pass_at_k"])
     parts = []
-    for k in range(1, int(counts["n"].max()) + 1):
+    repeats = int(frame["repeat"].max()) + 1
+    for k in range(1, min(repeats, int(counts["n"].max())) + 1):
         have = counts[counts["n"] >= k]
         values = have[keys].assign(
             k=k,

@@ -9,6 +9,7 @@ error leaves its earlier record in the journal's history.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,16 +90,21 @@ def read_attempts(path: Path) -> Attempts:
 
 def _read_table(path: Path) -> pa.Table | None:
     """Arrow's parse of the journal, or None when it cannot vouch for every line."""
-    if not path.exists():
+    if not path.exists() or path.stat().st_size == 0:
         return _SCHEMA.empty_table()
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1  # a partial last line from a killed run is not an attempt
-    if end == 0:
-        return _SCHEMA.empty_table()
-    buffer = pa.py_buffer(data).slice(0, end)
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        whole = handle.read(1) == b"\n"
+    source: object = str(path)  # Arrow streams the file block by block: memory holds the table
+    if not whole:  # a partial last line from a killed run is not an attempt: parse up to it
+        data = path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            return _SCHEMA.empty_table()
+        source = pa.BufferReader(pa.py_buffer(data).slice(0, end))
     try:
         table = pa_json.read_json(
-            pa.BufferReader(buffer),
+            source,
             read_options=pa_json.ReadOptions(block_size=_BLOCK_BYTES),
             parse_options=pa_json.ParseOptions(
                 explicit_schema=_SCHEMA, unexpected_field_behavior="ignore"
@@ -170,38 +176,42 @@ def _verdicts(column: pa.ChunkedArray, frame: pd.DataFrame, latest: np.ndarray) 
     """One row per verdict of the latest, judged records, labelled by position within its task.
 
     Every attempt of a task runs the same validators in the same order, so a verdict's label
-    comes from its task and position: a second `regex` of a task becomes `regex#2`.
+    comes from its task and position: a second `regex` of a task becomes `regex#2`. The work
+    is on integer codes: a journal of a million attempts has millions of verdicts.
     """
     array = column.combine_chunks()
     lengths = pc.list_value_length(array).fill_null(0).to_numpy(zero_copy_only=False)
     flat = pc.list_flatten(array)
     rows = np.repeat(np.arange(len(frame)), lengths)
-    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    position = np.arange(len(rows)) - starts
-    names = flat.field("validator").to_numpy(zero_copy_only=False)
+    position = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    names = pc.dictionary_encode(flat.field("validator"))
+    name_codes = names.indices.to_numpy(zero_copy_only=False)
+    name_values = [str(v) for v in names.dictionary.to_pylist()]
     passed = flat.field("passed").fill_null(False).to_numpy(zero_copy_only=False)
-    verdicts = pd.DataFrame({"row": rows, "position": position, "passed": passed})
     keep = (latest & frame["judged"].to_numpy())[rows]
-    verdicts = verdicts[keep]
-    verdicts_names = names[keep]
-    tasks = frame["suite"].astype(str).to_numpy()[verdicts["row"]]
-    tasks = tasks + "/" + frame["task"].astype(str).to_numpy()[verdicts["row"]]
-    slots = pd.DataFrame(
-        {"task_id": tasks, "position": verdicts["position"], "name": verdicts_names}
-    ).drop_duplicates(["task_id", "position"])
-    slots = slots.sort_values(["task_id", "position"])
-    counts = slots.groupby(["task_id", "name"], sort=False).cumcount() + 1
-    slots["validator"] = np.where(
-        counts > 1, slots["name"] + "#" + counts.astype(str), slots["name"]
+    rows, position, name_codes, passed = rows[keep], position[keep], name_codes[keep], passed[keep]
+    tasks = frame["task"].cat.codes.to_numpy().astype(np.int64)
+    task_of = (
+        frame["suite"].cat.codes.to_numpy().astype(np.int64) * (tasks.max(initial=0) + 1) + tasks
     )
-    labels = pd.MultiIndex.from_frame(slots[["task_id", "position"]])
-    index = pd.MultiIndex.from_arrays([tasks, verdicts["position"].to_numpy()])
-    validator = slots["validator"].to_numpy()[labels.get_indexer(index)]
+    width = int(position.max(initial=0)) + 1
+    slots, first, inverse = np.unique(
+        task_of[rows] * width + position, return_index=True, return_inverse=True
+    )
+    labels: list[str] = []
+    seen: dict[tuple[int, int], int] = {}
+    for slot, name in zip(slots // width, name_codes[first], strict=True):
+        count = seen[(slot, name)] = seen.get((slot, name), 0) + 1
+        labels.append(name_values[name] if count == 1 else f"{name_values[name]}#{count}")
+    categories, label_codes = np.unique(np.asarray(labels, dtype=object), return_inverse=True)
     return pd.DataFrame(
         {
-            "row": verdicts["row"].to_numpy(),
-            "validator": pd.Categorical(validator),
-            "passed": verdicts["passed"].to_numpy(),
+            "row": rows,
+            "validator": pd.Categorical.from_codes(
+                label_codes[inverse].astype(np.int64) if len(rows) else np.zeros(0, np.int64),
+                categories=[str(c) for c in categories],
+            ),
+            "passed": passed,
         }
     )
 
