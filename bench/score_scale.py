@@ -88,7 +88,8 @@ def write_run(folder: Path, records: int) -> int:
         "target": 0.9,
         "tasks": [
             {"id": f"task{t}", "prompt": "{{ q }}", "cases": [{"id": "c", "vars": {"q": "x"}}],
-             "validators": [{"choice": {"labels": ["a", "b"]}}, {"max_words": 3}, {"single_line": True}]}
+             "validators": [{"choice": {"labels": ["a", "b"]}}, {"max_words": 3},
+                            {"single_line": True}]}
             for t in range(TASKS)
         ],
     }  # fmt: skip
@@ -155,9 +156,8 @@ def main() -> None:
         started = time.perf_counter()
         written = write_run(folder, args.records)
         size = (folder / "journal.jsonl").stat().st_size
-        print(
-            f"wrote {written:,} records ({size / 1e6:,.0f} MB) in {time.perf_counter() - started:.1f} s"
-        )
+        took = time.perf_counter() - started
+        print(f"wrote {written:,} records ({size / 1e6:,.0f} MB) in {took:.1f} s")
         started = time.perf_counter()
         result = subprocess.run(
             [sys.executable, "-m", "margin.cli.main", "score", str(folder), "--format", "json"],
@@ -173,8 +173,9 @@ def main() -> None:
     data = json.loads(result.stdout)
     judged = sum(row["n"] for row in data["models"])
     print(f"scored {judged:,} judged attempts; recommendation: {data['recommendation']['model']}")
+    gigabytes = peak / 2**30
     print(
-        f"seconds {seconds:.1f} (limit {LIMIT_S:.0f}); peak memory {peak / 2**30:.2f} GB (limit 2 GB)"
+        f"seconds {seconds:.1f} (limit {LIMIT_S:.0f}); peak memory {gigabytes:.2f} GB (limit 2 GB)"
     )
     if seconds > LIMIT_S or peak > LIMIT_BYTES:
         sys.exit(1)

@@ -9,6 +9,8 @@ stays fast: nothing heavy is imported until it is needed.
     settings = margin.load_run_settings(["configs/local.yaml"])
     result = margin.run(suites, models, settings)
     for record in margin.read_journal(result.journal): ...
+    scores = margin.score(result.folder)       # tables, rank bands, the recommendation
+    print(scores.recommendation.model)
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "read_journal",
     "register_validator",
     "run",
+    "score",
 ]
 
 _WHERE = {
@@ -64,8 +67,9 @@ _WHERE = {
     "read_journal": "margin.journal",
     "register_validator": "margin.validators",
     "run": "margin.session",
+    "score": "margin.stats",
 }
-_RENAMED = {"register_validator": "register"}
+_RENAMED = {"register_validator": "register", "score": "score_run"}
 
 if TYPE_CHECKING:
     from margin.config import ModelSpec, RunSettings, load_config, load_models, load_run_settings
@@ -73,6 +77,7 @@ if TYPE_CHECKING:
     from margin.journal import AttemptRecord, latest_records, read_journal
     from margin.plan import Plan, build_plan
     from margin.session import RunResult, run
+    from margin.stats import score_run as score
     from margin.suite import Suite, load_suite, load_suites
     from margin.validators import Validator, Verdict
     from margin.validators import register as register_validator

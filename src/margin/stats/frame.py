@@ -209,7 +209,7 @@ def _verdicts(column: pa.ChunkedArray, frame: pd.DataFrame, latest: np.ndarray) 
             "row": rows,
             "validator": pd.Categorical.from_codes(
                 label_codes[inverse].astype(np.int64) if len(rows) else np.zeros(0, np.int64),
-                categories=[str(c) for c in categories],
+                categories=pd.Index([str(c) for c in categories]),
             ),
             "passed": passed,
         }
