@@ -28,6 +28,23 @@ def model_lines(scores: Scores) -> list[str]:
     return lines
 
 
+def task_lines(scores: Scores) -> list[str]:
+    """One line per task: each model's verdict against the task's target, best rank first."""
+    lines = []
+    for (suite, task), group in scores.tasks.groupby(["suite", "task"], observed=True, sort=False):
+        target = float(group["target"].iloc[0])
+        ordered = group.sort_values(["rank", "rate"], ascending=[True, False], kind="stable")
+        parts = [
+            f"{row['model']} {row['verdict']} "
+            + rate_with_interval(
+                int(row["passes"]), int(row["n"]), float(row["low"]), float(row["high"])
+            )
+            for row in ordered.to_dict("records")
+        ]
+        lines.append(f"{suite}/{task} (target {target:g}): " + "; ".join(parts))
+    return lines
+
+
 def recommendation_lines(scores: Scores) -> list[str]:
     """The answer first, then the runner-up, then where every other model falls short."""
     rec = scores.recommendation

@@ -57,6 +57,10 @@ def test_run_ends_with_the_recommendation(run_dir: tuple[Path, str]) -> None:
     _, stdout = run_dir
     assert "good: 20/20 100.0% [72.2, 100.0] over all tasks (rank 1); crosses" in stdout
     assert "lazy: 4/20 20.0% [" in stdout and "(rank 2); falls short" in stdout
+    assert (
+        "routing/queue (target 0.7): good crosses 20/20 100.0% [72.2, 100.0]; lazy falls short"
+        in stdout
+    )
     assert "Recommended: good — crosses every task" in stdout
     assert "lazy: falls short on routing/queue: 4/20 20.0%" in stdout
     assert "breaks first: choice (20.0%)" in stdout

@@ -134,12 +134,12 @@ def command(
 def _print_summary(folder: Path) -> None:
     """The run's models with their intervals, then the recommendation (`margin score` has more)."""
     from margin.stats import score_run
-    from margin.summary import model_lines, recommendation_lines
+    from margin.summary import model_lines, recommendation_lines, task_lines
 
     scores = score_run(folder)
     if scores.models.empty:
         click.echo("no attempts recorded")
         return
-    for line in [*model_lines(scores), *recommendation_lines(scores)]:
+    for line in [*model_lines(scores), *task_lines(scores), *recommendation_lines(scores)]:
         click.echo(line)
     click.echo(f"details: margin score {folder}")
