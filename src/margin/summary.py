@@ -8,7 +8,7 @@ import pandas as pd
 
 from margin.numbers import money, percent, rate_with_interval, seconds
 from margin.rank import Shortfall
-from margin.stats.intervals import FALLS_SHORT, UNDECIDED
+from margin.stats.intervals import CROSSES, FALLS_SHORT, UNDECIDED
 from margin.stats.score import Scores
 
 
@@ -23,9 +23,23 @@ def model_lines(scores: Scores) -> list[str]:
         tied = f", tied with {row['tied_with']}" if row["tied_with"] else ""
         lines.append(
             f"{row['model']}: {rate} over all tasks (rank {row['rank']}{tied});"
-            f" {row['verdict']}; {row['infra_errors']} infra errors"
+            f" {_task_verdicts(scores.tasks, str(row['model']))};"
+            f" {row['infra_errors']} infra errors"
         )
     return lines
+
+
+def _task_verdicts(tasks: pd.DataFrame, model: str) -> str:
+    """`crosses every task`, or how many tasks it falls short on and is undecided on."""
+    verdicts = tasks.loc[tasks["model"] == model, "verdict"]
+    if len(verdicts) and (verdicts == CROSSES).all():
+        return "crosses every task"
+    parts = [
+        f"{status} on {count} of {len(verdicts)} task{'s' if len(verdicts) != 1 else ''}"
+        for status in (FALLS_SHORT, UNDECIDED)
+        if (count := int((verdicts == status).sum()))
+    ]
+    return ", ".join(parts) or "no judged attempts"
 
 
 def task_lines(scores: Scores) -> list[str]:
@@ -120,6 +134,7 @@ def _more_text(row: dict[Any, Any]) -> str:
         return (
             f"{now}; its rate sits on the target, so no number of attempts at this rate settles it"
         )
-    clustered = float(str(row["deff"])) > 1.01
-    where = " on new cases (its cases' repeats agree, so repeats add little)" if clustered else ""
-    return f"{now}; about {int(float(str(more))):,} more attempts{where}"
+    count = f"about {int(float(str(more))):,} more"
+    if float(str(row["deff"])) > 1.01:
+        return f"{now}; {count} attempts on new cases (its repeats agree: more of them add little)"
+    return f"{now}; {count} independent attempts (new cases, or repeats at a temperature above 0)"

@@ -196,6 +196,14 @@ def test_no_recommendation_from_undecided_evidence() -> None:
     assert rec.model is None and rec.closest == "a" and rec.undecided == 2
     lines = recommendation_lines(scores)
     assert lines[0] == "No model crosses 0.9 on every task: nothing is recommended."
-    assert "about 25 more attempts" in "\n".join(lines)
+    assert "about 25 more independent attempts" in "\n".join(lines)
     model = cell_table(attempts_of(records).frame, MODEL, TARGETS).set_index("model")
     assert model.loc["a", "verdict"] == "undecided"
+
+
+def test_an_undecided_cell_of_copies_asks_for_new_cases() -> None:
+    scores = score_attempts(attempts_of(repeated("m", ["111"] * 10)), TARGETS)
+    lines = "\n".join(recommendation_lines(scores))
+    # 10 cases whose 3 repeats agree are 10 pieces of evidence: 35 are needed, 25 more cases,
+    # which at 3 attempts per case is 75 attempts
+    assert "m on s/t: 30/30 100.0% [72.2, 100.0]; about 75 more attempts on new cases" in lines

@@ -55,8 +55,9 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def test_run_ends_with_the_recommendation(run_dir: tuple[Path, str]) -> None:
     _, stdout = run_dir
-    assert "good: 20/20 100.0% [72.2, 100.0] over all tasks (rank 1); crosses" in stdout
-    assert "lazy: 4/20 20.0% [" in stdout and "(rank 2); falls short" in stdout
+    assert "good: 20/20 100.0% [72.2, 100.0] over all tasks (rank 1); crosses every task" in stdout
+    assert "lazy: 4/20 20.0% [" in stdout and "falls short on 1 of 1 task;" in stdout
+    assert "(rank 2); falls short on 1 of 1 task" in stdout
     assert (
         "routing/queue (target 0.7): good crosses 20/20 100.0% [72.2, 100.0]; lazy falls short"
         in stdout
