@@ -204,6 +204,6 @@ def test_no_recommendation_from_undecided_evidence() -> None:
 def test_an_undecided_cell_of_copies_asks_for_new_cases() -> None:
     scores = score_attempts(attempts_of(repeated("m", ["111"] * 10)), TARGETS)
     lines = "\n".join(recommendation_lines(scores))
-    # 10 cases whose 3 repeats agree are 10 pieces of evidence: 35 are needed, 25 more cases,
-    # which at 3 attempts per case is 75 attempts
-    assert "m on s/t: 30/30 100.0% [72.2, 100.0]; about 75 more attempts on new cases" in lines
+    # 10 cases whose 3 repeats agree are 10 pieces of evidence (deff 3); an effective n of
+    # z²·0.9/0.1 = 34.57 is needed: 34.57 × 3 − 30 = 73.7, so about 74 more attempts
+    assert "m on s/t: 30/30 100.0% [72.2, 100.0]; about 74 more attempts on new cases" in lines
