@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import jsonschema
 import pytest
@@ -22,7 +23,7 @@ def test_every_example_suite_validates() -> None:
 def test_example_suites_are_real_and_big_enough() -> None:
     suites = load_suites([SUITES])
     names = {s.suite for s in suites}
-    assert names == {"support-desk", "extraction", "routing", "arithmetic", "summary"}
+    assert names == {"support-desk", "extraction", "routing", "arithmetic", "summary", "lookup"}
     for suite in suites:
         for task in suite.tasks:
             assert len(task.cases) >= 8, (suite.suite, task.id)
@@ -33,6 +34,12 @@ def test_expected_values_are_self_consistent() -> None:
     arithmetic = load_suite(SUITES / "arithmetic.yaml").tasks[0]
     for case in arithmetic.cases:
         assert case.vars["a"] + case.vars["b"] == case.expect["sum"]
+    lookup = load_suite(SUITES / "lookup.yaml").tasks[0]
+    assert len(lookup.cases) >= 35  # enough that a model passing all of them can cross 0.9
+    for case in lookup.cases:
+        numbers = re.findall(r"\d+", case.vars["message"])
+        assert numbers.count(case.expect["order"]) == 1
+        assert re.search(rf"[Oo]rder[^\d]{{0,12}}{case.expect['order']}", case.vars["message"])
     desk = load_suite(SUITES / "support-desk.yaml").tasks[0]
     for case in desk.cases:
         assert case.expect["order"] in case.vars["complaint"]
