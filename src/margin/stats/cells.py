@@ -91,11 +91,13 @@ def decide(cells: pd.DataFrame, target: pd.Series) -> pd.DataFrame:
     return cells.assign(target=target.to_numpy(), verdict=verdict, more_attempts=more)
 
 
-def cell_table(frame: pd.DataFrame, keys: list[str], targets: Targets) -> pd.DataFrame:
+def cell_table(
+    frame: pd.DataFrame, keys: list[str], targets: Targets, tasks: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Every cell at the level `keys` (CONDITION, TASK or MODEL) with its rate, interval,
     verdict, partial credit, latency, cost and tokens. At MODEL level the target is the highest
     task target the model ran, and the verdict is the tasks': crosses when every task crosses,
-    falls short when one does, else undecided."""
+    falls short when one does, else undecided (`tasks`: the TASK-level table, if already made)."""
     cells = interval_table(case_counts(frame, keys), keys)
     group = frame.assign(infra=~frame["judged"]).groupby(keys, observed=True, sort=False)
     judged = frame[frame["judged"]].groupby(keys, observed=True, sort=False)
@@ -129,7 +131,9 @@ def cell_table(frame: pd.DataFrame, keys: list[str], targets: Targets) -> pd.Dat
     table = table.astype({"n": np.int64, "passes": np.int64, "cases": np.int64})
     table = table.astype({"infra_errors": np.int64, "truncated": np.int64, "cache_hits": np.int64})
     if keys == MODEL:
-        return _model_verdicts(frame, table, targets)
+        return _model_verdicts(
+            table, tasks if tasks is not None else cell_table(frame, TASK, targets)
+        )
     target = pd.Series(
         [targets[(str(s), str(t))] for s, t in zip(table["suite"], table["task"], strict=True)],
         index=table.index,
@@ -138,8 +142,7 @@ def cell_table(frame: pd.DataFrame, keys: list[str], targets: Targets) -> pd.Dat
     return decide(table, target)
 
 
-def _model_verdicts(frame: pd.DataFrame, table: pd.DataFrame, targets: Targets) -> pd.DataFrame:
-    tasks = cell_table(frame, TASK, targets)
+def _model_verdicts(table: pd.DataFrame, tasks: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for model, group in tasks.groupby("model", observed=True, sort=False):
         states = set(group["verdict"])

@@ -72,7 +72,7 @@ def score_attempts(
     frame = attempts.frame
     conditions = cell_table(frame, CONDITION, targets)
     tasks = cell_table(frame, TASK, targets)
-    models = cell_table(frame, MODEL, targets)
+    models = cell_table(frame, MODEL, targets, tasks)
     pair_tables, task_bands = [], []
     for (suite, task), scope in frame.groupby(["suite", "task"], observed=True, sort=False):
         pairs = compare_pairs(outcome_matrix(scope), alpha).assign(scope=f"{suite}/{task}")
