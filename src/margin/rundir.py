@@ -130,6 +130,9 @@ def write_atomically(path: Path, text: str) -> None:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(handle.name, 0o666 & ~umask)  # as a plain open() would: reports are for sharing
     os.replace(handle.name, path)
 
 

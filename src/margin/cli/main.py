@@ -11,7 +11,17 @@ from typing import Any
 
 import click
 
-from margin.cli import models, paraphrase, plan, run, schema, score, validate, variants
+from margin.cli import (
+    models,
+    paraphrase,
+    plan,
+    report,
+    run,
+    schema,
+    score,
+    validate,
+    variants,
+)
 
 
 class MarginGroup(click.Group):
@@ -42,6 +52,7 @@ cli.add_command(schema.command)
 cli.add_command(plan.command)
 cli.add_command(run.command)
 cli.add_command(score.command)
+cli.add_command(report.command)
 cli.add_command(models.command)
 cli.add_command(variants.command)
 cli.add_command(paraphrase.command)

@@ -1,4 +1,4 @@
-"""`margin schema`: print the JSON Schema of suites (or configs) for editors."""
+"""`margin schema`: print the JSON Schema of suites, configs or results.json."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from margin.cli.options import option
 @option(
     "--kind",
     env="MARGIN_SCHEMA_KIND",
-    type=click.Choice(["suite", "config"]),
+    type=click.Choice(["suite", "config", "results"]),
     default="suite",
     show_default=True,
     help="Which file format to describe.",
 )
 def command(kind: str) -> None:
-    """Print the JSON Schema of a suite (or config) file.
+    """Print the JSON Schema of a suite, a config, or results.json.
 
     Point your editor's YAML language server at it to validate suites as you type, e.g. put
     `# yaml-language-server: $schema=margin-suite.schema.json` at the top of a suite.
@@ -28,6 +28,10 @@ def command(kind: str) -> None:
         from margin.suite import suite_json_schema
 
         schema = suite_json_schema()
+    elif kind == "results":
+        from margin.results import SCHEMA_PATH
+
+        schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     else:
         from margin.config import ConfigFile
 

@@ -1,0 +1,157 @@
+"""The report: index.html, summary.md, results.json and junit.xml from a scored run.
+
+One Jinja Environment (autoescape on, StrictUndefined) renders view data prepared from
+results.json; the journal is read only for the drill-down of failing attempts. Nothing here
+calls a model. The page is one self-contained file: inline CSS, inline SVG, one small inline
+script (sorting and filtering) allowed by its hash in the Content-Security-Policy, which also
+forbids every request — so model outputs and suite text, shown escaped, cannot run or fetch.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
+
+from margin import numbers
+from margin.errors import UserError
+from margin.report import views
+from margin.report.junit import junit_xml
+from margin.results import RESULTS_NAME, Results, build_results, read_results, write_results
+from margin.rundir import read_run_file, write_atomically
+
+SUMMARY_LIMIT = 1_000_000
+"""GitHub's step-summary limit is 1 MiB: summary.md stays under it."""
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """What `render_report` wrote."""
+
+    html: Path
+    markdown: Path
+    results: Path
+    junit: Path
+
+
+def environment(templates: Path | None = None) -> Environment:
+    """The one Jinja Environment: a user's template folder first, then margin's own."""
+    loaders: list[Any] = []
+    if templates is not None:
+        if not templates.is_dir():
+            raise UserError("--templates must be a folder of *.j2 templates", path=templates)
+        loaders.append(FileSystemLoader(str(templates)))
+    loaders.append(PackageLoader("margin.report", "templates"))
+    env = Environment(
+        loader=ChoiceLoader(loaders),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        percent=lambda v, *a: "–" if v is None else numbers.percent(v, *a),
+        interval=numbers.interval,
+        money=numbers.money,
+        seconds=numbers.seconds,
+        rate=lambda r: numbers.rate_with_interval(r.passes, r.n, r.low, r.high),
+        sort_value=lambda v: "" if v is None else v,
+    )
+    return env
+
+
+def score_and_write(folder: Path, out: Path | None = None) -> tuple[Path, Results]:
+    """Score the run directory and write results.json (into `out`, default the run)."""
+    from margin.stats import score_run
+    from margin.summary import recommendation_lines
+
+    scores = score_run(folder)
+    results = build_results(folder, scores, recommendation_lines(scores))
+    return write_results(folder, results, out), results
+
+
+def render_report(
+    folder: Path, out: Path | None = None, templates: Path | None = None
+) -> ReportFiles:
+    """Score `folder`, write results.json, then render the page, the summary and JUnit from it."""
+    if read_run_file(folder) is None:
+        raise UserError("not a margin run directory (no run.json)", path=folder)
+    target = out or folder
+    target.mkdir(parents=True, exist_ok=True)
+    results_path, _ = score_and_write(folder, target)
+    results = read_results(results_path)  # the report reads the stable interface, not the scorer
+    env = environment(templates)
+    view = page_view(results, folder)
+    html = target / "index.html"
+    write_atomically(html, render_page(env, view))
+    markdown = target / "summary.md"
+    write_atomically(markdown, render_summary(env, view))
+    junit = target / "junit.xml"
+    write_atomically(junit, junit_xml(results))
+    return ReportFiles(html=html, markdown=markdown, results=results_path, junit=junit)
+
+
+def page_view(results: Results, folder: Path) -> dict[str, Any]:
+    """Everything the templates show, prepared."""
+    journal = folder / "journal.jsonl"
+    pass_k = {}
+    for row in results.pass_k:
+        pass_k[(row.model, row.suite, row.task)] = row
+    top_k = {}
+    for model in results.models:
+        rows = [r for r in results.pass_k if r.model == model.model]
+        if rows:
+            k = min(max(r.k for r in rows), results.run.repeats or 1)
+            values = [r.pass_hat_k for r in rows if r.k == k]
+            top_k[model.model] = (k, sum(values) / len(values))
+    return {
+        "results": results,
+        "run": results.run,
+        "recommendation": results.recommendation,
+        "models": sorted(results.models, key=lambda m: (m.rank, -(m.rate or 0))),
+        "tasks": results.tasks,
+        "top_k": top_k,
+        "model_verdicts": {m.model: _verdict_text(results, m.model) for m in results.models},
+        "capability": views.capability_charts(results),
+        "margin_charts": views.margin_charts(results),
+        "pareto": views.pareto_charts(results),
+        "spread": results.paraphrase_spread,
+        "margins": results.margins,
+        "validators": results.validators,
+        "validators_by_condition": results.validators_by_condition,
+        "failures": views.failures(journal, results),
+        "results_name": RESULTS_NAME,
+    }
+
+
+def render_page(env: Environment, view: dict[str, Any]) -> str:
+    script = env.get_template("page.js.j2").render()
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    return env.get_template("index.html.j2").render(
+        **view, script=script, script_hash=f"sha256-{digest}"
+    )
+
+
+def render_summary(env: Environment, view: dict[str, Any]) -> str:
+    text = env.get_template("summary.md.j2").render(**view)
+    if len(text.encode()) > SUMMARY_LIMIT:
+        cut = text.encode()[: SUMMARY_LIMIT - 200].decode(errors="ignore")
+        text = cut + "\n\n… (cut to fit a CI job summary; see index.html)\n"
+    return text
+
+
+def _verdict_text(results: Results, model: str) -> str:
+    """`crosses every task`, or how many tasks it falls short on and is undecided on."""
+    verdicts = [t.verdict for t in results.tasks if t.model == model]
+    if verdicts and all(v == "crosses" for v in verdicts):
+        return "crosses every task"
+    parts = [
+        f"{status} on {verdicts.count(status)} of {len(verdicts)}"
+        for status in ("falls short", "undecided")
+        if verdicts.count(status)
+    ]
+    return ", ".join(parts) or "no judged attempts"

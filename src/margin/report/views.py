@@ -1,0 +1,273 @@
+"""View data for the report: plain dicts, lists and charts prepared from results.json (and the
+journal, for the drill-down of failing attempts). Templates receive this, never runner objects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+
+from margin.report.svg import Chart, Point, Series, render
+from margin.results import Results, TaskRow
+
+MAX_FAILURES = 400
+"""Failing attempts shown in the drill-down (the page says how many were left out)."""
+MAX_PER_CELL = 25
+"""Failing attempts shown per model × task."""
+MAX_TEXT = 4000
+"""Characters of a prompt or an answer shown; the page says how many were cut."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A long text cut for the page, with what was left out."""
+
+    text: str
+    cut: int
+
+
+def clip(text: str | None, limit: int = MAX_TEXT) -> Clip:
+    text = text or ""
+    return Clip(text[:limit], max(0, len(text) - limit))
+
+
+def capability_charts(results: Results) -> list[Markup]:
+    """Per task: reliability (with interval bars) and partial credit against model size (or
+    cost per 1,000 where a size is unknown), with the target line."""
+    sizes = {m.model: m.params for m in results.models}
+    costs = {m.model: m.cost_per_1000 for m in results.models}
+    use_size = all(sizes.get(m.model) for m in results.models)
+    charts = []
+    by_task: dict[tuple[str, str], list[TaskRow]] = defaultdict(list)
+    for row in results.tasks:
+        by_task[(row.suite, row.task)].append(row)
+    for (suite, task), rows in by_task.items():
+
+        def x_of(model: str) -> float:
+            value = sizes.get(model) if use_size else costs.get(model)
+            return float(value or 0.0)
+
+        rows = sorted(rows, key=lambda r: x_of(r.model))
+        reliability = Series(
+            "pass rate",
+            [
+                Point(x_of(r.model), r.rate, r.low, r.high, f"{r.model}: {_rate_label(r)}")
+                for r in rows
+            ],
+        )
+        partial = Series(
+            "partial credit",
+            [
+                Point(x_of(r.model), r.partial, label=f"{r.model}: partial {_pct(r.partial)}")
+                for r in rows
+            ],
+            dashed=True,
+        )
+        ticks = [(x_of(r.model), r.model) for r in rows]
+        target = rows[0].target if rows else None
+        charts.append(
+            render(
+                Chart(
+                    title=f"{suite}/{task}: reliability against model "
+                    + ("size" if use_size else "cost"),
+                    x_title="model size (parameters, log scale)"
+                    if use_size
+                    else "cost per 1,000 tasks ($)",
+                    y_title="pass rate",
+                    series=[reliability, partial],
+                    target=target,
+                    x_ticks=ticks,
+                    log_x=use_size,
+                )
+            )
+        )
+    return charts
+
+
+def margin_charts(results: Results) -> list[Markup]:
+    """Per task and noise kind: pass rate against level (clean first) per model, the target
+    line, and each model's margin ringed."""
+    clean = {(c.model, c.suite, c.task): c for c in results.conditions if c.condition == "p0"}
+    margins = {(m.model, m.suite, m.task, m.axis): m for m in results.margins}
+    axes: dict[tuple[str, str, str], dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    for row in results.conditions:
+        if row.noise_kind != "clean":
+            axes[(row.suite, row.task, row.noise_kind)][row.model].append(row)
+    charts = []
+    for (suite, task, kind), models in axes.items():
+        levels = sorted({0.0, *(r.noise_level for rows in models.values() for r in rows)})
+        position = {level: i for i, level in enumerate(levels)}
+        series = []
+        target = None
+        for model, rows in models.items():
+            base = clean.get((model, suite, task))
+            margin = margins.get((model, suite, task, kind))
+            cells = ([base] if base is not None else []) + sorted(rows, key=lambda r: r.noise_level)
+            points = []
+            for cell in cells:
+                level = 0.0 if cell.noise_kind == "clean" else cell.noise_level
+                target = cell.target
+                marked = margin is not None and margin.margin is not None and margin.margin == level
+                points.append(
+                    Point(
+                        position[level],
+                        cell.rate,
+                        cell.low,
+                        cell.high,
+                        f"{model} at {kind} {level:g}: {_rate_label(cell)}",
+                        marked=marked,
+                    )
+                )
+            series.append(Series(model, points))
+        ticks = [
+            (float(i), "clean" if level == 0 else f"{level:g}") for i, level in enumerate(levels)
+        ]
+        charts.append(
+            render(
+                Chart(
+                    title=f"{suite}/{task}: pass rate under {kind} (ring = margin)",
+                    x_title=f"{kind} level",
+                    y_title="pass rate",
+                    series=series,
+                    target=target,
+                    x_ticks=ticks,
+                )
+            )
+        )
+    return charts
+
+
+def pareto_charts(results: Results) -> list[Markup]:
+    """Reliability (lower bound) against cost per 1,000 and against p95 latency; frontier
+    models ringed and joined."""
+    charts = []
+    for field, title in (
+        ("cost_per_1000", "cost per 1,000 tasks ($)"),
+        ("latency_p95", "p95 latency (s)"),
+    ):
+        rows = [m for m in results.models if getattr(m, field) is not None]
+        if not rows:
+            continue
+        series = [
+            Series(
+                m.model,
+                [
+                    Point(
+                        float(getattr(m, field)),
+                        m.low,
+                        label=f"{m.model}: lower bound {_pct(m.low)}",
+                        marked=m.frontier,
+                    )
+                ],
+            )
+            for m in rows
+        ]
+        frontier = sorted((m for m in rows if m.frontier), key=lambda m: float(getattr(m, field)))
+        if len(frontier) > 1:
+            series.append(
+                Series(
+                    "frontier",
+                    [Point(float(getattr(m, field)), m.low) for m in frontier],
+                    dashed=True,
+                    color="#777",
+                )
+            )
+        charts.append(
+            render(
+                Chart(
+                    title=f"Pareto: reliability (lower bound) against {title}",
+                    x_title=title,
+                    y_title="reliability, lower bound",
+                    series=series,
+                    connect=True,
+                )
+            )
+        )
+    return charts
+
+
+def failures(journal: Path, results: Results) -> dict[str, Any]:
+    """Failing attempts for the drill-down: at most MAX_PER_CELL per model × task and
+    MAX_FAILURES in all, with the counts of what was left out."""
+    from margin.journal import AttemptRecord
+
+    latest: dict[str, AttemptRecord | None] = {}
+    if journal.exists():
+        with journal.open(encoding="utf-8") as handle:
+            for line in handle:
+                if not line.endswith("\n"):
+                    break
+                key = _key_of(line)
+                if '"passed":false' not in line:
+                    latest[key] = None  # a later passing or errored record replaces a failure
+                    continue
+                latest[key] = AttemptRecord.model_validate_json(line)
+    shown: list[dict[str, Any]] = []
+    per_cell: dict[tuple[str, str, str], int] = defaultdict(int)
+    total = 0
+    for record in latest.values():
+        if record is None:
+            continue
+        total += 1
+        cell = (record.model, record.suite, record.task)
+        if per_cell[cell] >= MAX_PER_CELL or len(shown) >= MAX_FAILURES:
+            continue
+        per_cell[cell] += 1
+        failed = [v for v in record.verdicts if not v.passed]
+        shown.append(
+            {
+                "model": record.model,
+                "task": f"{record.suite}/{record.task}",
+                "case": record.case,
+                "variant": record.variant,
+                "repeat": record.repeat,
+                "condition": _condition(record.paraphrase, record.noise_kind, record.noise_level),
+                "messages": [{"role": m.role, "content": clip(m.content)} for m in record.messages],
+                "output": clip(record.output),
+                "failed": [
+                    {"validator": v.validator, "reason": clip(v.reason, 500)} for v in failed
+                ],
+                "validators": " ".join(sorted({v.validator for v in failed})),
+                "truncated": record.truncated,
+            }
+        )
+    return {
+        "shown": shown,
+        "total": total,
+        "left_out": total - len(shown),
+        "models": sorted({f["model"] for f in shown}),
+        "tasks": sorted({f["task"] for f in shown}),
+        "conditions": sorted({f["condition"] for f in shown}),
+        "validators": sorted({v for f in shown for v in f["validators"].split()}),
+    }
+
+
+def _key_of(line: str) -> str:
+    start = line.find('"key":"')
+    if start < 0:
+        return str(json.loads(line).get("key", ""))
+    end = line.find('"', start + 7)
+    return line[start + 7 : end]
+
+
+def _condition(paraphrase: int, kind: str, level: float) -> str:
+    from margin.stats.frame import condition_name
+
+    return condition_name(paraphrase, kind, level)
+
+
+def _pct(value: float | None) -> str:
+    from margin.numbers import percent
+
+    return "–" if value is None else percent(value)
+
+
+def _rate_label(row: Any) -> str:
+    from margin.numbers import rate_with_interval
+
+    return f"{rate_with_interval(row.passes, row.n, row.low, row.high)} {row.verdict}"

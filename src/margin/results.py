@@ -1,0 +1,478 @@
+"""results.json: the scored run, versioned, with a shipped JSON Schema.
+
+It is the stable machine interface: the report, the gate and other tools read it, never the
+runner's objects. `RESULTS_VERSION` changes when a field changes meaning or goes away; new
+optional fields do not change it. `results.schema.json` beside this module is generated from
+these models (`margin schema --kind results` prints it) and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from margin.errors import UserError
+from margin.rundir import read_run_file, write_atomically
+from margin.stats.score import Scores
+
+RESULTS_VERSION = 1
+RESULTS_NAME = "results.json"
+SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class Interval(_Row):
+    """A pass rate with its evidence: never a rate without n and a 95% interval."""
+
+    passes: int
+    """Judged attempts that passed every validator."""
+    n: int
+    """Judged attempts (infra errors excluded)."""
+    rate: float | None
+    """passes / n (None when n = 0)."""
+    low: float
+    """Lower bound of the 95% interval (Wilson on the effective n)."""
+    high: float
+    """Upper bound."""
+    deff: float
+    """Design effect of clustering by case (1 = attempts independent)."""
+    n_eff: float
+    """n / deff: the evidence the interval counts."""
+    cases: int
+    """Cases behind the attempts."""
+    target: float | None
+    """The reliability target the verdict is against."""
+    verdict: str
+    """`crosses` (low ≥ target), `falls short` (high < target) or `undecided`."""
+    more_attempts: float | None = None
+    """For an undecided cell: about how many more attempts would settle it (None otherwise, or
+    when the rate sits on the target)."""
+
+
+class Cell(Interval):
+    """Reliability, cost and latency of a set of attempts."""
+
+    attempts: int
+    """Attempts recorded, infra errors included."""
+    infra_errors: int
+    """Attempts that ended in an infra error (excluded from the rate)."""
+    partial: float | None
+    """Mean share of validators passed."""
+    latency_p50: float | None
+    """Median seconds of judged calls."""
+    latency_p95: float | None
+    """95th percentile seconds of judged calls."""
+    cost_per_1000: float | None
+    """Dollars per 1,000 task executions (None when a price is unknown)."""
+    spent_usd: float | None
+    """Dollars billed in this run."""
+    input_tokens: float | None
+    """Mean prompt tokens."""
+    output_tokens: float | None
+    """Mean answer tokens."""
+    truncated: int
+    """Answers cut off at max_tokens."""
+    cache_hits: int
+    """Answers served from margin's cache."""
+    consistency: float | None
+    """Share of cases whose attempts all agree (None with one attempt per case)."""
+    retry_free: float | None
+    """Share of cases that pass every attempt (None with one attempt per case)."""
+
+
+class ModelRow(Cell):
+    """A model over all tasks."""
+
+    model: str
+    params: float | None
+    """Parameter count, when the config gives it."""
+    rank: int
+    """1 + the models significantly better (paired mid-p McNemar, Holm)."""
+    tied_with: list[str]
+    """Models the data cannot separate from this one."""
+    frontier: bool
+    """On the Pareto frontier of (lower bound, cost per 1,000, p95 latency)."""
+
+
+class TaskRow(Cell):
+    """A model on one task, pooled over conditions."""
+
+    model: str
+    suite: str
+    task: str
+    rank: int
+    """Rank band on this task."""
+    tied_with: list[str]
+
+
+class ConditionRow(Cell):
+    """A model on one task under one condition."""
+
+    model: str
+    suite: str
+    task: str
+    condition: str
+    """`p0` (the clean prompt), `p1…` (paraphrases), `kind@level` (noise)."""
+    paraphrase: int
+    noise_kind: str
+    noise_level: float
+
+
+class ValidatorRow(Interval):
+    """One validator's pass rate for a model on a task (and condition)."""
+
+    model: str
+    suite: str
+    task: str
+    condition: str | None = None
+    """None for the task pooled over conditions."""
+    validator: str
+
+
+class PassKRow(_Row):
+    """pass^k and pass@k of a model on a task (tau-bench's C(c,k)/C(n,k), averaged)."""
+
+    model: str
+    suite: str
+    task: str
+    k: int
+    cases: int
+    pass_hat_k: float
+    pass_at_k: float
+
+
+class DropRow(_Row):
+    """Reliability under one noise level against the clean prompt."""
+
+    model: str
+    suite: str
+    task: str
+    noise_kind: str
+    noise_level: float
+    n: int
+    rate: float | None
+    low: float
+    high: float
+    verdict: str
+    clean_rate: float | None
+    drop: float | None
+    """PDR = 1 − rate / clean_rate."""
+
+
+class SpreadRow(_Row):
+    """Pass rate across the clean prompt and its paraphrases."""
+
+    model: str
+    suite: str
+    task: str
+    wordings: int
+    max_p: float
+    avg_p: float
+    min_p: float
+    worst: str
+
+
+class MarginRow(_Row):
+    """The highest noise level at which a model still crosses, with every lower level crossing."""
+
+    model: str
+    suite: str
+    task: str
+    axis: str
+    margin: float | None
+    """None when it does not cross even clean (or the clean verdict is undecided)."""
+    status: str
+    """`none`, `bounded`, `undecided` or `beyond` (crosses at every level tried)."""
+    breaks_at: float | None
+    levels: int
+
+
+class PairRow(_Row):
+    """Two models on the same attempts: mid-p McNemar, difference with its interval."""
+
+    scope: str
+    """`suite/task`, or `all`."""
+    model_a: str
+    model_b: str
+    pairs: int
+    both: int
+    only_a: int
+    only_b: int
+    neither: int
+    rate_a: float | None
+    rate_b: float | None
+    diff: float | None
+    low: float
+    high: float
+    deff: float
+    p_value: float
+    p_holm: float
+    significant: bool
+
+
+class ShortfallRow(_Row):
+    """Where a model that is not recommended falls short, is undecided, or is too slow."""
+
+    model: str
+    status: str
+    task: str
+    rate: float | None
+    low: float
+    high: float
+    passes: int
+    n: int
+    target: float
+    condition: str | None = None
+    condition_rate: float | None = None
+    validator: str | None = None
+    validator_rate: float | None = None
+    more_attempts: float | None = None
+    latency_p95: float | None = None
+    budget_s: float | None = None
+
+
+class RecommendationRow(_Row):
+    """The answer."""
+
+    model: str | None
+    """The cheapest model that crosses every task within its latency budget; None if none."""
+    runner_up: str | None
+    eligible: list[str]
+    closest: str | None
+    """When none is eligible: the model whose worst task rate is highest."""
+    undecided: int
+    """Undecided model × task cells."""
+    shortfalls: list[ShortfallRow]
+    lines: list[str]
+    """The recommendation in words, as `margin run` prints it."""
+
+
+class SuiteFact(_Row):
+    name: str
+    sha256: str | None
+    """Of the run's copy of the suite file."""
+    tasks: list[str]
+    targets: dict[str, float]
+
+
+class ModelFact(_Row):
+    name: str
+    model: str
+    params: str | None
+    api_base: str | None
+    temperature: float
+    max_tokens: int
+    price_per_mtok: dict[str, float] | None
+
+
+class RunFacts(_Row):
+    """What was run, by which versions, and what it cost."""
+
+    identity: str
+    margin_version: str
+    litellm_version: str
+    written_at: str | None
+    """When the run directory was last written."""
+    scored_at: str
+    suites: list[SuiteFact]
+    models: list[ModelFact]
+    settings: dict[str, Any]
+    attempts: int
+    judged: int
+    infra_errors: dict[str, int]
+    """By class (RateLimited, ServerError, …)."""
+    cache_hits: int
+    spent_usd: float
+    repeats: int
+    """The most repeats any attempt reached."""
+    regime: str
+    """What the repeats measure at the run's temperatures."""
+
+
+class Results(_Row):
+    """A scored run."""
+
+    results_version: int
+    run: RunFacts
+    recommendation: RecommendationRow
+    models: list[ModelRow]
+    tasks: list[TaskRow]
+    conditions: list[ConditionRow]
+    validators: list[ValidatorRow]
+    validators_by_condition: list[ValidatorRow]
+    pass_k: list[PassKRow]
+    noise_drops: list[DropRow]
+    paraphrase_spread: list[SpreadRow]
+    margins: list[MarginRow]
+    comparisons: list[PairRow]
+
+
+def results_schema() -> dict[str, Any]:
+    """The JSON Schema of results.json."""
+    schema = Results.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "margin results"
+    schema["$id"] = f"https://margin.dev/schemas/results-{RESULTS_VERSION}.json"
+    return schema
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for row in frame.to_dict("records"):
+        clean = {}
+        for key, value in row.items():
+            if isinstance(value, float) and math.isnan(value):
+                value = None
+            elif hasattr(value, "item"):
+                value = value.item()
+            clean[str(key)] = value
+        if isinstance(clean.get("tied_with"), str):
+            clean["tied_with"] = [m for m in clean["tied_with"].split(", ") if m]
+        rows.append(clean)
+    return rows
+
+
+def build_results(folder: Path, scores: Scores, lines: list[str]) -> Results:
+    """The results of the run directory `folder` from its scores."""
+    run_file = read_run_file(folder)
+    if run_file is None:
+        raise UserError("not a margin run directory (no run.json)", path=folder)
+    recommendation = {**asdict(scores.recommendation), "lines": lines}
+    recommendation["shortfalls"] = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in s.items()}
+        for s in recommendation["shortfalls"]
+    ]
+    return Results(
+        results_version=RESULTS_VERSION,
+        run=_run_facts(folder, run_file, scores),
+        recommendation=RecommendationRow.model_validate(recommendation),
+        models=[ModelRow.model_validate(r) for r in _records(scores.models)],
+        tasks=[TaskRow.model_validate(r) for r in _records(scores.tasks)],
+        conditions=[ConditionRow.model_validate(r) for r in _records(scores.conditions)],
+        validators=[ValidatorRow.model_validate(r) for r in _validator_records(scores.validators)],
+        validators_by_condition=[
+            ValidatorRow.model_validate(r)
+            for r in _validator_records(scores.validators_by_condition)
+        ],
+        pass_k=[PassKRow.model_validate(r) for r in _records(scores.pass_k)],
+        noise_drops=[DropRow.model_validate(r) for r in _records(scores.drops)],
+        paraphrase_spread=[SpreadRow.model_validate(r) for r in _records(scores.spread)],
+        margins=[MarginRow.model_validate(r) for r in _records(scores.margins)],
+        comparisons=[PairRow.model_validate(r) for r in _records(scores.pairs)],
+    )
+
+
+def _validator_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {k: v for k, v in r.items() if k not in {"consistency", "retry_free"}}
+        for r in _records(frame)
+    ]
+
+
+def _run_facts(folder: Path, run_file: dict[str, Any], scores: Scores) -> RunFacts:
+    from margin.stats.frame import read_attempts
+
+    frame = read_attempts(folder / str(run_file.get("journal") or "journal.jsonl")).frame
+    suites = []
+    for name in run_file.get("suites") or {}:
+        copy = folder / "suites" / f"{name}.yaml"
+        digest = hashlib.sha256(copy.read_bytes()).hexdigest() if copy.exists() else None
+        tasks = scores.tasks[scores.tasks["suite"] == name]
+        targets = {str(t): float(v) for t, v in zip(tasks["task"], tasks["target"], strict=True)}
+        suites.append(SuiteFact(name=name, sha256=digest, tasks=sorted(targets), targets=targets))
+    models = []
+    for spec in run_file.get("models") or []:
+        sampling = spec.get("sampling") or {}
+        price = spec.get("price")
+        models.append(
+            ModelFact(
+                name=spec["name"],
+                model=spec["model"],
+                params=spec.get("params"),
+                api_base=spec.get("api_base"),
+                temperature=float(sampling.get("temperature", 0.0)),
+                max_tokens=int(sampling.get("max_tokens", 256)),
+                price_per_mtok=price,
+            )
+        )
+    errors = Counter(str(e) for e in frame["error"].dropna())
+    temperatures = sorted({m.temperature for m in models})
+    repeats = int(frame["repeat"].max()) + 1 if len(frame) else 0
+    return RunFacts(
+        identity=str(run_file["identity"]),
+        margin_version=_version("margin"),
+        litellm_version=_version("litellm"),
+        written_at=run_file.get("written_at"),
+        scored_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        suites=suites,
+        models=models,
+        settings=run_file.get("settings") or {},
+        attempts=len(frame),
+        judged=int(frame["judged"].sum()),
+        infra_errors=dict(sorted(errors.items())),
+        cache_hits=int(frame["cache_hit"].sum()),
+        spent_usd=float(frame["cost_usd"].fillna(0).sum()),
+        repeats=repeats,
+        regime=_regime(temperatures, repeats),
+    )
+
+
+def _regime(temperatures: list[float], repeats: int) -> str:
+    if repeats <= 1:
+        return (
+            "One attempt per case and condition: the variation comes from cases, paraphrases "
+            "and noise; repeats were not measured."
+        )
+    if temperatures and max(temperatures) == 0:
+        return (
+            "Temperature 0: repeats mostly measure the provider's nondeterminism (a local model "
+            "returns the same answer); the variation comes from cases, paraphrases and noise."
+        )
+    return (
+        f"Sampling at temperature {', '.join(f'{t:g}' for t in temperatures)}: repeats measure "
+        "the model's own variation, as users will meet it."
+    )
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def write_results(folder: Path, results: Results, out: Path | None = None) -> Path:
+    """Write results.json atomically into `out` (default: the run directory)."""
+    path = (out or folder) / RESULTS_NAME
+    write_atomically(path, results.model_dump_json(indent=1))
+    return path
+
+
+def read_results(path: Path) -> Results:
+    """A results.json (or a run directory holding one); a wrong version is a UserError."""
+    if path.is_dir():
+        path = path / RESULTS_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read results: {exc}", path=path) from None
+    found = data.get("results_version") if isinstance(data, dict) else None
+    if found != RESULTS_VERSION:
+        raise UserError(
+            f"results version {found!r}; this margin reads version {RESULTS_VERSION}",
+            path=path,
+        )
+    return Results.model_validate(data)
