@@ -142,4 +142,8 @@ def _print_summary(folder: Path) -> None:
         return
     for line in [*model_lines(scores), *task_lines(scores), *recommendation_lines(scores)]:
         click.echo(line)
+    from margin.report import render_report
+
+    files = render_report(folder)
+    click.echo(f"report: {files.html} (also summary.md, results.json, junit.xml)")
     click.echo(f"details: margin score {folder}")

@@ -52,6 +52,7 @@ def environment(templates: Path | None = None) -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
     env.filters.update(
         percent=lambda v, *a: "–" if v is None else numbers.percent(v, *a),
