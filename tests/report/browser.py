@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -44,7 +47,7 @@ class Browser:
 
     def __init__(self) -> None:
         assert CHROMIUM, "chromium is not installed (.ci/run installs Debian's chromium)"
-        self._profile = tempfile.TemporaryDirectory()
+        self._profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
         self._process: subprocess.Popen[bytes] | None = None
         self._ids = itertools.count(1)
 
@@ -56,6 +59,7 @@ class Browser:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
+                start_new_session=True,  # its helper processes share a group we can end
             )
         for _ in range(300):
             found = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", log.read_text())
@@ -72,8 +76,13 @@ class Browser:
     async def __aexit__(self, *exc: object) -> None:
         await self._session.close()
         if self._process is not None:
-            self._process.terminate()
-            self._process.wait(10)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGTERM)
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._process.pid, signal.SIGKILL)
+                self._process.wait(10)
         self._profile.cleanup()
 
     async def open(
