@@ -30,7 +30,12 @@ tasks:
 """
 
 
-def make_run(folder: Path, records: list, models: list[dict] | None = None) -> Path:  # type: ignore[type-arg]
+def make_run(
+    folder: Path,
+    records: list,
+    models: list[dict] | None = None,
+    settings: dict | None = None,  # type: ignore[type-arg]
+) -> Path:
     (folder / "suites").mkdir(parents=True, exist_ok=True)
     (folder / "suites" / "s.yaml").write_text(SUITE, encoding="utf-8")
     names = sorted({r.model for r in records})
@@ -39,7 +44,7 @@ def make_run(folder: Path, records: list, models: list[dict] | None = None) -> P
         "written_at": "2026-11-23T00:00:00+00:00",
         "suites": {"s": None},
         "models": models or [{"name": n, "model": f"openai/{n}", "params": "1B"} for n in names],
-        "settings": {},
+        "settings": settings or {},
     }
     (folder / "run.json").write_text(json.dumps(run), encoding="utf-8")
     with Journal(folder / "journal.jsonl") as journal:

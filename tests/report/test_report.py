@@ -157,3 +157,28 @@ def test_report_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     result = run_cli("report", str(tmp_path))
     assert result.exit_code == 2
     assert result.stderr.strip() == f"error: {tmp_path}: not a margin run directory (no run.json)"
+
+
+def test_margin_and_capability_charts_from_noisy_results(tmp_path: Path) -> None:
+    from margin.report.views import capability_charts, margin_charts
+    from margin.results import read_results
+    from tests.stats.records import outcomes
+
+    records = outcomes("m", "1111111111") + outcomes("n", "1111100000")
+    for level, results in [(0.05, "1111111111"), (0.1, "1111100000")]:
+        noise = {"variant": f"p0~typos@{level}v1", "noise": ("typos", level)}
+        records += outcomes("m", results, **noise) + outcomes("n", "0000000000", **noise)
+    folder = make_run(tmp_path / "run", records, models=[
+        {"name": "m", "model": "openai/m", "params": "1.5B"},
+        {"name": "n", "model": "openai/n", "params": "0.5B"},
+    ], settings={"target": 0.7})  # fmt: skip
+    render_report(folder)
+    results = read_results(folder)
+    (chart,) = margin_charts(results)
+    assert "s/t: pass rate under typos (ring = margin)" in chart
+    assert chart.count('class="marked"') == 1  # m's margin (0.05) ringed; n has none
+    assert ">clean<" in chart and ">0.05<" in chart and ">0.1<" in chart
+    (curve,) = capability_charts(results)
+    assert "model size (parameters, log scale)" in curve and ">n<" in curve
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert "Each validator under each condition" in page and "typos@0.05" in page
