@@ -266,6 +266,9 @@ class SuiteFact(_Row):
     """Of the run's copy of the suite file."""
     tasks: list[str]
     targets: dict[str, float]
+    fingerprints: dict[str, dict[str, str]] = {}
+    """Per task: sha256 of its `prompt` (system, prompt, paraphrases, vars), `cases` (inputs
+    and expectations) and `validators`, so a gate can say what changed against a baseline."""
 
 
 class ModelFact(_Row):
@@ -428,6 +431,25 @@ def _run_facts(folder: Path, run_file: dict[str, Any], scores: Scores) -> RunFac
         repeats=repeats,
         regime=_regime(temperatures, repeats),
     )
+
+
+def task_fingerprints(task: Any) -> dict[str, str]:
+    """sha256 of a task's wording, cases and validators (see SuiteFact.fingerprints)."""
+    parts = {
+        "prompt": task.model_dump(mode="json", include={"system", "prompt", "paraphrases", "vars"}),
+        "cases": task.model_dump(mode="json", include={"cases"}),
+        "validators": task.model_dump(mode="json", include={"validators"}),
+    }
+    return {
+        name: hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+        for name, value in parts.items()
+    }
+
+
+def _fingerprints(copy: Path) -> dict[str, dict[str, str]]:
+    from margin.suite import load_suite
+
+    return {task.id: task_fingerprints(task) for task in load_suite(copy).tasks}
 
 
 def _regime(temperatures: list[float], repeats: int) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from margin.cli import (
+    gate,
     models,
     paraphrase,
     plan,
@@ -53,6 +54,7 @@ cli.add_command(plan.command)
 cli.add_command(run.command)
 cli.add_command(score.command)
 cli.add_command(report.command)
+cli.add_command(gate.command)
 cli.add_command(models.command)
 cli.add_command(variants.command)
 cli.add_command(paraphrase.command)

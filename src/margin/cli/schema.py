@@ -13,7 +13,7 @@ from margin.cli.options import option
 @option(
     "--kind",
     env="MARGIN_SCHEMA_KIND",
-    type=click.Choice(["suite", "config", "results"]),
+    type=click.Choice(["suite", "config", "results", "gate"]),
     default="suite",
     show_default=True,
     help="Which file format to describe.",
@@ -28,6 +28,12 @@ def command(kind: str) -> None:
         from margin.suite import suite_json_schema
 
         schema = suite_json_schema()
+    elif kind == "gate":
+        from margin.gate import GateConfig
+
+        schema = GateConfig.model_json_schema()
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["title"] = "margin gate"
     elif kind == "results":
         from margin.results import SCHEMA_PATH
 

@@ -80,7 +80,7 @@ def _pair(x: np.ndarray, y: np.ndarray, cases: np.ndarray, a: str, b: str) -> di
         "only_b": float(np.sum((x == 0) & (y == 1))),
         "neither": float(np.sum((x == 0) & (y == 0))),
     }
-    deff = _difference_deff(x - y, case) if n else 1.0
+    deff = difference_deff(x - y, case) if n else 1.0
     effective = {k: v / deff for k, v in counts.items()}
     low, high = paired_difference_interval(
         effective["both"], effective["only_a"], effective["only_b"], effective["neither"]
@@ -101,7 +101,7 @@ def _pair(x: np.ndarray, y: np.ndarray, cases: np.ndarray, a: str, b: str) -> di
     }
 
 
-def _difference_deff(diff: np.ndarray, case: np.ndarray) -> float:
+def difference_deff(diff: np.ndarray, case: np.ndarray) -> float:
     """The design effect of the paired differences, clustered by case."""
     _, codes = np.unique(case, return_inverse=True)
     m = np.bincount(codes).astype(np.float64)

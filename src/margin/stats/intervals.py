@@ -184,3 +184,13 @@ def paired_difference_interval(
         np.asarray(np.where(empty, -1.0, np.clip(low, -1, 1)), dtype=np.float64),
         np.asarray(np.where(empty, 1.0, np.clip(high, -1, 1)), dtype=np.float64),
     )
+
+
+def one_sided_mid_p(losses: ArrayLike, gains: ArrayLike) -> Floats:
+    """One-sided mid-p McNemar test that losses outnumber gains: P(X > b) + P(X = b)/2 with
+    X ~ Binomial(b + c, ½); 1 when there are no discordant pairs. Counts are rounded."""
+    b = np.rint(np.asarray(losses, dtype=np.float64))
+    c = np.rint(np.asarray(gains, dtype=np.float64))
+    total = b + c
+    p = stats.binom.sf(b, total, 0.5) + 0.5 * stats.binom.pmf(b, total, 0.5)
+    return np.asarray(np.where(total > 0, np.minimum(p, 1.0), 1.0), dtype=np.float64)

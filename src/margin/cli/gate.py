@@ -1,0 +1,89 @@
+"""`margin gate`: fail a CI job when a model misses its bar or regresses beyond noise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from margin.cli.options import option
+
+
+@click.command("gate")
+@click.argument("run_dir", type=click.Path(path_type=Path), envvar="MARGIN_RUN_DIR")
+@option(
+    "--baseline",
+    env="MARGIN_BASELINE",
+    type=click.Path(path_type=Path),
+    help="A baseline run directory (paired comparison) or its results.json.",
+)
+@option(
+    "--config", "config_path", env="MARGIN_GATE", type=click.Path(path_type=Path), help="gate.yaml."
+)
+@option(
+    "--allow-changed-suite",
+    env="MARGIN_ALLOW_CHANGED_SUITE",
+    is_flag=True,
+    help="Compare even when the baseline's cases or validators differ.",
+)
+@option(
+    "--out",
+    env="MARGIN_GATE_OUT",
+    type=click.Path(path_type=Path),
+    help="Where to write gate/summary.md and gate/junit.xml (default RUN_DIR).",
+)
+@click.pass_context
+def command(
+    ctx: click.Context,
+    run_dir: Path,
+    baseline: Path | None,
+    config_path: Path | None,
+    allow_changed_suite: bool,
+    out: Path | None,
+) -> None:
+    """Gate RUN_DIR. Exit 0: pass. 1: a gated model × task falls short of its target, breaks a
+    latency or cost limit, or regresses against the baseline (significant and ≥ min_drop, or a
+    hard break). 2: usage error. 3: insufficient evidence (undecided, or a comparison too small
+    to detect 2 × min_drop) unless `on_undecided: pass`.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from margin.gate import gate_junit, gate_markdown, load_gate_config, run_gate
+    from margin.rundir import write_atomically
+
+    report = run_gate(run_dir, load_gate_config(config_path), baseline, allow_changed_suite)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 160))
+    if report.findings:
+        table = Table(title="margin gate")
+        for name in [
+            "model",
+            "task",
+            "condition",
+            "baseline",
+            "now",
+            "difference",
+            "p-value",
+            "rule",
+        ]:
+            table.add_column(name)
+        for f in report.findings:
+            table.add_row(
+                f.model, f.task, f.condition, f.baseline, f.now, f.difference,
+                "" if f.p_value is None else f"{f.p_value:.3g}", f.rule,
+            )  # fmt: skip
+        console.print(table)
+    for note in report.notes:
+        console.print(note, markup=False, highlight=False)
+    folder = (out or run_dir if run_dir.is_dir() else run_dir.parent) / "gate"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomically(folder / "summary.md", gate_markdown(report))
+    write_atomically(folder / "junit.xml", gate_junit(report))
+    code = report.exit_code
+    verdict = {0: "passed", 1: "failed", 3: "insufficient evidence"}[code]
+    if code == 0 and any(f.insufficient for f in report.findings):
+        verdict = "passed (undecided evidence allowed by on_undecided: pass)"
+    click.echo(f"gate {verdict}: {len(report.checked)} model × task checked; exit {code}")
+    ctx.exit(code)
