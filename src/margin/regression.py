@@ -14,7 +14,7 @@ from scipy import stats
 from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep
 
 from margin.stats.compare import difference_deff
-from margin.stats.intervals import one_sided_mid_p, paired_difference_interval
+from margin.stats.intervals import one_sided_mcnemar, paired_difference_interval
 
 POWER = 0.8
 
@@ -82,7 +82,7 @@ def paired_regression(
     deff = difference_deff(now - base, cases) if n else 1.0
     low, high = paired_difference_interval(both / deff, losses / deff, gains / deff, neither / deff)
     drop = (losses - gains) / n if n else 0.0
-    p_value = float(one_sided_mid_p(losses / deff, gains / deff))
+    p_value = float(one_sided_mcnemar(losses / deff, gains / deff))
     return Comparison(
         paired=True,
         pairs=n,

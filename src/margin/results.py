@@ -395,7 +395,15 @@ def _run_facts(folder: Path, run_file: dict[str, Any], scores: Scores) -> RunFac
         digest = hashlib.sha256(copy.read_bytes()).hexdigest() if copy.exists() else None
         tasks = scores.tasks[scores.tasks["suite"] == name]
         targets = {str(t): float(v) for t, v in zip(tasks["task"], tasks["target"], strict=True)}
-        suites.append(SuiteFact(name=name, sha256=digest, tasks=sorted(targets), targets=targets))
+        suites.append(
+            SuiteFact(
+                name=name,
+                sha256=digest,
+                tasks=sorted(targets),
+                targets=targets,
+                fingerprints=_fingerprints(copy) if copy.exists() else {},
+            )
+        )
     models = []
     for spec in run_file.get("models") or []:
         sampling = spec.get("sampling") or {}
