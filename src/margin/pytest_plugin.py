@@ -28,7 +28,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--margin-config", action="append", default=[], metavar="FILE",
                     help="Run settings (repeatable; later wins).")  # fmt: skip
     group.addoption("--margin-run", metavar="DIR",
-                    help="Run directory (default reports/run-<id>); resumed if it exists.")  # fmt: skip
+                    help="Run directory (default reports/run-<id>); resumed if there.")  # fmt: skip
 
 
 def pytest_collection_modifyitems(
@@ -60,7 +60,7 @@ def pytest_collection_modifyitems(
                         model=model.name,
                         suite=suite.suite,
                         task=task.id,
-                    )  # fmt: skip
+                    )
                 )
 
 
@@ -114,9 +114,8 @@ class MarginItem(pytest.Item):
         )  # fmt: skip
         if conditions:
             worst = conditions[0]
-            lines.append(
-                f"  worst condition {worst.condition}: {worst.passes}/{worst.n} {percent(worst.rate)}"
-            )
+            rate = f"{worst.passes}/{worst.n} {percent(worst.rate)}"
+            lines.append(f"  worst condition {worst.condition}: {rate}")
         example = _example_failure(self.config, self.model, self.suite, self.task)
         if example:
             lines.append(f"  example: {example}")
