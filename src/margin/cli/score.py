@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +37,17 @@ def command(run_dir: Path, output: str, view: str) -> None:
     rank bands (models the data cannot separate share a rank), and the recommendation.
 
     Reads only the run directory (run.json, its suite copies, journal.jsonl); calls no model.
+    `--format json` prints the same document as results.json (`margin schema --kind results`).
     """
     from margin.stats import score_run
 
     scores = score_run(run_dir)
     if output == "json":
-        click.echo(json.dumps(_as_json(scores), indent=2, allow_nan=False))
+        from margin.results import build_results
+        from margin.summary import recommendation_lines
+
+        results = build_results(run_dir, scores, recommendation_lines(scores))
+        click.echo(results.model_dump_json(indent=2))
     elif output == "csv":
         click.echo(_view(scores, view).to_csv(index=False), nl=False)
     else:
@@ -56,39 +58,6 @@ def _view(scores: Any, view: str) -> Any:
     return {"task": scores.tasks, "condition": scores.conditions, "validator": scores.validators}[
         view
     ]
-
-
-def _records(frame: Any) -> list[dict[str, Any]]:
-    """A frame as JSON-ready records: NaN becomes null, numpy scalars plain numbers."""
-    rows: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
-    return rows
-
-
-def _as_json(scores: Any) -> dict[str, Any]:
-    recommendation = asdict(scores.recommendation)
-    return {
-        "recommendation": _clean(recommendation),
-        "models": _records(scores.models),
-        "tasks": _records(scores.tasks),
-        "conditions": _records(scores.conditions),
-        "validators": _records(scores.validators),
-        "validators_by_condition": _records(scores.validators_by_condition),
-        "pass_k": _records(scores.pass_k),
-        "noise_drops": _records(scores.drops),
-        "paraphrase_spread": _records(scores.spread),
-        "margins": _records(scores.margins),
-        "comparisons": _records(scores.pairs),
-    }
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _print_tables(scores: Any, view: str) -> None:
