@@ -161,6 +161,16 @@ class RunSettings(_Model):
     """Default noise levels per kind; a task's `perturb` overrides them kind by kind."""
     retries: int = Field(default=5, ge=0, le=50)
     """Retries of a call that failed for infrastructure reasons."""
+    adaptive: bool = False
+    """Adaptive repeats: run in rounds and give more repeats only to undecided cells, up to
+    `max_repeats` (see README, "Adaptive repeats")."""
+    max_repeats: int = Field(default=20, ge=1, le=1000)
+    """With `adaptive`: the repeat cap per (model, case, variant)."""
+    adaptive_alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    """With `adaptive`: error level of the always-valid confidence sequence."""
+    adaptive_delta: float = Field(default=0.02, ge=0, lt=0.5)
+    """With `adaptive`: indifference zone; a cell whose sequence lies within ±δ of its target
+    stops as settled."""
     backoff_s: float = Field(default=1.0, ge=0, le=600)
     """First retry waits up to this long (random jitter), doubling each time."""
     workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = "auto"

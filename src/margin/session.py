@@ -14,7 +14,7 @@ from pathlib import Path
 from margin.cache import default_cache_dir
 from margin.config import ModelSpec, RunSettings
 from margin.journal import JOURNAL_NAME, Journal, journal_state
-from margin.plan import Plan, build_plan
+from margin.plan import Attempt, Plan, build_plan
 from margin.rundir import default_run_dir, prepare_run_dir, run_dir_lock
 from margin.runner import Progress, RunStats
 from margin.suite import Suite
@@ -55,24 +55,59 @@ def run(
     """
     from margin.workers import execute
 
+    if settings.adaptive:
+        settings = settings.model_copy(update={"repeats": settings.max_repeats})
     plan = build_plan(suites, models, settings)
     folder = out if out is not None else default_run_dir(suites, models, settings)
     with run_dir_lock(folder):
         prepare_run_dir(folder, suites, models, settings)
         journal_path = folder / JOURNAL_NAME
-        before = journal_state(journal_path)
-        done = before.finished(retry_errors)
-        pending = [a for a in plan.attempts if str(a.key) not in done]
         cache = default_cache_dir() if cache_dir is None else cache_dir
-        with Journal(journal_path) as journal:
-            stats = execute(
-                pending,
-                settings,
-                journal,
-                cache_dir=None if cache == NO_CACHE else cache,
-                read_cache=read_cache,
-                resumed=len(plan) - len(pending),
-                spent=before.spent_usd,
-                progress=progress,
-            )
+        from margin.adaptive import round_sizes
+
+        rounds = round_sizes(settings.max_repeats) if settings.adaptive else [settings.repeats]
+        for size in rounds:
+            before = journal_state(journal_path)
+            done = before.finished(retry_errors)
+            pending = [a for a in plan.attempts if a.key.repeat < size and str(a.key) not in done]
+            if settings.adaptive and size != rounds[0]:
+                pending = _still_open(pending, journal_path, suites, settings)
+                if not pending:
+                    continue  # every cell that could use this round is decided (or already run)
+            reached = [a for a in plan.attempts if a.key.repeat < size]
+            with Journal(journal_path) as journal:
+                stats = execute(
+                    pending,
+                    settings,
+                    journal,
+                    cache_dir=None if cache == NO_CACHE else cache,
+                    read_cache=read_cache,
+                    resumed=len(reached) - len(pending),
+                    spent=before.spent_usd,
+                    progress=progress,
+                )
+            if stats.halted or stats.budget_stopped or stats.not_run:
+                break
     return RunResult(folder, stats, plan)
+
+
+def _still_open(
+    pending: list[Attempt], journal: Path, suites: list[Suite], settings: RunSettings
+) -> list[Attempt]:
+    """The attempts whose condition cell or task cell the confidence sequence left open."""
+    from margin.adaptive import decided_cells
+    from margin.stats.frame import condition_name
+    from margin.stats.score import task_targets
+
+    targets, _ = task_targets(suites, settings)
+    conditions, tasks = decided_cells(
+        journal, targets, settings.adaptive_alpha, settings.adaptive_delta
+    )
+    kept = []
+    for attempt in pending:
+        key, variant = attempt.key, attempt.variant
+        task = (key.model, key.suite, key.task)
+        condition = (*task, condition_name(variant.paraphrase, variant.kind, variant.level))
+        if condition not in conditions or task not in tasks:
+            kept.append(attempt)
+    return kept

@@ -45,6 +45,19 @@ from margin.cli.options import (
     help="Processes making calls (default: auto).",
 )
 @option(
+    "--adaptive",
+    env="MARGIN_ADAPTIVE",
+    is_flag=True,
+    default=None,
+    help="Run in rounds; give more repeats only to undecided cells (up to run.max_repeats).",
+)
+@option(
+    "--max-repeats",
+    env="MARGIN_MAX_REPEATS",
+    type=click.IntRange(1, 1000),
+    help="With --adaptive: the repeat cap.",
+)
+@option(
     "--retry-errors",
     env="MARGIN_RETRY_ERRORS",
     is_flag=True,
@@ -64,6 +77,8 @@ def command(
     seed: int | None,
     workers: int | None,
     retry_errors: bool,
+    adaptive: bool | None,
+    max_repeats: int | None,
 ) -> None:
     """Run SUITE... on the model set; write DIR/journal.jsonl as attempts finish.
 
@@ -86,6 +101,8 @@ def command(
         seed=seed,
         max_cost=max_cost,
         workers=workers,
+        adaptive=adaptive,
+        max_repeats=max_repeats,
     )
     settings = inputs.settings
     result = run(
