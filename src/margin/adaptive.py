@@ -56,3 +56,30 @@ def _decided(
     )
     closed = cells[verdict != UNDECIDED]
     return {tuple(str(v) for v in row) for row in closed[keys].itertuples(index=False)}
+
+
+def expected_share(
+    cases: int, cap: int, target: float, alpha: float, delta: float, cells: int = 400, seed: int = 0
+) -> float:
+    """The share of a fixed plan's attempts an adaptive run is expected to make on one cell of
+    `cases` cases, simulated with true rates spread evenly over 0.5–1.0 and repeats that vary
+    (at temperature 0 repeats are copies, so undecided cells run to the cap: the worst case)."""
+    import numpy as np
+
+    from margin.stats.sequential import sequential_verdicts
+
+    rng = np.random.default_rng(seed)
+    rates = rng.uniform(0.5, 1.0, cells)
+    draws = rng.random((cells, cap * cases)) < rates[:, None]
+    passes = np.cumsum(draws, axis=1)
+    used = np.full(cells, cap * cases)
+    still_open = np.ones(cells, dtype=bool)
+    for size in round_sizes(cap)[:-1]:
+        n = size * cases
+        verdict = sequential_verdicts(
+            passes[:, n - 1], np.full(cells, n), np.full(cells, target), alpha, delta
+        )
+        closing = still_open & (verdict != UNDECIDED)
+        used[closing] = n
+        still_open &= ~closing
+    return float(used.sum() / (cells * cap * cases))

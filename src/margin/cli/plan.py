@@ -22,6 +22,19 @@ from margin.cli.options import (
 @config_option()
 @option("--repeats", env="MARGIN_REPEATS", type=click.IntRange(1, 1000), help="Calls per variant.")
 @option("--json", "as_json", env="MARGIN_PLAN_JSON", is_flag=True, help="Print JSON rows.")
+@option(
+    "--adaptive",
+    env="MARGIN_ADAPTIVE",
+    is_flag=True,
+    default=None,
+    help="Plan adaptive repeats: expected and worst-case calls beside the fixed plan.",
+)
+@option(
+    "--max-repeats",
+    env="MARGIN_MAX_REPEATS",
+    type=click.IntRange(1, 1000),
+    help="With --adaptive: the repeat cap.",
+)
 def command(
     suites: tuple[str, ...],
     models_path: str,
@@ -29,6 +42,8 @@ def command(
     config_paths: tuple[str, ...],
     repeats: int | None,
     as_json: bool,
+    adaptive: bool | None,
+    max_repeats: int | None,
 ) -> None:
     """Show the attempts a run of SUITE... on the model set would make, by model and task.
 
@@ -43,13 +58,30 @@ def command(
     from margin.cli.inputs import load_inputs
     from margin.plan import plan_table
 
-    inputs = load_inputs(suites, models_path, only, config_paths, repeats=repeats)
+    inputs = load_inputs(
+        suites,
+        models_path,
+        only,
+        config_paths,
+        repeats=repeats,
+        adaptive=adaptive,
+        max_repeats=max_repeats,
+    )
+    if inputs.settings.adaptive:
+        from margin.plan import build_plan
+
+        capped = inputs.settings.model_copy(update={"repeats": inputs.settings.max_repeats})
+        inputs = type(inputs)(
+            inputs.suites, inputs.models, capped, build_plan(inputs.suites, inputs.models, capped)
+        )
     table = plan_table(inputs.plan)
     if as_json:
         click.echo(table.to_json(orient="records", indent=2))
         return
     _print_table(table, inputs.settings.repeats)
     _print_evidence(inputs.plan)
+    if inputs.settings.adaptive:
+        _print_adaptive(table, inputs.plan)
 
 
 def _money(value: float) -> str:
@@ -165,3 +197,30 @@ def _print_evidence(plan: object) -> None:
     if not console.is_terminal:
         console = Console(width=max(console.width, 150))
     console.print(out)
+
+
+def _print_adaptive(table: object, plan: object) -> None:
+    import pandas as pd
+
+    from margin.adaptive import expected_share
+    from margin.plan import Plan
+    from margin.stats.evidence import evidence_table
+
+    assert isinstance(table, pd.DataFrame) and isinstance(plan, Plan)
+    settings = plan.settings
+    tasks = {(r["suite"], r["task"]): r for r in evidence_table(plan).to_dict("records")}
+    expected = 0.0
+    for row in table.to_dict("records"):
+        task = tasks[(row["suite"], row["task"])]
+        share = expected_share(
+            int(task["cases"]), settings.max_repeats, float(task["target"]),
+            settings.adaptive_alpha, settings.adaptive_delta,
+        )  # fmt: skip
+        expected += share * int(row["attempts"])
+    worst = int(table["attempts"].sum())
+    click.echo(
+        f"adaptive (cap {settings.max_repeats} repeats): expected ≈ {expected:,.0f} calls"
+        f" ({expected / worst:.0%} of the fixed plan) if true rates spread evenly over 0.5–1.0"
+        f" and repeats vary; worst case {worst:,} (the fixed plan: at temperature 0 repeats"
+        " are copies, so undecided cells run to the cap)"
+    )
