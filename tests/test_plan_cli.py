@@ -187,3 +187,14 @@ def test_plan_says_whether_the_evidence_could_decide_anything() -> None:
         "plan", str(SUITES / "arithmetic.yaml"), "--models", str(CONFIGS / "local.yaml")
     )
     assert "Evidence needed" in result.stdout and "cases needed" in result.stdout
+
+
+def test_plan_adaptive_shows_expected_and_worst_case_calls() -> None:
+    result = run_cli(
+        "plan", str(SUITES / "routing.yaml"), "--models", str(CONFIGS / "local.yaml"),
+        "--adaptive", "--max-repeats", "5",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("adaptive (cap 5 repeats)"))
+    expected = int(line.split("expected ≈ ")[1].split(" calls")[0].replace(",", ""))
+    assert 0 < expected < 150 and "worst case 150 (the fixed plan" in line  # 3 models × 10 × 5
