@@ -1,0 +1,161 @@
+"""Delivery policies estimated from recorded repeats, without new calls (issue 13, in progress).
+
+`retry(m, r)`: up to r attempts of model m, stopping at the first that passes every validator.
+`cascade(m1, m2*2, …)`: m1 first, the next step when a validator fails; `m*k` gives a step k
+tries. Estimates use each prompt's *own* recorded repeats (a case × variant): failures
+correlate within a prompt, so the chance that r tries all fail is C(n − c, r) / C(n, r) —
+drawing r of its n recorded answers without replacement — never (1 − p)^r from a pooled p.
+Steps on different models are taken as independent given the prompt. Where a prompt has fewer
+recorded repeats than a step's tries, the estimate uses what there is and flags it thin. The
+interval is a cluster bootstrap over cases, widened to the Wilson interval on the cases where
+that is wider (a bootstrap of cases that all pass would collapse to a point).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from margin.errors import UserError
+from margin.stats.intervals import wilson_interval
+
+_STEP = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\*\s*(\d+))?\s*$")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Steps of (model, tries), tried in order until one answer passes."""
+
+    name: str
+    steps: tuple[tuple[str, int], ...]
+
+
+def parse_policy(text: str, models: set[str] | None = None) -> Policy:
+    """`retry(m, 2)` or `cascade(m1, m2*2)`; a malformed policy or unknown model is a
+    UserError (one line)."""
+    found = re.fullmatch(r"\s*(retry|cascade)\s*\((.*)\)\s*", text)
+    if not found:
+        raise UserError(
+            f"policy {text!r}: write retry(MODEL, TRIES) or cascade(MODEL, MODEL*TRIES, …)"
+        )
+    kind, inside = found.group(1), [p for p in found.group(2).split(",")]
+    if kind == "retry":
+        if len(inside) != 2 or not inside[1].strip().isdigit() or int(inside[1]) < 1:
+            raise UserError(f"policy {text!r}: retry takes a model and a number of tries ≥ 1")
+        steps: tuple[tuple[str, int], ...] = ((inside[0].strip(), int(inside[1])),)
+    else:
+        parsed = [_STEP.match(p) for p in inside]
+        if len(parsed) < 2 or not all(parsed):
+            raise UserError(
+                f"policy {text!r}: a cascade takes two or more steps, MODEL or MODEL*TRIES"
+            )
+        steps = tuple((m.group(1), int(m.group(2) or 1)) for m in parsed if m)
+    if any(tries < 1 for _, tries in steps):
+        raise UserError(f"policy {text!r}: tries must be ≥ 1")
+    unknown = [model for model, _ in steps if models is not None and model not in models]
+    if unknown:
+        raise UserError(f"policy {text!r}: no model {unknown[0]!r} in this run")
+    return Policy(text.strip(), steps)
+
+
+def _all_fail(fails: np.ndarray, n: np.ndarray, tries: np.ndarray) -> np.ndarray:
+    """P(k draws without replacement from n recorded answers, n − c of them failing, all fail)."""
+    k = np.minimum(tries, n)
+    return np.asarray(special.comb(fails, k) / special.comb(n, k), dtype=np.float64)
+
+
+def _expected_tries(fails: np.ndarray, n: np.ndarray, tries: int) -> np.ndarray:
+    """E[calls in a step of `tries`] = Σ_{j<tries} P(the first j all fail)."""
+    total = np.zeros(len(n))
+    for j in range(tries):
+        total += _all_fail(fails, n, np.full(len(n), j))
+    return total
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A policy on one task, from recorded repeats."""
+
+    policy: str
+    suite: str
+    task: str
+    rate: float
+    low: float
+    high: float
+    cases: int
+    prompts: int
+    thin: int
+    """Prompts with fewer recorded repeats than some step's tries."""
+    calls: float
+    """Expected calls per task execution."""
+    cost_per_1000: float | None
+
+
+def estimate(
+    frame: pd.DataFrame, policy: Policy, suite: str, task: str, boot: int = 1000, seed: int = 0
+) -> Estimate:
+    """The policy's reliability (cluster-bootstrap 95% interval over cases), expected calls and
+    cost per 1,000 executions on `suite/task`, from the judged attempts in `frame`."""
+    judged = frame[frame["judged"] & (frame["suite"] == suite) & (frame["task"] == task)]
+    prompt = ["case", "variant"]
+    per = {}
+    for model, _ in policy.steps:
+        rows = judged[judged["model"] == model]
+        per[model] = rows.groupby(prompt, observed=True).agg(
+            n=("passed", "size"), c=("passed", "sum"), cost=("cost_usd", "mean"),
+        )  # fmt: skip
+    shared = None
+    for table in per.values():
+        index = table.index
+        shared = index if shared is None else shared.intersection(index)
+    if shared is None or len(shared) == 0:
+        raise UserError(
+            f"policy {policy.name!r}: no prompt of {suite}/{task} has attempts of every step"
+        )
+    fail_all = np.ones(len(shared))
+    reach = np.ones(len(shared))
+    calls = np.zeros(len(shared))
+    cost = np.zeros(len(shared))
+    thin = np.zeros(len(shared), dtype=bool)
+    for model, tries in policy.steps:
+        table = per[model].loc[shared]
+        n = table["n"].to_numpy(dtype=np.float64)
+        fails = n - table["c"].to_numpy(dtype=np.float64)
+        thin |= n < tries
+        step_calls = _expected_tries(fails, n, tries)
+        calls += reach * step_calls
+        cost += reach * step_calls * table["cost"].to_numpy(dtype=np.float64)
+        step_fail = _all_fail(fails, n, np.full(len(n), tries))
+        fail_all *= step_fail
+        reach = fail_all.copy()
+    success = 1 - fail_all
+    cases = np.asarray([c for c, _ in shared])
+    labels, codes = np.unique(cases, return_inverse=True)
+    sums = np.bincount(codes, weights=success)
+    counts = np.bincount(codes).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(labels), size=(boot, len(labels)))
+    boot_rates = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
+    low, high = np.quantile(boot_rates, [0.025, 0.975])
+    # A bootstrap of all-passing cases collapses to [1, 1]; the Wilson interval on the cases
+    # (each case one piece of evidence) keeps it honest, and the hull of the two is reported.
+    w_low, w_high = wilson_interval(success.mean() * len(labels), len(labels))
+    low, high = min(low, float(w_low)), max(high, float(w_high))
+    mean_cost = float(np.mean(cost))
+    return Estimate(
+        policy=policy.name,
+        suite=suite,
+        task=task,
+        rate=float(success.mean()),
+        low=float(low),
+        high=float(high),
+        cases=len(labels),
+        prompts=len(shared),
+        thin=int(thin.sum()),
+        calls=float(calls.mean()),
+        cost_per_1000=None if np.isnan(mean_cost) else mean_cost * 1000,
+    )
