@@ -79,3 +79,23 @@ def test_retry_interval_covers_the_truth_in_simulation() -> None:
         truth = float(np.mean(1 - (1 - rates) ** 2))
         covered += result.low <= truth <= result.high
     assert covered / runs >= 0.93
+
+
+def test_margin_policies_prints_estimates_and_refuses_bad_policies(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import run_cli
+    from tests.report.conftest import make_run
+
+    small = repeats("small", {"a": "1100", "b": "0000", "c": "1111"})
+    big = repeats("big", {"a": "1111", "b": "1110", "c": "1111"}, cost=0.01)
+    folder = make_run(tmp_path / "run", small + big)
+    result = run_cli(
+        "policies", str(folder), "--policy", "cascade(small, big)", "--policy", "retry(small, 2)"
+    )
+    assert result.exit_code == 0, result.output
+    assert "cascade(small, big)" in result.stdout and "retry(small, 2)" in result.stdout
+    assert (
+        "Temperature 0: a retry of the same prompt mostly returns the same answer" in result.stdout
+    )
+    bad = run_cli("policies", str(folder), "--policy", "cascade(small, huge)")
+    assert bad.exit_code == 2
+    assert bad.stderr.strip() == "error: policy 'cascade(small, huge)': no model 'huge' in this run"

@@ -161,6 +161,9 @@ class RunSettings(_Model):
     """Default noise levels per kind; a task's `perturb` overrides them kind by kind."""
     retries: int = Field(default=5, ge=0, le=50)
     """Retries of a call that failed for infrastructure reasons."""
+    policies: list[str] = []
+    """Delivery policies to estimate from the recorded repeats, e.g. `retry(qwen-0.5b, 2)`,
+    `cascade(qwen-0.5b, qwen-1.5b)` (`margin policies`)."""
     adaptive: bool = False
     """Adaptive repeats: run in rounds and give more repeats only to undecided cells, up to
     `max_repeats` (see README, "Adaptive repeats")."""

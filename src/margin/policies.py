@@ -159,3 +159,17 @@ def estimate(
         calls=float(calls.mean()),
         cost_per_1000=None if np.isnan(mean_cost) else mean_cost * 1000,
     )
+
+
+def estimate_all(frame: pd.DataFrame, policies: list[Policy]) -> pd.DataFrame:
+    """Every policy on every task whose prompts have attempts of all its steps' models."""
+    rows = []
+    tasks = frame[["suite", "task"]].drop_duplicates().itertuples(index=False)
+    for suite, task in [(str(s), str(t)) for s, t in tasks]:
+        for policy in policies:
+            try:
+                rows.append(estimate(frame, policy, suite, task).__dict__)
+            except UserError:
+                continue  # a step's model never ran this task
+    columns = list(Estimate.__dataclass_fields__)
+    return pd.DataFrame(rows, columns=columns)

@@ -16,6 +16,7 @@ from margin.cli import (
     models,
     paraphrase,
     plan,
+    policies,
     report,
     run,
     schema,
@@ -55,6 +56,7 @@ cli.add_command(run.command)
 cli.add_command(score.command)
 cli.add_command(report.command)
 cli.add_command(gate.command)
+cli.add_command(policies.command)
 cli.add_command(models.command)
 cli.add_command(variants.command)
 cli.add_command(paraphrase.command)
