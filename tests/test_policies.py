@@ -99,3 +99,13 @@ def test_margin_policies_prints_estimates_and_refuses_bad_policies(tmp_path) -> 
     bad = run_cli("policies", str(folder), "--policy", "cascade(small, huge)")
     assert bad.exit_code == 2
     assert bad.stderr.strip() == "error: policy 'cascade(small, huge)': no model 'huge' in this run"
+
+
+def test_latency_sums_the_attempts_a_cascade_makes() -> None:
+    small = [record("small", "a", False, repeat=r, latency=1.0) for r in range(3)]
+    big = [record("big", "a", True, repeat=r, latency=5.0) for r in range(3)]
+    result = estimate(
+        attempts_of(small + big).frame, parse_policy("cascade(small*2, big)"), "s", "t"
+    )
+    assert result.latency_p50 == pytest.approx(1.0 + 1.0 + 5.0)  # two failed tries, then big
+    assert result.calls == pytest.approx(3.0)

@@ -93,6 +93,9 @@ class Estimate:
     calls: float
     """Expected calls per task execution."""
     cost_per_1000: float | None
+    latency_p50: float | None = None
+    """End-to-end seconds (the sum of the sampled attempts' latencies), median."""
+    latency_p95: float | None = None
 
 
 def estimate(
@@ -146,6 +149,7 @@ def estimate(
     w_low, w_high = wilson_interval(success.mean() * len(labels), len(labels))
     low, high = min(low, float(w_low)), max(high, float(w_high))
     mean_cost = float(np.mean(cost))
+    p50, p95 = _latency(judged, policy, list(shared), seed)
     return Estimate(
         policy=policy.name,
         suite=suite,
@@ -158,7 +162,45 @@ def estimate(
         thin=int(thin.sum()),
         calls=float(calls.mean()),
         cost_per_1000=None if np.isnan(mean_cost) else mean_cost * 1000,
+        latency_p50=p50,
+        latency_p95=p95,
     )
+
+
+def _latency(
+    judged: pd.DataFrame,
+    policy: Policy,
+    prompts: list[tuple[str, str]],
+    seed: int,
+    runs: int = 2000,
+) -> tuple[float | None, float | None]:
+    """p50 / p95 of simulated executions: a prompt at random, each step's tries drawn without
+    replacement from that prompt's recorded attempts, latencies summed until one passes."""
+    recorded: dict[tuple[str, str, str], list[tuple[bool, float]]] = {}
+    columns = ["model", "case", "variant", "passed", "latency_s"]
+    for model, case, variant, passed, seconds in judged[columns].to_numpy(dtype=object):
+        key = (str(model), str(case), str(variant))
+        recorded.setdefault(key, []).append((bool(passed), float(seconds or 0.0)))
+    rng = np.random.default_rng(seed)
+    totals = []
+    for index in rng.integers(0, len(prompts), size=runs):
+        case, variant = (str(x) for x in prompts[index])
+        total, done = 0.0, False
+        for model, tries in policy.steps:
+            answers = recorded.get((model, case, variant), [])
+            for pick in rng.permutation(len(answers))[:tries]:
+                passed, seconds = answers[pick]
+                total += seconds
+                if passed:
+                    done = True
+                    break
+            if done:
+                break
+        totals.append(total)
+    if not totals:
+        return None, None
+    p50, p95 = np.quantile(totals, [0.5, 0.95])
+    return float(p50), float(p95)
 
 
 def estimate_all(frame: pd.DataFrame, policies: list[Policy]) -> pd.DataFrame:
