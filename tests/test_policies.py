@@ -109,3 +109,25 @@ def test_latency_sums_the_attempts_a_cascade_makes() -> None:
     )
     assert result.latency_p50 == pytest.approx(1.0 + 1.0 + 5.0)  # two failed tries, then big
     assert result.calls == pytest.approx(3.0)
+
+
+def test_configured_policies_reach_results_json_and_the_page(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    import jsonschema
+
+    from margin.report import render_report
+    from margin.results import SCHEMA_PATH
+    from tests.report.conftest import make_run
+
+    small = repeats("small", {"a": "1100", "b": "0000", "c": "1111"})
+    big = repeats("big", {"a": "1111", "b": "1110", "c": "1111"}, cost=0.01)
+    folder = make_run(tmp_path / "run", small + big, settings={"policies": ["cascade(small, big)"]})
+    render_report(folder)
+    data = json.loads((folder / "results.json").read_text())
+    jsonschema.validate(data, json.loads(SCHEMA_PATH.read_text()))
+    (row,) = data["policies"]
+    assert row["policy"] == "cascade(small, big)" and row["calls"] == pytest.approx(
+        np.mean([1.5, 2, 1])
+    )
+    assert "Delivery policies" in (folder / "index.html").read_text()

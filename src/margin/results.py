@@ -223,6 +223,27 @@ class PairRow(_Row):
     significant: bool
 
 
+class PolicyRow(_Row):
+    """A delivery policy on one task, estimated from recorded repeats (no new calls)."""
+
+    policy: str
+    suite: str
+    task: str
+    rate: float
+    low: float
+    high: float
+    """95% interval: cluster bootstrap over cases, widened to Wilson on the cases."""
+    cases: int
+    prompts: int
+    thin: int
+    """Prompts with fewer recorded repeats than a step's tries."""
+    calls: float
+    """Expected calls per task execution."""
+    cost_per_1000: float | None
+    latency_p50: float | None = None
+    latency_p95: float | None = None
+
+
 class ShortfallRow(_Row):
     """Where a model that is not recommended falls short, is undecided, or is too slow."""
 
@@ -321,6 +342,8 @@ class Results(_Row):
     paraphrase_spread: list[SpreadRow]
     margins: list[MarginRow]
     comparisons: list[PairRow]
+    policies: list[PolicyRow] = []
+    """The run's `run.policies`, estimated per task."""
 
 
 def results_schema() -> dict[str, Any]:
@@ -375,7 +398,21 @@ def build_results(folder: Path, scores: Scores, lines: list[str]) -> Results:
         paraphrase_spread=[SpreadRow.model_validate(r) for r in _records(scores.spread)],
         margins=[MarginRow.model_validate(r) for r in _records(scores.margins)],
         comparisons=[PairRow.model_validate(r) for r in _records(scores.pairs)],
+        policies=[PolicyRow.model_validate(r) for r in _policy_records(folder, run_file)],
     )
+
+
+def _policy_records(folder: Path, run_file: dict[str, Any]) -> list[dict[str, Any]]:
+    from margin.policies import estimate_all, parse_policy
+    from margin.stats.frame import read_attempts
+
+    texts = list((run_file.get("settings") or {}).get("policies") or [])
+    if not texts:
+        return []
+    names = {str(m["name"]) for m in run_file.get("models") or []}
+    policies = [parse_policy(text, names) for text in texts]
+    frame = read_attempts(folder / str(run_file.get("journal") or "journal.jsonl")).frame
+    return _records(estimate_all(frame, policies))
 
 
 def _validator_records(frame: pd.DataFrame) -> list[dict[str, Any]]:

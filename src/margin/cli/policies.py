@@ -30,7 +30,7 @@ def command(run_dir: Path, texts: tuple[str, ...]) -> None:
     from rich.table import Table
 
     from margin.errors import UserError
-    from margin.numbers import interval, money, percent
+    from margin.numbers import interval, money, percent, seconds
     from margin.policies import estimate_all, parse_policy
     from margin.rundir import read_run_file
     from margin.stats.frame import read_attempts
@@ -46,13 +46,14 @@ def command(run_dir: Path, texts: tuple[str, ...]) -> None:
     table = estimate_all(read_attempts(run_dir / "journal.jsonl").frame, policies)
     out = Table(title="Delivery policies (estimated from recorded repeats)")
     for name in ["policy", "task", "reliability", "95% interval", "cases", "calls / task",
-                 "cost / 1,000", "thin prompts"]:  # fmt: skip
+                 "cost / 1,000", "p95", "thin prompts"]:  # fmt: skip
         out.add_column(name)
     for row in table.to_dict("records"):
         out.add_row(
             row["policy"], f"{row['suite']}/{row['task']}", percent(row["rate"]),
             interval(row["low"], row["high"]), str(row["cases"]), f"{row['calls']:.2f}",
             money(row["cost_per_1000"]),
+            seconds(row["latency_p95"]),
             f"{row['thin']} of {row['prompts']}" if row["thin"] else "0",
         )  # fmt: skip
     console = Console()
