@@ -131,3 +131,25 @@ def test_configured_policies_reach_results_json_and_the_page(tmp_path) -> None: 
         np.mean([1.5, 2, 1])
     )
     assert "Delivery policies" in (folder / "index.html").read_text()
+
+
+def test_a_policy_that_crosses_every_task_is_named_beside_the_models(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from margin.report import render_report
+    from tests.report.conftest import make_run
+
+    cases = {f"c{i}": "1111" for i in range(40)}
+    small = repeats("small", {**cases, "c0": "0000", "c1": "0000"}, cost=0.001)
+    big = repeats("big", cases, cost=0.01)
+    folder = make_run(
+        tmp_path / "run",
+        small + big,
+        settings={"policies": ["cascade(small, big)", "retry(small, 2)"]},
+    )
+    render_report(folder)
+    data = json.loads((folder / "results.json").read_text())
+    assert data["recommendation"]["model"] == "big"  # small alone: 152/160, cases 38/40
+    assert data["recommendation"]["policies"] == ["cascade(small, big)"]
+    line = next(x for x in data["recommendation"]["lines"] if x.startswith("Policy "))
+    assert "cascade(small, big) crosses every task" in line and "of big's cost" in line

@@ -279,6 +279,9 @@ class RecommendationRow(_Row):
     shortfalls: list[ShortfallRow]
     lines: list[str]
     """The recommendation in words, as `margin run` prints it."""
+    policies: list[str] = []
+    """Delivery policies whose estimate crosses every task they were estimated on (cheapest
+    first): a system that may ship where a bare model does not, or cheaper."""
 
 
 class SuiteFact(_Row):
@@ -376,7 +379,13 @@ def build_results(folder: Path, scores: Scores, lines: list[str]) -> Results:
     run_file = read_run_file(folder)
     if run_file is None:
         raise UserError("not a margin run directory (no run.json)", path=folder)
-    recommendation = {**asdict(scores.recommendation), "lines": lines}
+    policy_rows = [PolicyRow.model_validate(r) for r in _policy_records(folder, run_file)]
+    crossing, policy_lines = _crossing_policies(policy_rows, scores)
+    recommendation = {
+        **asdict(scores.recommendation),
+        "lines": [*lines, *policy_lines],
+        "policies": crossing,
+    }
     recommendation["shortfalls"] = [
         {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in s.items()}
         for s in recommendation["shortfalls"]
@@ -398,8 +407,47 @@ def build_results(folder: Path, scores: Scores, lines: list[str]) -> Results:
         paraphrase_spread=[SpreadRow.model_validate(r) for r in _records(scores.spread)],
         margins=[MarginRow.model_validate(r) for r in _records(scores.margins)],
         comparisons=[PairRow.model_validate(r) for r in _records(scores.pairs)],
-        policies=[PolicyRow.model_validate(r) for r in _policy_records(folder, run_file)],
+        policies=policy_rows,
     )
+
+
+def _crossing_policies(rows: list[PolicyRow], scores: Scores) -> tuple[list[str], list[str]]:
+    """Policies whose lower bound reaches the target on every task (none undecided), cheapest
+    first, and a line for each: its worst task and its cost against the recommended model's."""
+    from margin.numbers import interval, money, percent
+
+    targets = {
+        (str(suite), str(task)): float(target)
+        for suite, task, target in scores.tasks[["suite", "task", "target"]].to_numpy(dtype=object)
+    }
+    by_policy: dict[str, list[PolicyRow]] = {}
+    for row in rows:
+        by_policy.setdefault(row.policy, []).append(row)
+    crossing = []
+    for policy, tasks in by_policy.items():
+        covers_all = {(r.suite, r.task) for r in tasks} == set(targets)
+        if covers_all and all(r.low >= targets[(r.suite, r.task)] for r in tasks):
+            cost = sum(r.cost_per_1000 or 0.0 for r in tasks) / len(tasks)
+            crossing.append((cost, policy, min(tasks, key=lambda r: r.low)))
+    crossing.sort(key=lambda item: item[0])
+    costs = {
+        str(model): float(cost)
+        for model, cost in scores.models[["model", "cost_per_1000"]].to_numpy(dtype=object)
+    }
+    chosen = scores.recommendation.model
+    lines = []
+    for cost, policy, worst in crossing:
+        text = (
+            f"Policy {policy} crosses every task (estimated from recorded repeats; worst"
+            f" {worst.suite}/{worst.task} {percent(worst.rate)} {interval(worst.low, worst.high)}),"
+            f" {money(cost)} per 1,000 tasks"
+        )
+        if chosen is not None:
+            reference = costs.get(chosen, float("nan"))
+            if reference > 0:
+                text += f", {cost / reference:.0%} of {chosen}'s cost"
+        lines.append(text + ".")
+    return [policy for _, policy, _ in crossing], lines
 
 
 def _policy_records(folder: Path, run_file: dict[str, Any]) -> list[dict[str, Any]]:

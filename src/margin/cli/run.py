@@ -162,5 +162,10 @@ def _print_summary(folder: Path) -> None:
     from margin.report import render_report
 
     files = render_report(folder)
+    from margin.results import read_results
+
+    for line in read_results(files.results).recommendation.lines:
+        if line.startswith("Policy "):
+            click.echo(line)
     click.echo(f"report: {files.html} (also summary.md, results.json, junit.xml)")
     click.echo(f"details: margin score {folder}")
