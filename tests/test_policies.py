@@ -153,3 +153,6 @@ def test_a_policy_that_crosses_every_task_is_named_beside_the_models(tmp_path) -
     assert data["recommendation"]["policies"] == ["cascade(small, big)"]
     line = next(x for x in data["recommendation"]["lines"] if x.startswith("Policy "))
     assert "cascade(small, big) crosses every task" in line and "of big's cost" in line
+    page = (folder / "index.html").read_text()
+    chart = page[page.index("Policies and models: worst-task reliability") - 300 :]
+    assert chart.count('class="marked"') >= 2  # small (cheapest) and the cascade on the frontier

@@ -120,6 +120,7 @@ def page_view(results: Results, folder: Path) -> dict[str, Any]:
         "capability": views.capability_charts(results),
         "margin_charts": views.margin_charts(results),
         "pareto": views.pareto_charts(results),
+        "policy_chart": views.policy_chart(results),
         "spread": results.paraphrase_spread,
         "margins": results.margins,
         "validators": results.validators,

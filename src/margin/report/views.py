@@ -271,3 +271,56 @@ def _rate_label(row: Any) -> str:
     from margin.numbers import rate_with_interval
 
     return f"{rate_with_interval(row.passes, row.n, row.low, row.high)} {row.verdict}"
+
+
+def policy_chart(results: Results) -> Markup | None:
+    """Policies beside bare models: the worst task's lower bound against mean cost per 1,000;
+    the frontier (nothing cheaper is at least as reliable) ringed."""
+    if not results.policies:
+        return None
+    points: dict[str, tuple[float, float]] = {}
+    for name, rows in _group(results.policies, lambda r: r.policy).items():
+        points[name] = (_mean_cost(r.cost_per_1000 for r in rows), min(r.low for r in rows))
+    for name, tasks in _group(results.tasks, lambda r: r.model).items():
+        points[name] = (_mean_cost(r.cost_per_1000 for r in tasks), min(r.low for r in tasks))
+    frontier = {
+        name
+        for name, (cost, low) in points.items()
+        if not any(
+            (c <= cost and lo >= low) and (c < cost or lo > low) for c, lo in points.values()
+        )
+    }
+    series = [
+        Series(
+            name,
+            [
+                Point(
+                    cost,
+                    low,
+                    label=f"{name}: worst-task lower bound {_pct(low)}",
+                    marked=name in frontier,
+                )
+            ],
+        )
+        for name, (cost, low) in points.items()
+    ]
+    return render(
+        Chart(
+            title="Policies and models: worst-task reliability (lower bound) against cost",
+            x_title="cost per 1,000 tasks ($, mean over tasks)",
+            y_title="worst task, lower bound",
+            series=series,
+        )
+    )
+
+
+def _group(rows: Any, key: Any) -> dict[str, list[Any]]:
+    groups: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        groups[key(row)].append(row)
+    return groups
+
+
+def _mean_cost(values: Any) -> float:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else 0.0
