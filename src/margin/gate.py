@@ -370,35 +370,29 @@ def _judge(row: TaskRow, c: Comparison, config: GateConfig, report: GateReport) 
         if c.drop >= 0
         else f"+{percent(-c.drop)} {interval(-c.high, -c.low)}"
     )
-    change = (percent(c.base_rate), percent(c.now_rate))
     if c.regression:
-        report.findings.append(
-            Finding(
-                row.model,
-                task,
-                "all",
-                change[0],
-                change[1],
-                difference,
-                c.p_value,
-                "regression: significant and ≥ min_drop",
-            )
-        )
+        rule, insufficient = "regression: significant and ≥ min_drop", False
     elif not np.isfinite(c.detectable) or c.detectable > 2 * config.min_drop:
-        report.findings.append(
-            Finding(
-                row.model,
-                task,
-                "all",
-                change[0],
-                change[1],
-                difference,
-                c.p_value,
-                "comparison too small: it could not detect a drop of "
-                f"2 × min_drop ({percent(2 * config.min_drop)}); more attempts would",
-                insufficient=True,
-            )
+        rule = (
+            "comparison too small: it could not detect a drop of "
+            f"2 × min_drop ({percent(2 * config.min_drop)}); more attempts would"
         )
+        insufficient = True
+    else:
+        return
+    report.findings.append(
+        Finding(
+            row.model,
+            task,
+            "all",
+            percent(c.base_rate),
+            percent(c.now_rate),
+            difference,
+            c.p_value,
+            rule,
+            insufficient=insufficient,
+        )
+    )
 
 
 def gate_markdown(report: GateReport) -> str:

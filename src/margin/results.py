@@ -379,7 +379,7 @@ def build_results(folder: Path, scores: Scores, lines: list[str]) -> Results:
     run_file = read_run_file(folder)
     if run_file is None:
         raise UserError("not a margin run directory (no run.json)", path=folder)
-    policy_rows = [PolicyRow.model_validate(r) for r in _policy_records(folder, run_file)]
+    policy_rows = [PolicyRow.model_validate(r) for r in _policy_records(run_file, scores)]
     crossing, policy_lines = _crossing_policies(policy_rows, scores)
     recommendation = {
         **asdict(scores.recommendation),
@@ -450,17 +450,15 @@ def _crossing_policies(rows: list[PolicyRow], scores: Scores) -> tuple[list[str]
     return [policy for _, policy, _ in crossing], lines
 
 
-def _policy_records(folder: Path, run_file: dict[str, Any]) -> list[dict[str, Any]]:
+def _policy_records(run_file: dict[str, Any], scores: Scores) -> list[dict[str, Any]]:
     from margin.policies import estimate_all, parse_policy
-    from margin.stats.frame import read_attempts
 
     texts = list((run_file.get("settings") or {}).get("policies") or [])
     if not texts:
         return []
     names = {str(m["name"]) for m in run_file.get("models") or []}
     policies = [parse_policy(text, names) for text in texts]
-    frame = read_attempts(folder / str(run_file.get("journal") or "journal.jsonl")).frame
-    return _records(estimate_all(frame, policies))
+    return _records(estimate_all(scores.attempts.frame, policies))
 
 
 def _validator_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -471,9 +469,7 @@ def _validator_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _run_facts(folder: Path, run_file: dict[str, Any], scores: Scores) -> RunFacts:
-    from margin.stats.frame import read_attempts
-
-    frame = read_attempts(folder / str(run_file.get("journal") or "journal.jsonl")).frame
+    frame = scores.attempts.frame
     suites = []
     for name in run_file.get("suites") or {}:
         copy = folder / "suites" / f"{name}.yaml"

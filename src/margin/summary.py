@@ -23,21 +23,26 @@ def model_lines(scores: Scores) -> list[str]:
         tied = f", tied with {row['tied_with']}" if row["tied_with"] else ""
         lines.append(
             f"{row['model']}: {rate} over all tasks (rank {row['rank']}{tied});"
-            f" {_task_verdicts(scores.tasks, str(row['model']))};"
+            f" {task_verdicts_text(_verdicts_of(scores.tasks, str(row['model'])))};"
             f" {row['infra_errors']} infra errors"
         )
     return lines
 
 
-def _task_verdicts(tasks: pd.DataFrame, model: str) -> str:
-    """`crosses every task`, or how many tasks it falls short on and is undecided on."""
-    verdicts = tasks.loc[tasks["model"] == model, "verdict"]
-    if len(verdicts) and (verdicts == CROSSES).all():
+def _verdicts_of(tasks: pd.DataFrame, model: str) -> list[str]:
+    return [str(v) for v in tasks.loc[tasks["model"] == model, "verdict"]]
+
+
+def task_verdicts_text(verdicts: list[str], noun: bool = True) -> str:
+    """`crosses every task`, or how many of a model's task `verdicts` fall short and are
+    undecided (`falls short on 1 of 6 tasks`; without `noun`, `falls short on 1 of 6`)."""
+    if verdicts and all(v == CROSSES for v in verdicts):
         return "crosses every task"
+    tasks = f" task{'s' if len(verdicts) != 1 else ''}" if noun else ""
     parts = [
-        f"{status} on {count} of {len(verdicts)} task{'s' if len(verdicts) != 1 else ''}"
+        f"{status} on {verdicts.count(status)} of {len(verdicts)}{tasks}"
         for status in (FALLS_SHORT, UNDECIDED)
-        if (count := int((verdicts == status).sum()))
+        if verdicts.count(status)
     ]
     return ", ".join(parts) or "no judged attempts"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -60,3 +61,25 @@ def config_option() -> Callable[[F], F]:
         metavar="FILE",
         help="Run settings: a config file with a `run:` section (repeatable; later wins).",
     )
+
+
+def run_dir_argument() -> Callable[[F], F]:
+    """RUN_DIR: a run directory `margin run` wrote."""
+    return click.argument("run_dir", type=click.Path(path_type=Path), envvar="MARGIN_RUN_DIR")
+
+
+def adaptive_options(help_text: str) -> Callable[[F], F]:
+    """--adaptive and --max-repeats, shared by `run` and `plan`."""
+
+    def decorate(function: F) -> F:
+        function = option(
+            "--max-repeats",
+            env="MARGIN_MAX_REPEATS",
+            type=click.IntRange(1, 1000),
+            help="With --adaptive: the repeat cap.",
+        )(function)
+        return option(
+            "--adaptive", env="MARGIN_ADAPTIVE", is_flag=True, default=None, help=help_text
+        )(function)
+
+    return decorate

@@ -7,6 +7,7 @@ import math
 import click
 
 from margin.cli.options import (
+    adaptive_options,
     config_option,
     models_option,
     only_option,
@@ -22,19 +23,7 @@ from margin.cli.options import (
 @config_option()
 @option("--repeats", env="MARGIN_REPEATS", type=click.IntRange(1, 1000), help="Calls per variant.")
 @option("--json", "as_json", env="MARGIN_PLAN_JSON", is_flag=True, help="Print JSON rows.")
-@option(
-    "--adaptive",
-    env="MARGIN_ADAPTIVE",
-    is_flag=True,
-    default=None,
-    help="Plan adaptive repeats: expected and worst-case calls beside the fixed plan.",
-)
-@option(
-    "--max-repeats",
-    env="MARGIN_MAX_REPEATS",
-    type=click.IntRange(1, 1000),
-    help="With --adaptive: the repeat cap.",
-)
+@adaptive_options("Plan adaptive repeats: expected and worst-case calls beside the fixed plan.")
 def command(
     suites: tuple[str, ...],
     models_path: str,

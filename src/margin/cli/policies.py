@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from margin.cli.options import option
+from margin.cli.options import option, run_dir_argument
 
 
 @click.command("policies")
-@click.argument("run_dir", type=click.Path(path_type=Path), envvar="MARGIN_RUN_DIR")
+@run_dir_argument()
 @option(
     "--policy",
     "texts",

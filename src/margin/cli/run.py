@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from margin.cli.options import (
+    adaptive_options,
     config_option,
     models_option,
     only_option,
@@ -44,18 +45,8 @@ from margin.cli.options import (
     type=click.IntRange(1, 64),
     help="Processes making calls (default: auto).",
 )
-@option(
-    "--adaptive",
-    env="MARGIN_ADAPTIVE",
-    is_flag=True,
-    default=None,
-    help="Run in rounds; give more repeats only to undecided cells (up to run.max_repeats).",
-)
-@option(
-    "--max-repeats",
-    env="MARGIN_MAX_REPEATS",
-    type=click.IntRange(1, 1000),
-    help="With --adaptive: the repeat cap.",
+@adaptive_options(
+    "Run in rounds; give more repeats only to undecided cells (up to run.max_repeats)."
 )
 @option(
     "--retry-errors",
@@ -161,7 +152,7 @@ def _print_summary(folder: Path) -> None:
         click.echo(line)
     from margin.report import render_report
 
-    files = render_report(folder)
+    files = render_report(folder, scores=scores)  # scored once, above
     from margin.results import read_results
 
     for line in read_results(files.results).recommendation.lines:

@@ -7,13 +7,13 @@ from typing import Any
 
 import click
 
-from margin.cli.options import option
+from margin.cli.options import option, run_dir_argument
 
 VIEWS = ("task", "condition", "validator")
 
 
 @click.command("score")
-@click.argument("run_dir", type=click.Path(path_type=Path), envvar="MARGIN_RUN_DIR")
+@run_dir_argument()
 @option(
     "--format",
     "output",

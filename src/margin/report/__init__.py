@@ -23,6 +23,8 @@ from margin.report import views
 from margin.report.junit import junit_xml
 from margin.results import RESULTS_NAME, Results, build_results, read_results, write_results
 from margin.rundir import read_run_file, write_atomically
+from margin.stats.score import Scores
+from margin.summary import task_verdicts_text
 
 SUMMARY_LIMIT = 1_000_000
 """GitHub's step-summary limit is 1 MiB: summary.md stays under it."""
@@ -65,25 +67,31 @@ def environment(templates: Path | None = None) -> Environment:
     return env
 
 
-def score_and_write(folder: Path, out: Path | None = None) -> tuple[Path, Results]:
-    """Score the run directory and write results.json (into `out`, default the run)."""
+def score_and_write(
+    folder: Path, out: Path | None = None, scores: Scores | None = None
+) -> tuple[Path, Results]:
+    """Score the run directory (unless `scores` already did) and write results.json (into
+    `out`, default the run)."""
     from margin.stats import score_run
     from margin.summary import recommendation_lines
 
-    scores = score_run(folder)
+    scores = scores if scores is not None else score_run(folder)
     results = build_results(folder, scores, recommendation_lines(scores))
     return write_results(folder, results, out), results
 
 
 def render_report(
-    folder: Path, out: Path | None = None, templates: Path | None = None
+    folder: Path,
+    out: Path | None = None,
+    templates: Path | None = None,
+    scores: Scores | None = None,
 ) -> ReportFiles:
     """Score `folder`, write results.json, then render the page, the summary and JUnit from it."""
     if read_run_file(folder) is None:
         raise UserError("not a margin run directory (no run.json)", path=folder)
     target = out or folder
     target.mkdir(parents=True, exist_ok=True)
-    results_path, _ = score_and_write(folder, target)
+    results_path, _ = score_and_write(folder, target, scores)
     results = read_results(results_path)  # the report reads the stable interface, not the scorer
     env = environment(templates)
     view = page_view(results, folder)
@@ -116,7 +124,12 @@ def page_view(results: Results, folder: Path) -> dict[str, Any]:
         "models": sorted(results.models, key=lambda m: (m.rank, -(m.rate or 0))),
         "tasks": results.tasks,
         "top_k": top_k,
-        "model_verdicts": {m.model: _verdict_text(results, m.model) for m in results.models},
+        "model_verdicts": {
+            m.model: task_verdicts_text(
+                [t.verdict for t in results.tasks if t.model == m.model], noun=False
+            )
+            for m in results.models
+        },
         "capability": views.capability_charts(results),
         "margin_charts": views.margin_charts(results),
         "pareto": views.pareto_charts(results),
@@ -144,16 +157,3 @@ def render_summary(env: Environment, view: dict[str, Any]) -> str:
         cut = text.encode()[: SUMMARY_LIMIT - 200].decode(errors="ignore")
         text = cut + "\n\n… (cut to fit a CI job summary; see index.html)\n"
     return text
-
-
-def _verdict_text(results: Results, model: str) -> str:
-    """`crosses every task`, or how many tasks it falls short on and is undecided on."""
-    verdicts = [t.verdict for t in results.tasks if t.model == model]
-    if verdicts and all(v == "crosses" for v in verdicts):
-        return "crosses every task"
-    parts = [
-        f"{status} on {verdicts.count(status)} of {len(verdicts)}"
-        for status in ("falls short", "undecided")
-        if verdicts.count(status)
-    ]
-    return ", ".join(parts) or "no judged attempts"

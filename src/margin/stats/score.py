@@ -59,6 +59,8 @@ class Scores:
     pairs: pd.DataFrame
     """Paired comparisons per task (`scope` = `suite/task`) and overall (`scope` = `all`)."""
     recommendation: rank.Recommendation
+    attempts: Attempts
+    """The journal's frames these tables were computed from (for run facts and policies)."""
 
 
 def score_attempts(
@@ -106,6 +108,7 @@ def score_attempts(
         margins=margins(conditions),
         pairs=pd.concat(pair_tables, ignore_index=True),
         recommendation=rank.recommend(tasks, models, conditions, validators, budgets or {}),
+        attempts=attempts,
     )
 
 
