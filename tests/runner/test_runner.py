@@ -56,7 +56,7 @@ def test_thirty_percent_faults_lose_nothing_and_count_nothing_twice(
 ) -> None:
     script = Script(rules=ROUTING_RULES, fault_rate=0.3, seed=7, retry_after_s=0.02)
     with loopback(script) as url:
-        models = models_config(url, timeout=0.5)
+        models = models_config(url, timeout=1.0)
         settings = fast_settings(tmp_path, retries=2)
         result = run_cli(
             "run",
@@ -117,7 +117,10 @@ def test_each_fault_maps_to_its_class(tmp_path, models_config, cache_dir) -> Non
     seen = {}
     for fault in expected:
         with loopback(Script(fault_rate=1.0, faults=(fault,), retry_after_s=0.01)) as url:
-            models = models_config(url, name=f"m{fault}", timeout=0.3)
+            # Only the hanging fault needs a short timeout; on a loaded CI machine a
+            # quick fault answer can take longer than 0.3 s and would read as a timeout.
+            timeout = 0.3 if fault == "timeout" else 10.0
+            models = models_config(url, name=f"m{fault}", timeout=timeout)
             out = tmp_path / f"run-{fault}"
             result = run_cli(
                 "run",
@@ -353,7 +356,7 @@ def test_worker_processes_lose_nothing_and_count_nothing_twice(
 ) -> None:
     script = Script(rules=ROUTING_RULES, fault_rate=0.3, seed=3, retry_after_s=0.02)
     with loopback(script) as url:
-        models = models_config(url, timeout=0.5, concurrency=6)
+        models = models_config(url, timeout=1.0, concurrency=6)
         settings = fast_settings(tmp_path, retries=2)
         result = run_cli(
             "run",
