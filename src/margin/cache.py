@@ -44,7 +44,7 @@ class CachedAnswer:
 
 def cache_key(model: ModelSpec, attempt: Attempt) -> str:
     """sha256 of everything that shapes the answer, the repeat index included."""
-    identity = {
+    identity: dict[str, object] = {
         "provider": model.provider,
         "api_base": model.api_base,
         "model": model.model,
@@ -55,6 +55,8 @@ def cache_key(model: ModelSpec, attempt: Attempt) -> str:
         "messages": [[m.role, m.content] for m in attempt.messages],
         "repeat": attempt.key.repeat,
     }
+    if attempt.key.policy:  # a policy's step is a sample of its own, never a bare attempt's
+        identity["policy_step"] = f"{attempt.key.policy}#s{attempt.key.step}"
     text = json.dumps(identity, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 

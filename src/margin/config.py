@@ -164,6 +164,9 @@ class RunSettings(_Model):
     policies: list[str] = []
     """Delivery policies to estimate from the recorded repeats, e.g. `retry(qwen-0.5b, 2)`,
     `cascade(qwen-0.5b, qwen-1.5b)` (`margin policies`)."""
+    run_policies: bool = False
+    """Also run each of `policies` for real after the bare attempts (`margin run --policy`):
+    `repeats` executions per prompt, each try a journaled attempt linked to its execution."""
     adaptive: bool = False
     """Adaptive repeats: run in rounds and give more repeats only to undecided cells, up to
     `max_repeats` (see README, "Adaptive repeats")."""

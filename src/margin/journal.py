@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from margin.errors import UserError
 from margin.validators import Verdict
 
-SCHEMA_VERSION = 2
-"""2 added finish_reason, truncated and dropped_params; version-1 records still read."""
+SCHEMA_VERSION = 3
+"""2 added finish_reason, truncated and dropped_params; 3 added policy and step (a step of a
+delivery policy run for real). Records of earlier versions still read."""
 JOURNAL_NAME = "journal.jsonl"
 
 
@@ -39,7 +40,7 @@ class AttemptRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
-    schema_version: Literal[1, 2] = 2
+    schema_version: Literal[1, 2, 3] = 3
     """Version of this record format."""
     key: str
     """`model|suite/task/case|variant|rREPEAT`, unique in a journal."""
@@ -107,6 +108,11 @@ class AttemptRecord(BaseModel):
     """The cap on the answer's tokens sent with the call."""
     dropped_params: list[str] = []
     """Sampling parameters the provider does not take, so they were not sent (e.g. `seed`)."""
+    policy: str | None = None
+    """The delivery policy (`retry(m, 2)`) whose execution this attempt is a step of; None for
+    an attempt of a bare model. A step's `repeat` is its execution's index."""
+    step: int | None = None
+    """0-based step of that policy execution (every try counts as a step)."""
     started_at: datetime
     """When the attempt started (UTC)."""
     finished_at: datetime

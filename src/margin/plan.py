@@ -56,9 +56,15 @@ class AttemptKey:
     case: str
     variant: str
     repeat: int
+    policy: str = ""
+    """The delivery policy this attempt is a step of ("" for a bare model's attempt); `repeat`
+    is then the policy execution's index."""
+    step: int = 0
+    """0-based step within that policy execution."""
 
     def __str__(self) -> str:
-        return f"{self.model}|{self.suite}/{self.task}/{self.case}|{self.variant}|r{self.repeat}"
+        base = f"{self.model}|{self.suite}/{self.task}/{self.case}|{self.variant}|r{self.repeat}"
+        return f"{base}|{self.policy}#s{self.step}" if self.policy else base
 
 
 @dataclass(frozen=True)

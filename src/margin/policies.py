@@ -1,4 +1,4 @@
-"""Delivery policies estimated from recorded repeats, without new calls (issue 13, in progress).
+"""Delivery policies: estimated from recorded repeats without new calls, and measured when run.
 
 `retry(m, r)`: up to r attempts of model m, stopping at the first that passes every validator.
 `cascade(m1, m2*2, …)`: m1 first, the next step when a validator fails; `m*k` gives a step k
@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import special
 
 from margin.errors import UserError
+from margin.stats.cells import TASK, Targets, cell_table
 from margin.stats.intervals import wilson_interval
 
 _STEP = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\*\s*(\d+))?\s*$")
@@ -31,7 +32,13 @@ class Policy:
     """Steps of (model, tries), tried in order until one answer passes."""
 
     name: str
+    """Canonical spelling (`retry(m, 2)`, `cascade(a*2, b)`): the same policy, one name."""
     steps: tuple[tuple[str, int], ...]
+
+    @property
+    def tries(self) -> list[str]:
+        """The model of every try in order: `cascade(a*2, b)` is [a, a, b]."""
+        return [model for model, tries in self.steps for _ in range(tries)]
 
 
 def parse_policy(text: str, models: set[str] | None = None) -> Policy:
@@ -59,7 +66,11 @@ def parse_policy(text: str, models: set[str] | None = None) -> Policy:
     unknown = [model for model, _ in steps if models is not None and model not in models]
     if unknown:
         raise UserError(f"policy {text!r}: no model {unknown[0]!r} in this run")
-    return Policy(text.strip(), steps)
+    if kind == "retry":
+        name = f"retry({steps[0][0]}, {steps[0][1]})"
+    else:
+        name = "cascade(" + ", ".join(m if t == 1 else f"{m}*{t}" for m, t in steps) + ")"
+    return Policy(name, steps)
 
 
 def _all_fail(fails: np.ndarray, n: np.ndarray, tries: np.ndarray) -> np.ndarray:
@@ -215,3 +226,71 @@ def estimate_all(frame: pd.DataFrame, policies: list[Policy]) -> pd.DataFrame:
                 continue  # a step's model never ran this task
     columns = list(Estimate.__dataclass_fields__)
     return pd.DataFrame(rows, columns=columns)
+
+
+EXECUTION = ["policy", "suite", "task", "case", "variant", "repeat"]
+"""One policy execution: a policy used once on one prompt (`repeat` is the execution index)."""
+
+
+def executions(steps: pd.DataFrame, policies: list[Policy]) -> pd.DataFrame:
+    """One row per policy execution run for real, shaped like an attempt so the cell tables
+    score it: `model` is the policy, `passed` whether some try passed (NaN unless the execution
+    is finished: a try passed, or every try failed a validator), `latency_s` and `cost_usd` the
+    sums over its tries, `partial` the last try's, plus `calls` and `incomplete`."""
+    known = {p.name: len(p.tries) for p in policies}
+    steps = steps[steps["policy"].astype(str).isin(set(known))]
+    columns = [*EXECUTION, "model", "judged", "passed", "calls", "incomplete", "partial"]
+    if steps.empty:
+        return pd.DataFrame(columns=columns)
+    ordered = steps.sort_values([*EXECUTION, "step"])
+    ordered = ordered.assign(
+        failed=(ordered["passed"] == 0.0), won=(ordered["passed"] == 1.0),
+        policy=ordered["policy"].astype(str),
+    )  # fmt: skip
+    group = ordered.groupby(EXECUTION, observed=True, sort=False)
+    table = group.agg(
+        calls=("step", "size"),
+        failed=("failed", "sum"),
+        won=("won", "any"),
+        errors=("judged", lambda judged: int((~judged).sum())),
+        latency_s=("latency_s", lambda s: s.sum(min_count=len(s))),
+        cost_usd=("cost_usd", lambda s: s.sum(min_count=len(s))),
+        cost_saved_usd=("cost_saved_usd", "sum"),
+        input_tokens=("input_tokens", "sum"),
+        output_tokens=("output_tokens", "sum"),
+        truncated=("truncated", "any"),
+        cache_hit=("cache_hit", "all"),
+        partial=("partial", "last"),
+        paraphrase=("paraphrase", "first"),
+        noise_kind=("noise_kind", "first"),
+        noise_level=("noise_level", "first"),
+        condition=("condition", "first"),
+    ).reset_index()
+    finished = table["won"] | (table["failed"] == table["policy"].map(known))
+    table["judged"] = finished.to_numpy(dtype=bool)
+    table["passed"] = np.where(table["judged"], table["won"].astype(np.float64), np.nan)
+    table["incomplete"] = ~table["judged"] & (table["errors"] == 0)
+    table["error"] = pd.Series("InfraError", index=table.index).where(
+        ~(table["judged"] | table["incomplete"])
+    )
+    table["model"] = table["policy"].astype("category")
+    return table.drop(columns=["failed", "won", "errors"])
+
+
+def measured(steps: pd.DataFrame | None, policies: list[Policy], targets: Targets) -> pd.DataFrame:
+    """Per policy × task, what the executions run for real delivered: the reliability with its
+    95% interval (cases as clusters, as for a model), verdict, calls per execution, cost per
+    1,000 executions, end-to-end p50/p95 latency, infra-stopped and unfinished executions."""
+    columns = ["policy", "suite", "task", "rate", "low", "high", "passes", "n", "cases", "verdict",
+               "target", "calls", "cost_per_1000", "latency_p50", "latency_p95",
+               "infra_errors", "incomplete"]  # fmt: skip
+    done = executions(steps, policies) if steps is not None else pd.DataFrame()
+    if done.empty:
+        return pd.DataFrame(columns=columns)
+    cells = cell_table(done, TASK, targets)
+    extra = done.groupby(TASK, observed=True).agg(
+        calls=("calls", "mean"), incomplete=("incomplete", "sum")
+    )
+    table = cells.merge(extra.reset_index(), on=TASK, how="left")
+    table["infra_errors"] = table["infra_errors"] - table["incomplete"]
+    return table.rename(columns={"model": "policy"})[columns]

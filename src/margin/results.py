@@ -244,6 +244,35 @@ class PolicyRow(_Row):
     latency_p95: float | None = None
 
 
+class PolicyRunRow(_Row):
+    """A delivery policy on one task as run for real (`margin run --policy`): its executions'
+    outcomes, to set against the estimate from recorded repeats."""
+
+    policy: str
+    suite: str
+    task: str
+    rate: float | None
+    low: float
+    high: float
+    """95% interval: Wilson on the effective n, the case's executions correlated."""
+    passes: int
+    n: int
+    """Finished executions (a try passed, or every try failed a validator)."""
+    cases: int
+    verdict: str
+    target: float
+    calls: float
+    """Calls per execution, measured."""
+    cost_per_1000: float | None
+    latency_p50: float | None
+    """End-to-end seconds: the sum of an execution's tries."""
+    latency_p95: float | None
+    infra_errors: int
+    """Executions stopped by an infra error on a try (excluded from the rate)."""
+    incomplete: int
+    """Executions not finished (the run stopped before their next try)."""
+
+
 class ShortfallRow(_Row):
     """Where a model that is not recommended falls short, is undecided, or is too slow."""
 
@@ -347,6 +376,8 @@ class Results(_Row):
     comparisons: list[PairRow]
     policies: list[PolicyRow] = []
     """The run's `run.policies`, estimated per task."""
+    policy_runs: list[PolicyRunRow] = []
+    """The policies run for real (`margin run --policy`), measured per task."""
 
 
 def results_schema() -> dict[str, Any]:
@@ -379,7 +410,8 @@ def build_results(folder: Path, scores: Scores, lines: list[str]) -> Results:
     run_file = read_run_file(folder)
     if run_file is None:
         raise UserError("not a margin run directory (no run.json)", path=folder)
-    policy_rows = [PolicyRow.model_validate(r) for r in _policy_records(run_file, scores)]
+    estimated, run = _policy_records(run_file, scores)
+    policy_rows = [PolicyRow.model_validate(r) for r in estimated]
     crossing, policy_lines = _crossing_policies(policy_rows, scores)
     recommendation = {
         **asdict(scores.recommendation),
@@ -408,6 +440,7 @@ def build_results(folder: Path, scores: Scores, lines: list[str]) -> Results:
         margins=[MarginRow.model_validate(r) for r in _records(scores.margins)],
         comparisons=[PairRow.model_validate(r) for r in _records(scores.pairs)],
         policies=policy_rows,
+        policy_runs=[PolicyRunRow.model_validate(r) for r in run],
     )
 
 
@@ -450,15 +483,23 @@ def _crossing_policies(rows: list[PolicyRow], scores: Scores) -> tuple[list[str]
     return [policy for _, policy, _ in crossing], lines
 
 
-def _policy_records(run_file: dict[str, Any], scores: Scores) -> list[dict[str, Any]]:
-    from margin.policies import estimate_all, parse_policy
+def _policy_records(
+    run_file: dict[str, Any], scores: Scores
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The run's policies estimated from recorded repeats, and measured where run for real."""
+    from margin.policies import estimate_all, measured, parse_policy
 
     texts = list((run_file.get("settings") or {}).get("policies") or [])
     if not texts:
-        return []
+        return [], []
     names = {str(m["name"]) for m in run_file.get("models") or []}
     policies = [parse_policy(text, names) for text in texts]
-    return _records(estimate_all(scores.attempts.frame, policies))
+    targets = {
+        (str(suite), str(task)): float(target)
+        for suite, task, target in scores.tasks[["suite", "task", "target"]].to_numpy(dtype=object)
+    }
+    run = measured(scores.attempts.steps, policies, targets)
+    return _records(estimate_all(scores.attempts.frame, policies)), _records(run)
 
 
 def _validator_records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -417,6 +417,8 @@ def _record(attempt: Attempt, started: datetime, **fields: object) -> AttemptRec
             "temperature": attempt.model.sampling.temperature,
             "messages": [MessageRecord(role=m.role, content=m.content) for m in attempt.messages],
             "max_tokens": attempt.max_tokens,
+            "policy": key.policy or None,
+            "step": key.step if key.policy else None,
             "started_at": started,
             "finished_at": datetime.now(UTC),
             **fields,

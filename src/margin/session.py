@@ -8,6 +8,7 @@ and execute the rest.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from margin.cache import default_cache_dir
 from margin.config import ModelSpec, RunSettings
 from margin.journal import JOURNAL_NAME, Journal, journal_state
 from margin.plan import Attempt, Plan, build_plan
+from margin.policies import Policy
 from margin.rundir import default_run_dir, prepare_run_dir, run_dir_lock
 from margin.runner import Progress, RunStats
 from margin.suite import Suite
@@ -53,8 +55,12 @@ def run(
     Resumable: attempts already in the journal are not run again. `cache_dir` defaults to
     `$MARGIN_CACHE_DIR` (else the user cache folder); NO_CACHE turns the cache off.
     """
+    from margin.policies import parse_policy
     from margin.workers import execute
 
+    names = {m.name for m in models}  # a bad policy is refused before any call is made
+    policies = [parse_policy(t, names) for t in settings.policies] if settings.run_policies else []
+    executions = settings.repeats  # policy executions per prompt, also in an adaptive run
     if settings.adaptive:
         settings = settings.model_copy(update={"repeats": settings.max_repeats})
     plan = build_plan(suites, models, settings)
@@ -88,7 +94,50 @@ def run(
                 )
             if stats.halted or stats.budget_stopped or stats.not_run:
                 break
+        else:
+            if policies:
+                ran = _run_policies(
+                    plan,
+                    policies,
+                    settings.model_copy(update={"repeats": executions}),
+                    journal_path,
+                    cache,
+                    read_cache,
+                    retry_errors,
+                    progress,
+                )
+                stats = ran or stats
     return RunResult(folder, stats, plan)
+
+
+def _run_policies(
+    plan: Plan,
+    policies: list[Policy],
+    settings: RunSettings,
+    journal_path: Path,
+    cache: Path,
+    read_cache: bool,
+    retry_errors: bool,
+    progress: Progress | None,
+) -> RunStats | None:
+    """Run `policies` for real after the bare attempts, stage by stage."""
+    from margin.journal import JournalState
+    from margin.policy_run import run_policies
+    from margin.workers import execute
+
+    def batch(pending: Sequence[Attempt], before: JournalState) -> RunStats:
+        with Journal(journal_path) as journal:
+            return execute(
+                pending,
+                settings,
+                journal,
+                cache_dir=None if cache == NO_CACHE else cache,
+                read_cache=read_cache,
+                spent=before.spent_usd,
+                progress=progress,
+            )
+
+    return run_policies(plan, policies, settings, journal_path, batch, retry_errors)
 
 
 def _still_open(

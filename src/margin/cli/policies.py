@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from margin.cli.options import option, run_dir_argument
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
+
+    from margin.policies import Policy
 
 
 @click.command("policies")
@@ -43,7 +50,8 @@ def command(run_dir: Path, texts: tuple[str, ...]) -> None:
     policies = [parse_policy(text, names) for text in [*configured, *texts]]
     if not policies:
         raise UserError("no policy: pass --policy 'retry(MODEL, 2)' or set run.policies")
-    table = estimate_all(read_attempts(run_dir / "journal.jsonl").frame, policies)
+    attempts = read_attempts(run_dir / "journal.jsonl")
+    table = estimate_all(attempts.frame, policies)
     out = Table(title="Delivery policies (estimated from recorded repeats)")
     for name in ["policy", "task", "reliability", "95% interval", "cases", "calls / task",
                  "cost / 1,000", "p95", "thin prompts"]:  # fmt: skip
@@ -58,8 +66,9 @@ def command(run_dir: Path, texts: tuple[str, ...]) -> None:
         )  # fmt: skip
     console = Console()
     if not console.is_terminal:
-        console = Console(width=max(console.width, 140))
+        console = Console(width=max(console.width, 180))
     console.print(out)
+    _print_runs(console, run_dir, run_file, attempts.steps, policies, table)
     temperatures = {
         float((m.get("sampling") or {}).get("temperature", 0.0))
         for m in run_file.get("models") or []
@@ -76,3 +85,45 @@ def command(run_dir: Path, texts: tuple[str, ...]) -> None:
             " uses the repeats there are. Run more repeats to estimate deeper retries.",
             markup=False,
         )
+
+
+def _print_runs(
+    console: Console,
+    run_dir: Path,
+    run_file: dict[str, Any],
+    steps: pd.DataFrame | None,
+    policies: list[Policy],
+    estimates: pd.DataFrame,
+) -> None:
+    """The policies run for real (`margin run --policy`), beside their estimates."""
+    from rich.table import Table
+
+    from margin.numbers import interval, money, percent, seconds
+    from margin.policies import measured
+    from margin.stats.score import run_targets
+
+    if steps is None:
+        return
+    runs = measured(steps, policies, run_targets(run_dir, run_file)[0])
+    if runs.empty:
+        return
+    guesses = {(r["policy"], r["suite"], r["task"]): r for r in estimates.to_dict("records")}
+    out = Table(title="Delivery policies run for real (margin run --policy)")
+    for name in ["policy", "task", "measured", "95% interval", "verdict", "estimate",
+                 "inside", "calls / task", "cost / 1,000", "p95", "infra-stopped"]:  # fmt: skip
+        out.add_column(name)
+    for row in runs.to_dict("records"):
+        guess = guesses.get((row["policy"], row["suite"], row["task"]))
+        inside = "—"
+        if guess is not None and row["rate"] == row["rate"]:
+            inside = "yes" if guess["low"] <= row["rate"] <= guess["high"] else "no"
+        out.add_row(
+            row["policy"], f"{row['suite']}/{row['task']}",
+            f"{row['passes']}/{row['n']} {percent(row['rate'], row['passes'], row['n'])}",
+            interval(row["low"], row["high"]), str(row["verdict"]),
+            "—" if guess is None else f"{percent(guess['rate'])} "
+            f"{interval(guess['low'], guess['high'])}",
+            inside, f"{row['calls']:.2f}", money(row["cost_per_1000"]),
+            seconds(row["latency_p95"]), str(row["infra_errors"]),
+        )  # fmt: skip
+    console.print(out)

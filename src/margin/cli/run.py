@@ -49,6 +49,15 @@ from margin.cli.options import (
     "Run in rounds; give more repeats only to undecided cells (up to run.max_repeats)."
 )
 @option(
+    "--policy",
+    "policy_texts",
+    env="MARGIN_POLICY",
+    multiple=True,
+    metavar="POLICY",
+    help="After the bare attempts, run this delivery policy for real: retry(MODEL, TRIES) or"
+    " cascade(MODEL, MODEL*TRIES, …) (repeatable; adds to run.policies).",
+)
+@option(
     "--retry-errors",
     env="MARGIN_RETRY_ERRORS",
     is_flag=True,
@@ -68,6 +77,7 @@ def command(
     seed: int | None,
     workers: int | None,
     retry_errors: bool,
+    policy_texts: tuple[str, ...],
     adaptive: bool | None,
     max_repeats: int | None,
 ) -> None:
@@ -96,6 +106,14 @@ def command(
         max_repeats=max_repeats,
     )
     settings = inputs.settings
+    if policy_texts:
+        from margin.policies import parse_policy
+
+        names = {m.name for m in inputs.models}
+        texts = [parse_policy(t, names).name for t in [*settings.policies, *policy_texts]]
+        settings = settings.model_copy(
+            update={"policies": list(dict.fromkeys(texts)), "run_policies": True}
+        )
     result = run(
         inputs.suites,
         inputs.models,

@@ -134,6 +134,7 @@ def page_view(results: Results, folder: Path) -> dict[str, Any]:
         "margin_charts": views.margin_charts(results),
         "pareto": views.pareto_charts(results),
         "policy_chart": views.policy_chart(results),
+        "policy_runs": views.policy_runs(results),
         "spread": results.paraphrase_spread,
         "margins": results.margins,
         "validators": results.validators,

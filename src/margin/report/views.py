@@ -273,6 +273,21 @@ def _rate_label(row: Any) -> str:
     return f"{rate_with_interval(row.passes, row.n, row.low, row.high)} {row.verdict}"
 
 
+def policy_runs(results: Results) -> list[dict[str, Any]]:
+    """Each policy run for real beside its estimate, and whether the measured rate falls
+    inside the estimate's interval."""
+    estimates = {(p.policy, p.suite, p.task): p for p in results.policies}
+    rows = []
+    for run in results.policy_runs:
+        estimate = estimates.get((run.policy, run.suite, run.task))
+        if estimate is None or run.rate is None:
+            inside = "—"
+        else:
+            inside = "yes" if estimate.low <= run.rate <= estimate.high else "no"
+        rows.append({"run": run, "estimate": estimate, "inside": inside})
+    return rows
+
+
 def policy_chart(results: Results) -> Markup | None:
     """Policies beside bare models: the worst task's lower bound against mean cost per 1,000;
     the frontier (nothing cheaper is at least as reliable) ringed."""

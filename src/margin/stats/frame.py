@@ -49,6 +49,8 @@ _SCHEMA = pa.schema(
         ("error", pa.string()),
         ("cache_hit", pa.bool_()),
         ("truncated", pa.bool_()),
+        ("policy", pa.string()),
+        ("step", pa.int64()),
         (
             "verdicts",
             pa.list_(pa.struct([("validator", pa.string()), ("passed", pa.bool_())])),
@@ -71,6 +73,9 @@ class Attempts:
     verdicts: pd.DataFrame
     """One row per validator verdict of a judged attempt: `row` (index into `frame`),
     `validator` (its name; `name#2` for a second validator of the same name), `passed`."""
+    steps: pd.DataFrame | None = None
+    """The steps of delivery policies run for real (`margin run --policy`), the frame's columns
+    plus `policy` and `step`; kept apart so that they never count as a bare model's attempts."""
 
 
 def condition_name(paraphrase: int, noise_kind: str, noise_level: float) -> str:
@@ -85,7 +90,17 @@ def read_attempts(path: Path) -> Attempts:
     table = _read_table(path)
     if table is None:
         return _from_records(path)
-    return _frames(table)
+    return _split(table)
+
+
+def _split(table: pa.Table) -> Attempts:
+    """Bare attempts in `frame`, policy steps (if any) in `steps`."""
+    is_step = pc.fill_null(pc.invert(pc.is_null(table.column("policy"))), False)
+    if not pc.any(is_step).as_py():
+        return _frames(table)
+    bare = _frames(table.filter(pc.invert(is_step)))
+    steps = _frames(table.filter(is_step), extra=["policy", "step"])
+    return Attempts(bare.frame, bare.verdicts, steps.frame)
 
 
 def _read_table(path: Path) -> pa.Table | None:
@@ -115,7 +130,7 @@ def _read_table(path: Path) -> pa.Table | None:
     if any(table.column(name).null_count for name in _REQUIRED):
         return None
     versions = pc.unique(table.column("schema_version")).to_pylist()
-    if not set(versions) <= {1, 2}:
+    if not set(versions) <= {1, 2, 3}:
         return None
     return table
 
@@ -125,10 +140,13 @@ def _from_records(path: Path) -> Attempts:
     return attempts_of(read_journal(path))
 
 
-def _frames(table: pa.Table) -> Attempts:
+def _frames(table: pa.Table, extra: tuple[str, ...] | list[str] = ()) -> Attempts:
     columns = {}
-    for name in LABELS:
+    labels = [*LABELS, *[name for name in extra if name == "policy"]]
+    for name in labels:
         columns[name] = table.column(name).dictionary_encode().to_pandas()
+    if "step" in extra:
+        columns["step"] = table.column("step").fill_null(0).to_numpy().astype(np.int64)
     for name in ["paraphrase", "repeat", "input_tokens", "output_tokens"]:
         columns[name] = table.column(name).fill_null(0).to_numpy().astype(np.int64)
     for name in ["noise_level", "partial", "latency_s", "cost_usd", "cost_saved_usd"]:
@@ -146,7 +164,7 @@ def _frames(table: pa.Table) -> Attempts:
         frame["judged"], passed.fill_null(False).to_numpy(zero_copy_only=False), np.nan
     )
     frame["condition"] = _conditions(frame)
-    latest = ~frame.duplicated(["model", *ITEM], keep="last").to_numpy()
+    latest = ~frame.duplicated(["model", *ITEM, *extra], keep="last").to_numpy()
     verdicts = _verdicts(table.column("verdicts"), frame, latest)
     if not latest.all():
         keep = np.flatnonzero(latest)
@@ -223,4 +241,4 @@ def attempts_of(records: Iterable[AttemptRecord]) -> Attempts:
         row = record.model_dump(include=set(_SCHEMA.names) - {"verdicts"})
         row["verdicts"] = [{"validator": v.validator, "passed": v.passed} for v in record.verdicts]
         rows.append(row)
-    return _frames(pa.Table.from_pylist(rows, schema=_SCHEMA))
+    return _split(pa.Table.from_pylist(rows, schema=_SCHEMA))

@@ -117,10 +117,8 @@ def score_run(folder: Path, alpha: float = ALPHA) -> Scores:
     run_file = read_run_file(folder)
     if run_file is None:
         raise UserError("not a margin run directory (no run.json)", path=folder)
-    settings = RunSettings.model_validate(run_file.get("settings") or {})
     models = [ModelSpec.model_validate(m) for m in run_file.get("models") or []]
-    suites = _suite_copies(folder, run_file)
-    targets, budgets = task_targets(suites, settings)
+    targets, budgets = run_targets(folder, run_file)
     attempts = read_attempts(folder / str(run_file.get("journal") or JOURNAL_NAME))
     known = set(targets)
     frame = attempts.frame
@@ -136,6 +134,12 @@ def score_run(folder: Path, alpha: float = ALPHA) -> Scores:
         )
     params = {m.name: m.param_count for m in models}
     return score_attempts(attempts, targets, budgets, params, alpha)
+
+
+def run_targets(folder: Path, run_file: dict[str, Any]) -> tuple[Targets, Budgets]:
+    """The targets and latency budgets of the run directory `folder` (from its suite copies)."""
+    settings = RunSettings.model_validate(run_file.get("settings") or {})
+    return task_targets(_suite_copies(folder, run_file), settings)
 
 
 def task_targets(suites: list[Suite], settings: RunSettings) -> tuple[Targets, Budgets]:
