@@ -1,15 +1,16 @@
 """Check delivery-policy estimates against policies run for real, on the local family.
 
-    python -m examples.policy_check [--repeats 5] [--suite suites/routing.yaml] [--out DIR]
+    python -m examples.policy_check [--repeats 3] [--executions 2] [--suite SUITE] [--out DIR]
 
-1. Runs the suite on smollm2-135m and qwen-0.5b at temperature 0.8 (seed 1) and estimates the
-   policies from those recorded repeats (no new calls).
-2. Runs the same plan with another seed (2) and `--policy`, so each policy executes for real.
+1. Runs the suite on qwen-0.5b and qwen-1.5b at temperature 0.8 (seed 1, `--repeats` per
+   prompt) and estimates the policies from those recorded repeats (no new calls).
+2. Runs the same suite with another seed (2) and `--policy`, so each policy executes for real
+   (`--executions` per prompt).
 3. Prints estimate and measurement side by side (Markdown), and whether each measured rate
    falls inside its estimate's 95% interval.
 
 The local models cost nothing, so both are given a nominal price per million tokens for the
-check (0.02 and 0.10 dollars), which makes cost count the tokens each policy really spends.
+check (0.10 and 0.30 dollars), which makes cost count the tokens each policy really spends.
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ from pathlib import Path
 
 import yaml
 
-MODELS = {"smollm2-135m": 0.02, "qwen-0.5b": 0.10}
-POLICIES = ["retry(smollm2-135m, 3)", "cascade(smollm2-135m, qwen-0.5b)"]
+MODELS = {"qwen-0.5b": 0.10, "qwen-1.5b": 0.30}
+POLICIES = ["retry(qwen-0.5b, 2)", "cascade(qwen-0.5b, qwen-1.5b)"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--suite", default="suites/routing.yaml")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--executions", type=int, default=2)
+    parser.add_argument("--suite", default="suites/lookup.yaml")
     parser.add_argument("--out", type=Path, default=Path("reports/policy-check"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -49,7 +51,8 @@ def main() -> None:
     base = [margin, "run", args.suite, "--models", str(config)]
     subprocess.run([*base, "--seed", "1", "--out", str(estimated)], check=True)
     policy_flags = [part for policy in POLICIES for part in ("--policy", policy)]
-    subprocess.run([*base, "--seed", "2", "--out", str(measured), *policy_flags], check=True)
+    again = ["--seed", "2", "--repeats", str(args.executions), "--out", str(measured)]
+    subprocess.run([*base, *again, *policy_flags], check=True)
     print(side_by_side(estimated / "results.json", measured / "results.json"))
 
 
