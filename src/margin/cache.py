@@ -61,6 +61,21 @@ def cache_key(model: ModelSpec, attempt: Attempt) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def judge_cache_key(
+    judge: ModelSpec, messages: list[dict[str, str]], max_tokens: int, index: int
+) -> str:
+    """sha256 of a judge call: the judge model, its prompt (rubric, prompt and output rendered
+    in it) and the judge repeat index."""
+    identity = {
+        "judge": [judge.provider, judge.api_base, judge.model],
+        "sampling": [judge.sampling.temperature, judge.sampling.top_p, max_tokens],
+        "messages": [[m["role"], m["content"]] for m in messages],
+        "index": index,
+    }
+    text = json.dumps(identity, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 class AnswerCache:
     """A SQLite table of answers; one connection, used from the event loop's thread."""
 

@@ -137,6 +137,18 @@ class ModelSpec(_Model):
 NoiseLevels = dict[str, Levels]
 
 
+class JudgeSettings(_Model):
+    """The default judge of `judge` validators."""
+
+    model: str | None = None
+    """A model name from the models config (a validator's own `model` wins)."""
+    repeats: int = Field(default=1, ge=1, le=25)
+    """Ask the judge this many times per output; the majority decides, a tie is unscored."""
+    min_kappa: float = Field(default=0.6, ge=-1, le=1)
+    """A judge whose Cohen's κ against human labels (`margin judge-check`) is below this — or
+    that was never checked — is flagged in the report and cannot decide a gate."""
+
+
 class RunSettings(_Model):
     """How a run samples: repeats, concurrency, budget, seed, target."""
 
@@ -164,6 +176,8 @@ class RunSettings(_Model):
     policies: list[str] = []
     """Delivery policies to estimate from the recorded repeats, e.g. `retry(qwen-0.5b, 2)`,
     `cascade(qwen-0.5b, qwen-1.5b)` (`margin policies`)."""
+    judge: JudgeSettings = JudgeSettings()
+    """The default judge of `judge` validators: `{model: NAME, repeats: 1, min_kappa: 0.6}`."""
     run_policies: bool = False
     """Also run each of `policies` for real after the bare attempts (`margin run --policy`):
     `repeats` executions per prompt, each try a journaled attempt linked to its execution."""

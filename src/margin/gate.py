@@ -105,9 +105,19 @@ def run_gate(
     rows = _gated(results, config)
     if not rows:
         raise UserError("the gate selects no model × task of this run", path=run)
+    untrusted = {(j.suite, j.task): j for j in results.judges if not j.trusted}
     for row in rows:
         report.checked.append(f"{row.model} on {row.suite}/{row.task}")
-        _check_target(row, config, report)
+        judge = untrusted.get((row.suite, row.task))
+        if judge is not None:  # its verdicts cannot decide: neither pass nor fail on them
+            now = rate_with_interval(row.passes, row.n, row.low, row.high)
+            rule = f"judge {judge.judge} ({judge.validator}) not trusted: {judge.status}"
+            task = f"{row.suite}/{row.task}"
+            report.findings.append(
+                Finding(row.model, task, "all", "–", now, "–", None, rule, insufficient=True)
+            )
+        else:
+            _check_target(row, config, report)
         _check_limits(row, config, report)
     if baseline is not None:
         base = _results_of(baseline)

@@ -20,7 +20,8 @@ from margin.validators import Verdict
 
 SCHEMA_VERSION = 3
 """2 added finish_reason, truncated and dropped_params; 3 added policy and step (a step of a
-delivery policy run for real). Records of earlier versions still read."""
+delivery policy run for real), judge_cost_usd and the `judge` trace and `unscored` flag of a
+verdict. Records of earlier versions still read."""
 JOURNAL_NAME = "journal.jsonl"
 
 
@@ -92,6 +93,9 @@ class AttemptRecord(BaseModel):
     """Dollars spent on this attempt (0 on a cache hit; None when the price is unknown)."""
     cost_saved_usd: float = 0.0
     """Dollars a cache hit saved."""
+    judge_cost_usd: float | None = 0.0
+    """Dollars the `judge` validators' calls cost (apart from the model's; None when a judge's
+    price is unknown)."""
     error: str | None = None
     """Infra error class (RateLimited, ProviderTimeout, ServerError, …) when the call failed."""
     error_message: str | None = None
@@ -224,7 +228,7 @@ def journal_state(path: Path) -> JournalState:
     spent = 0.0
     for record in read_journal(path):
         latest[record.key] = record
-        spent += record.cost_usd or 0.0
+        spent += (record.cost_usd or 0.0) + (record.judge_cost_usd or 0.0)
     return JournalState(latest, spent)
 
 

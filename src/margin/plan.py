@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from margin.config import ModelSpec, RunSettings
+from margin.errors import UserError
 from margin.perturb import VERSIONS, NoiseContext, apply_noise, facts_in
 from margin.prices import price_for
 from margin.suite import PERTURB_KINDS, Case, Suite, Task
@@ -90,6 +91,8 @@ class Attempt:
     max_tokens: int
     noise_seed: int = 0
     """Seed of the variant's noise: the same for every model and repeat of this case."""
+    judges: tuple[ModelSpec, ...] = ()
+    """The models the task's `judge` validators call (empty when it has none)."""
 
 
 @dataclass(frozen=True)
@@ -157,19 +160,54 @@ def render_messages(task: Task, case: Case, variant: Variant, seed: int = 0) -> 
     return tuple(messages)
 
 
-def build_plan(suites: Iterable[Suite], models: Iterable[ModelSpec], settings: RunSettings) -> Plan:
-    """Every attempt: models × suites × tasks × cases × variants × repeats."""
+def build_plan(
+    suites: Iterable[Suite],
+    models: Iterable[ModelSpec],
+    settings: RunSettings,
+    judges: Iterable[ModelSpec] = (),
+) -> Plan:
+    """Every attempt: models × suites × tasks × cases × variants × repeats. `judges`: models a
+    `judge` validator may name besides `models` (the whole models config)."""
     models = tuple(models)
     suites = tuple(suites)
-    return Plan(tuple(_attempts(suites, models, settings)), settings, models)
+    named = {m.name: m for m in (*judges, *models)}
+    task_judges = {
+        (suite.suite, task.id): task_judge_models(suite, task, settings, named)
+        for suite in suites
+        for task in suite.tasks
+    }
+    return Plan(tuple(_attempts(suites, models, settings, task_judges)), settings, models)
+
+
+def task_judge_models(
+    suite: Suite, task: Task, settings: RunSettings, named: dict[str, ModelSpec]
+) -> tuple[ModelSpec, ...]:
+    """The models `task`'s judge validators call; a judge naming no known model is a UserError."""
+    found: dict[str, ModelSpec] = {}
+    for check in task.checks():
+        if not check.needs_model:
+            continue
+        name = getattr(check, "model", None) or settings.judge.model
+        where = f"suite {suite.suite!r}, task {task.id!r}: the judge validator"
+        if name is None:
+            raise UserError(f"{where} names no model: set `model:` on it or run.judge.model")
+        if name not in named:
+            known = ", ".join(sorted(named))
+            raise UserError(f"{where} names model {name!r}, not in the models config ({known})")
+        found[name] = named[name]
+    return tuple(found.values())
 
 
 def _attempts(
-    suites: tuple[Suite, ...], models: tuple[ModelSpec, ...], settings: RunSettings
+    suites: tuple[Suite, ...],
+    models: tuple[ModelSpec, ...],
+    settings: RunSettings,
+    task_judges: dict[tuple[str, str], tuple[ModelSpec, ...]],
 ) -> Iterator[Attempt]:
     for model in models:
         for suite in suites:
             for task in suite.tasks:
+                judges = task_judges[(suite.suite, task.id)]
                 cap = min(task.max_tokens or model.sampling.max_tokens, model.sampling.max_tokens)
                 for case in task.cases:
                     for variant in variants(task, settings):
@@ -190,6 +228,7 @@ def _attempts(
                                 seed=derive_seed(settings.seed, key),
                                 max_tokens=cap,
                                 noise_seed=seed,
+                                judges=judges,
                             )
 
 

@@ -256,6 +256,7 @@ def executions(steps: pd.DataFrame, policies: list[Policy]) -> pd.DataFrame:
         latency_s=("latency_s", lambda s: s.sum(min_count=len(s))),
         cost_usd=("cost_usd", lambda s: s.sum(min_count=len(s))),
         cost_saved_usd=("cost_saved_usd", "sum"),
+        judge_cost_usd=("judge_cost_usd", "sum"),
         input_tokens=("input_tokens", "sum"),
         output_tokens=("output_tokens", "sum"),
         truncated=("truncated", "any"),

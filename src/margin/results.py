@@ -69,6 +69,11 @@ class Cell(Interval):
     """Attempts recorded, infra errors included."""
     infra_errors: int
     """Attempts that ended in an infra error (excluded from the rate)."""
+    unscored: int = 0
+    """Attempts a `judge` validator could not decide (excluded from the rate, like an infra
+    error)."""
+    judge_cost_per_1000: float | None = 0.0
+    """Dollars the judge calls cost per 1,000 task executions, apart from `cost_per_1000`."""
     partial: float | None
     """Mean share of validators passed."""
     latency_p50: float | None
@@ -273,6 +278,41 @@ class PolicyRunRow(_Row):
     """Executions not finished (the run stopped before their next try)."""
 
 
+class JudgeRow(_Row):
+    """A `judge` validator of the run: how it behaved here, and whether to trust it."""
+
+    suite: str
+    task: str
+    validator: str
+    """`judge`, or `judge#2` for a task's second judge."""
+    judge: str
+    """The judge's name in the models config."""
+    scored: int
+    """Attempts it decided."""
+    unscored: int
+    """Attempts it could not decide (excluded from pass rates)."""
+    calls: int
+    """Judge calls made (cache hits excluded)."""
+    cost_usd: float
+    """Dollars the judge calls cost, apart from the models'."""
+    self_agreement: float | None
+    """Mean share of its repeated answers agreeing with their majority."""
+    checked: bool
+    """A `margin judge-check` result for this judge and rubric was found."""
+    examples: int | None
+    agreement: float | None
+    kappa: float | None
+    """Cohen's κ against the human labels."""
+    kappa_low: float | None
+    kappa_high: float | None
+    false_pass_rate: float | None
+    false_fail_rate: float | None
+    min_kappa: float
+    trusted: bool
+    """Checked with this judge and rubric, κ ≥ min_kappa: it may decide a gate."""
+    status: str
+
+
 class ShortfallRow(_Row):
     """Where a model that is not recommended falls short, is undecided, or is too slow."""
 
@@ -378,6 +418,8 @@ class Results(_Row):
     """The run's `run.policies`, estimated per task."""
     policy_runs: list[PolicyRunRow] = []
     """The policies run for real (`margin run --policy`), measured per task."""
+    judges: list[JudgeRow] = []
+    """The run's `judge` validators, with their human-label check and trust."""
 
 
 def results_schema() -> dict[str, Any]:
@@ -441,6 +483,7 @@ def build_results(folder: Path, scores: Scores, lines: list[str]) -> Results:
         comparisons=[PairRow.model_validate(r) for r in _records(scores.pairs)],
         policies=policy_rows,
         policy_runs=[PolicyRunRow.model_validate(r) for r in run],
+        judges=[JudgeRow.model_validate(r) for r in _judge_records(folder, run_file)],
     )
 
 
@@ -500,6 +543,14 @@ def _policy_records(
     }
     run = measured(scores.attempts.steps, policies, targets)
     return _records(estimate_all(scores.attempts.frame, policies)), _records(run)
+
+
+def _judge_records(folder: Path, run_file: dict[str, Any]) -> list[dict[str, Any]]:
+    from margin.config import RunSettings
+    from margin.judges import judge_rows
+
+    settings = RunSettings.model_validate(run_file.get("settings") or {})
+    return judge_rows(folder, settings.judge.min_kappa)
 
 
 def _validator_records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -21,14 +21,16 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_random_exponential
 
 from margin.budget import Budget
-from margin.cache import AnswerCache, CachedAnswer, cache_key
+from margin.cache import AnswerCache, CachedAnswer, cache_key, judge_cache_key
 from margin.config import ModelSpec, RunSettings
 from margin.errors import ConfigError, ProviderError, RateLimited
 from margin.journal import AttemptRecord, JournalSink, MessageRecord
 from margin.plan import Attempt, estimate_input_tokens
 from margin.prices import TokenPrice, price_for
 from margin.providers.gateway import Completion, close_clients, complete, prepare
-from margin.validators import CheckContext, run_validators
+from margin.validators import CheckContext, Verdict, run_validators
+from margin.validators.base import JudgeTrace
+from margin.validators.judge import JudgeValidator, combine, parse_judgement
 
 IN_PROCESS_PROVIDERS = frozenset({"local"})
 """Providers that run the model inside margin's process, on its cores."""
@@ -60,7 +62,7 @@ class RunStats:
         self.infra_errors += record.infra_error
         self.cache_hits += record.cache_hit
         self.retries += record.retries
-        self.spent_usd += record.cost_usd or 0.0
+        self.spent_usd += (record.cost_usd or 0.0) + (record.judge_cost_usd or 0.0)
         self.saved_usd += record.cost_saved_usd
 
     @property
@@ -159,18 +161,26 @@ class Runner:
         # In-process models share the machine's cores: one call at a time across all of them,
         # so none is slowed by another and each latency is the model's own.
         self._in_process = asyncio.Semaphore(1)
+        self._judges: dict[str, _Lane] = {}
         self.stats = RunStats(total=0)
 
     async def run(self, pending: Iterable[Attempt], resumed: int = 0) -> RunStats:
         """Run every pending attempt (plan order within a model) and return the totals."""
+        pending = list(pending)
         lanes = self._lanes(pending)
+        for attempt in pending:  # judges' lanes (and a missing price) before any call
+            for judge in attempt.judges:
+                if judge.name not in self._judges:
+                    self._judges[judge.name] = self._lane(judge)
         self.stats = RunStats(
             total=resumed + sum(len(lane.queue) for lane in lanes), resumed=resumed
         )
         self.progress.start(self.stats)
         try:
-            for lane in lanes:  # load local weights before any call is timed
-                if lane.queue and lane.model.provider in IN_PROCESS_PROVIDERS:
+            for lane in [*lanes, *self._judges.values()]:  # load local weights before timing
+                if (lane.queue or lane.model.name in self._judges) and (
+                    lane.model.provider in IN_PROCESS_PROVIDERS
+                ):
                     async with self._in_process:
                         await prepare(lane.model)
             async with asyncio.TaskGroup() as group:
@@ -185,6 +195,29 @@ class Runner:
             self.stats.halted = {lane.model.name: lane.halted for lane in lanes if lane.halted}
             self.progress.stop(self.stats)
         return self.stats
+
+    async def judge_only(
+        self, check: JudgeValidator, items: list[tuple[Attempt, str]]
+    ) -> list[Verdict]:
+        """The judge's verdict on each (attempt, output), without calling the attempts' model:
+        what `margin judge-check` measures against human labels."""
+        for attempt, _ in items:
+            for judge in attempt.judges:
+                if judge.name not in self._judges:
+                    self._judges[judge.name] = self._lane(judge)
+        try:
+            for lane in self._judges.values():
+                if lane.model.provider in IN_PROCESS_PROVIDERS:
+                    async with self._in_process:
+                        await prepare(lane.model)
+
+            async def one(attempt: Attempt, output: str) -> Verdict:
+                ctx = CheckContext(attempt.task.case_vars(attempt.case), attempt.case.expect)
+                return await self._judge(attempt, check, output, ctx)
+
+            return list(await asyncio.gather(*(one(a, o) for a, o in items)))
+        finally:
+            await close_clients()
 
     def _lanes(self, pending: Iterable[Attempt]) -> list[_Lane]:
         lanes: dict[str, _Lane] = {}
@@ -238,8 +271,11 @@ class Runner:
         if key is not None and self.read_cache:
             hit = self.cache.get(key) if self.cache is not None else None
             if hit is not None:
-                return self._judged(attempt, started, hit, cache_hit=True), None
-        outcome = await self._call(lane, attempt)
+                verdicts = await self._verdicts(attempt, hit.text)
+                return self._judged(attempt, started, hit, verdicts, cache_hit=True), None
+        messages = [{"role": m.role, "content": m.content} for m in attempt.messages]
+        worst = self._worst_case(lane, attempt)
+        outcome = await self._call(lane, messages, attempt.seed, attempt.max_tokens, worst)
         if outcome.completion is None:
             return self._infra_error(lane, attempt, started, outcome), None
         done = outcome.completion
@@ -251,10 +287,82 @@ class Runner:
             outcome.cost,
             done.finish_reason,
         )
+        verdicts = await self._verdicts(attempt, done.text)
         record = self._judged(
-            attempt, started, answer, retries=outcome.retries, dropped=done.dropped_params
+            attempt,
+            started,
+            answer,
+            verdicts,
+            retries=outcome.retries,
+            dropped=done.dropped_params,
         )
         return record, key if self.write_cache else None
+
+    async def _verdicts(self, attempt: Attempt, output: str) -> list[Verdict]:
+        """Every validator's verdict in the task's order; a judge's through its model calls."""
+        ctx = CheckContext(attempt.task.case_vars(attempt.case), attempt.case.expect)
+        checks = attempt.task.checks()
+        plain = iter(run_validators(checks, output, ctx))
+        verdicts = []
+        for check in checks:
+            if isinstance(check, JudgeValidator):
+                verdicts.append(await self._judge(attempt, check, output, ctx))
+            else:
+                verdicts.append(next(plain))
+        return verdicts
+
+    async def _judge(
+        self, attempt: Attempt, check: JudgeValidator, output: str, ctx: CheckContext
+    ) -> Verdict:
+        """Ask the judge (`repeats` times) through the gateway: cached, budgeted, retried."""
+        name = check.model or self.settings.judge.model
+        lane = self._judges[str(name)]
+        prompt = next((m.content for m in reversed(attempt.messages) if m.role == "user"), "")
+        text = check.messages(output, prompt, ctx.vars)[0]
+        messages = [{"role": "user", "content": text}]
+        worst = lane.price.cost(len(text) // 4 + 4, check.max_tokens) if self.budget.cap else 0.0
+        answers: list[str | None] = []
+        errors: list[str] = []
+        calls: list[CachedAnswer] = []  # the answers paid for now
+        hits: list[CachedAnswer] = []  # the answers from the cache
+        for index in range(check.repeats or self.settings.judge.repeats):
+            key = judge_cache_key(lane.model, messages, check.max_tokens, index)
+            hit = self.cache.get(key) if self.cache is not None and self.read_cache else None
+            if hit is not None:
+                hits.append(hit)
+                answers.append(hit.text)
+                continue
+            seed = (attempt.seed * 7919 + index + 1) & 0x7FFFFFFF
+            outcome = await self._call(lane, messages, seed, check.max_tokens, worst)
+            if outcome.completion is None:
+                assert outcome.error is not None
+                answers.append(None)
+                errors.append(outcome.error.error_class)
+                continue
+            done = outcome.completion
+            answer = CachedAnswer(
+                done.text, done.input_tokens, done.output_tokens, done.latency_s,
+                outcome.cost, done.finish_reason,
+            )  # fmt: skip
+            calls.append(answer)
+            answers.append(done.text)
+            if self.cache is not None and self.write_cache and parse_judgement(done.text):
+                self.cache.put(key, answer)  # only a usable answer: garbage is asked again
+        both = [*calls, *hits]
+        costs = [a.cost_usd for a in calls]
+        trace = JudgeTrace(
+            model=lane.model.name,
+            prompt=text,
+            answers=answers,
+            errors=errors,
+            cost_usd=None if None in costs else sum(c or 0.0 for c in costs),
+            cost_saved_usd=sum(a.cost_usd or 0.0 for a in hits),
+            latency_s=sum(a.latency_s for a in both),
+            input_tokens=sum(a.input_tokens for a in both),
+            output_tokens=sum(a.output_tokens for a in both),
+            cache_hits=len(hits),
+        )
+        return combine(check.name, answers, trace)
 
     def _worst_case(self, lane: _Lane, attempt: Attempt) -> float:
         """The most a call can cost: its prompt and a full `max_tokens` answer."""
@@ -262,10 +370,15 @@ class Runner:
             return 0.0
         return lane.price.cost(estimate_input_tokens(attempt.messages), attempt.max_tokens)
 
-    async def _call(self, lane: _Lane, attempt: Attempt) -> _Outcome:
+    async def _call(
+        self,
+        lane: _Lane,
+        messages: list[dict[str, str]],
+        seed: int,
+        max_tokens: int,
+        worst: float,
+    ) -> _Outcome:
         retries = 0
-        messages = [{"role": m.role, "content": m.content} for m in attempt.messages]
-        worst = self._worst_case(lane, attempt)
         try:
             async for trial in AsyncRetrying(
                 stop=stop_after_attempt(self.settings.retries + 1),
@@ -287,8 +400,8 @@ class Runner:
                             completion = await complete(
                                 lane.model,
                                 messages,
-                                seed=attempt.seed,
-                                max_tokens=attempt.max_tokens,
+                                seed=seed,
+                                max_tokens=max_tokens,
                                 api_key=lane.api_key,
                             )
                             cost = self._cost(lane, completion)
@@ -331,21 +444,26 @@ class Runner:
         attempt: Attempt,
         started: datetime,
         answer: CachedAnswer,
+        verdicts: list[Verdict],
         *,
         cache_hit: bool = False,
         retries: int = 0,
         dropped: tuple[str, ...] = (),
     ) -> AttemptRecord:
-        ctx = CheckContext(attempt.task.case_vars(attempt.case), attempt.case.expect)
-        verdicts = run_validators(attempt.task.checks(), answer.text, ctx)
         passed = sum(v.passed for v in verdicts)
+        unscored = [v for v in verdicts if v.unscored]
+        judges = [v.judge for v in verdicts if v.judge is not None]
+        judge_costs = [j.cost_usd for j in judges]
         return _record(
             attempt,
             started,
             output=answer.text,
             verdicts=verdicts,
-            passed=passed == len(verdicts),
-            partial=passed / len(verdicts) if verdicts else 1.0,
+            passed=None if unscored else passed == len(verdicts),
+            partial=None if unscored else (passed / len(verdicts) if verdicts else 1.0),
+            error="Unscored" if unscored else None,
+            error_message=f"{unscored[0].validator}: {unscored[0].reason}" if unscored else None,
+            judge_cost_usd=None if None in judge_costs else sum(c or 0.0 for c in judge_costs),
             latency_s=answer.latency_s,
             input_tokens=answer.input_tokens,
             output_tokens=answer.output_tokens,

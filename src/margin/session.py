@@ -49,6 +49,7 @@ def run(
     read_cache: bool = True,
     retry_errors: bool = False,
     progress: Progress | None = None,
+    judges: Sequence[ModelSpec] = (),
 ) -> RunResult:
     """Plan and run `suites` on `models` into a run directory (default `reports/run-<id>`).
 
@@ -63,10 +64,13 @@ def run(
     executions = settings.repeats  # policy executions per prompt, also in an adaptive run
     if settings.adaptive:
         settings = settings.model_copy(update={"repeats": settings.max_repeats})
-    plan = build_plan(suites, models, settings)
+    plan = build_plan(suites, models, settings, judges)
     folder = out if out is not None else default_run_dir(suites, models, settings)
     with run_dir_lock(folder):
         prepare_run_dir(folder, suites, models, settings)
+        from margin.judges import record_judges
+
+        record_judges(folder, suites, settings)
         journal_path = folder / JOURNAL_NAME
         cache = default_cache_dir() if cache_dir is None else cache_dir
         from margin.adaptive import round_sizes

@@ -18,6 +18,8 @@ class Inputs:
     models: list[ModelSpec]
     settings: RunSettings
     plan: Plan
+    judges: list[ModelSpec]
+    """Every model of the config: what a `judge` validator may name."""
 
 
 def load_inputs(
@@ -31,5 +33,7 @@ def load_inputs(
     file's `run:` section, then each --config file, then non-None flag `overrides` — planned."""
     loaded = load_suites(suites)
     models = load_models(models_path, only)
+    judges = load_models(models_path)  # a judge may be any model of the config
     settings = load_run_settings([models_path, *config_paths], **overrides)
-    return Inputs(loaded, models, settings, build_plan(loaded, models, settings))
+    plan = build_plan(loaded, models, settings, judges)
+    return Inputs(loaded, models, settings, plan, judges)

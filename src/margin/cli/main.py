@@ -13,6 +13,7 @@ import click
 
 from margin.cli import (
     gate,
+    judge_check,
     models,
     paraphrase,
     plan,
@@ -57,6 +58,7 @@ cli.add_command(score.command)
 cli.add_command(report.command)
 cli.add_command(gate.command)
 cli.add_command(policies.command)
+cli.add_command(judge_check.command)
 cli.add_command(models.command)
 cli.add_command(variants.command)
 cli.add_command(paraphrase.command)

@@ -60,9 +60,8 @@ def command(
         from margin.plan import build_plan
 
         capped = inputs.settings.model_copy(update={"repeats": inputs.settings.max_repeats})
-        inputs = type(inputs)(
-            inputs.suites, inputs.models, capped, build_plan(inputs.suites, inputs.models, capped)
-        )
+        plan = build_plan(inputs.suites, inputs.models, capped, inputs.judges)
+        inputs = type(inputs)(inputs.suites, inputs.models, capped, plan, inputs.judges)
     table = plan_table(inputs.plan)
     if as_json:
         click.echo(table.to_json(orient="records", indent=2))

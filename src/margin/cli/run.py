@@ -123,6 +123,7 @@ def command(
         read_cache=not refresh,
         retry_errors=retry_errors,
         progress=progress_for_terminal(),
+        judges=inputs.judges,
     )
     stats = result.stats
     _print_summary(result.folder)

@@ -99,12 +99,16 @@ def cell_table(
     task target the model ran, and the verdict is the tasks': crosses when every task crosses,
     falls short when one does, else undecided (`tasks`: the TASK-level table, if already made)."""
     cells = interval_table(case_counts(frame, keys), keys)
-    group = frame.assign(infra=~frame["judged"]).groupby(keys, observed=True, sort=False)
+    unscored = (frame["error"] == "Unscored").fillna(False).to_numpy(dtype=bool)
+    marks = frame.assign(infra=~frame["judged"] & ~unscored, unscored=unscored)
+    group = marks.groupby(keys, observed=True, sort=False)
     judged = frame[frame["judged"]].groupby(keys, observed=True, sort=False)
     extra = pd.DataFrame(
         {
             "attempts": group.size(),
             "infra_errors": group["infra"].sum(),
+            "unscored": group["unscored"].sum(),
+            "judge_cost_per_1000": group["judge_cost_usd"].mean() * 1000,
             "partial": judged["partial"].mean(),
             "latency_p50": judged["latency_s"].quantile(0.5),
             "latency_p95": judged["latency_s"].quantile(0.95),
@@ -129,7 +133,10 @@ def cell_table(
     table["low"] = table["low"].fillna(0.0)
     table["high"] = table["high"].fillna(1.0)
     table = table.astype({"n": np.int64, "passes": np.int64, "cases": np.int64})
-    table = table.astype({"infra_errors": np.int64, "truncated": np.int64, "cache_hits": np.int64})
+    table = table.astype(
+        {"infra_errors": np.int64, "unscored": np.int64, "truncated": np.int64,
+         "cache_hits": np.int64}
+    )  # fmt: skip
     if keys == MODEL:
         return _model_verdicts(
             table, tasks if tasks is not None else cell_table(frame, TASK, targets)

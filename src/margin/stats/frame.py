@@ -46,6 +46,7 @@ _SCHEMA = pa.schema(
         ("output_tokens", pa.int64()),
         ("cost_usd", pa.float64()),
         ("cost_saved_usd", pa.float64()),
+        ("judge_cost_usd", pa.float64()),
         ("error", pa.string()),
         ("cache_hit", pa.bool_()),
         ("truncated", pa.bool_()),
@@ -149,10 +150,12 @@ def _frames(table: pa.Table, extra: tuple[str, ...] | list[str] = ()) -> Attempt
         columns["step"] = table.column("step").fill_null(0).to_numpy().astype(np.int64)
     for name in ["paraphrase", "repeat", "input_tokens", "output_tokens"]:
         columns[name] = table.column(name).fill_null(0).to_numpy().astype(np.int64)
-    for name in ["noise_level", "partial", "latency_s", "cost_usd", "cost_saved_usd"]:
+    for name in ["noise_level", "partial", "latency_s", "cost_usd", "cost_saved_usd",
+                 "judge_cost_usd"]:  # fmt: skip
         columns[name] = table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
     columns["noise_level"] = np.nan_to_num(columns["noise_level"])
     columns["cost_saved_usd"] = np.nan_to_num(columns["cost_saved_usd"])
+    columns["judge_cost_usd"] = np.nan_to_num(columns["judge_cost_usd"])  # none before v3
     for name in ["cache_hit", "truncated"]:
         columns[name] = table.column(name).fill_null(False).to_numpy(zero_copy_only=False)
     passed = table.column("passed")

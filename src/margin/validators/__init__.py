@@ -49,9 +49,10 @@ def register(cls: type[Validator]) -> type[Validator]:
 @lru_cache(maxsize=1)
 def registry() -> Mapping[str, type[Validator]]:
     """Every validator by name: built-ins, `margin.validators` entry points, register()."""
-    found: dict[str, type[Validator]] = {
-        cls.name: cls for cls in (*TEXT_VALIDATORS, *STRUCTURED_VALIDATORS)
-    }
+    from margin.validators.judge import JudgeValidator
+
+    builtins: list[type[Validator]] = [*TEXT_VALIDATORS, *STRUCTURED_VALIDATORS, JudgeValidator]
+    found: dict[str, type[Validator]] = {cls.name: cls for cls in builtins}
     for point in entry_points(group=ENTRY_POINT_GROUP):
         cls = point.load()
         if not (isinstance(cls, type) and issubclass(cls, Validator)):
@@ -133,9 +134,12 @@ def describe(annotation: Any) -> str:
 def run_validators(
     validators: tuple[Validator, ...], output: str, ctx: CheckContext
 ) -> list[Verdict]:
-    """Every validator's verdict on `output`; a validator that crashes fails with its reason."""
+    """Every validator's verdict on `output`; a validator that crashes fails with its reason.
+    A validator that needs a model call (`judge`) is the runner's to decide: it is skipped."""
     verdicts = []
     for validator in validators:
+        if validator.needs_model:
+            continue
         try:
             verdicts.append(validator.check(output, ctx))
         except Exception as exc:  # a plugin bug must not lose the attempt; it is recorded

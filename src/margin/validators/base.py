@@ -9,6 +9,32 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class JudgeTrace(BaseModel):
+    """What a `judge` validator's model calls were: kept in the verdict, reported apart."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    model: str
+    """The judge's name in the models config."""
+    prompt: str
+    """The judge's user message, exactly as sent."""
+    answers: list[str | None]
+    """Each raw answer (None: the call failed for infrastructure reasons)."""
+    errors: list[str] = []
+    """Infra error classes of failed judge calls."""
+    agreement: float | None = None
+    """Share of the usable answers that agree with the majority (self-agreement)."""
+    cost_usd: float | None = 0.0
+    """Dollars the judge calls cost (None when the judge's price is unknown)."""
+    cost_saved_usd: float = 0.0
+    """Dollars the judge's cache hits saved."""
+    latency_s: float = 0.0
+    """Seconds of the judge calls, summed."""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_hits: int = 0
+
+
 class Verdict(BaseModel):
     """One validator's judgement of one output."""
 
@@ -22,6 +48,11 @@ class Verdict(BaseModel):
     """How much of the constraint holds, 0..1 (1.0 when passed; graded where meaningful)."""
     reason: str
     """The evidence, for a person: `"23 words > 12"`, `"missing '1234'"`."""
+    unscored: bool = False
+    """A judge could not decide (unusable answers or failed calls): the attempt is excluded
+    from pass rates and counted, like an infra error."""
+    judge: JudgeTrace | None = None
+    """For a `judge` validator: its prompt, raw answers, cost and latency."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +83,8 @@ class Validator(BaseModel):
 
     name: ClassVar[str]
     short: ClassVar[str | None] = None
+    needs_model: ClassVar[bool] = False
+    """Deciding it takes a model call (the `judge`): the runner decides it, not `check`."""
     short_takes_mapping: ClassVar[bool] = False
     """Whether the short form's value is itself a mapping (json_fields, json_schema)."""
 
