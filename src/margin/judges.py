@@ -63,7 +63,7 @@ def record_judges(folder: Path, suites: list[Suite], settings: RunSettings) -> N
                         suite=suite.suite,
                         task=task.id,
                         validator="judge" if position == 1 else f"judge#{position}",
-                        judge=str(check.model or settings.judge.model),
+                        judge=check.model or settings.judge.model or "",
                         rubric_sha256=rubric_sha(check),
                         labels=None if labels is None else str(labels),
                         check=found,
@@ -132,6 +132,8 @@ def judge_rows(folder: Path, min_kappa: float) -> list[dict[str, Any]]:
 
 
 def _trust(entry: JudgeEntry, check: JudgeCheck | None, floor: float) -> tuple[str, bool]:
+    if not entry.judge:
+        return "not applied: no judge model (set run.judge.model or the validator's model)", False
     if check is None:
         where = f" (labels {entry.labels})" if entry.labels else " (no labels: set `labels:`)"
         return f"not checked against human labels{where}", False

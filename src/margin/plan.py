@@ -182,7 +182,9 @@ def build_plan(
 def task_judge_models(
     suite: Suite, task: Task, settings: RunSettings, named: dict[str, ModelSpec]
 ) -> tuple[ModelSpec, ...]:
-    """The models `task`'s judge validators call; a judge naming no known model is a UserError."""
+    """The models `task`'s judge validators call; a judge naming a model the config does not
+    have is a UserError. A judge with no model at all (none on it, no run.judge.model) is
+    skipped by the runner and flagged in the report."""
     found: dict[str, ModelSpec] = {}
     for check in task.checks():
         if not check.needs_model:
@@ -190,7 +192,7 @@ def task_judge_models(
         name = getattr(check, "model", None) or settings.judge.model
         where = f"suite {suite.suite!r}, task {task.id!r}: the judge validator"
         if name is None:
-            raise UserError(f"{where} names no model: set `model:` on it or run.judge.model")
+            continue
         if name not in named:
             known = ", ".join(sorted(named))
             raise UserError(f"{where} names model {name!r}, not in the models config ({known})")

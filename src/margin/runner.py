@@ -306,6 +306,8 @@ class Runner:
         verdicts = []
         for check in checks:
             if isinstance(check, JudgeValidator):
+                if (check.model or self.settings.judge.model) is None:
+                    continue  # no judge configured: skipped, and the report says so
                 verdicts.append(await self._judge(attempt, check, output, ctx))
             else:
                 verdicts.append(next(plain))

@@ -174,8 +174,16 @@ def _print_summary(folder: Path) -> None:
     files = render_report(folder, scores=scores)  # scored once, above
     from margin.results import read_results
 
-    for line in read_results(files.results).recommendation.lines:
+    results = read_results(files.results)
+    for line in results.recommendation.lines:
         if line.startswith("Policy "):
             click.echo(line)
+    for judge in results.judges:
+        name = judge.judge or "(none)"
+        trust = "trusted" if judge.trusted else "NOT trusted, cannot decide a gate"
+        click.echo(
+            f"judge {name} on {judge.suite}/{judge.task}: {judge.scored} scored,"
+            f" {judge.unscored} unscored; {trust} ({judge.status})"
+        )
     click.echo(f"report: {files.html} (also summary.md, results.json, junit.xml)")
     click.echo(f"details: margin score {folder}")
