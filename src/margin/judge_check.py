@@ -205,7 +205,11 @@ def _summarise(
 ) -> JudgeCheck:
     scored = [(e, v) for e, v in zip(labels.examples, verdicts, strict=True) if not v.unscored]
     table = agreement_table([e.human == "pass" for e, _ in scored], [v.passed for _, v in scored])
-    agreements = [v.judge.agreement for v in verdicts if v.judge and v.judge.agreement is not None]
+    agreements = [  # self-agreement means something only over repeated answers
+        v.judge.agreement
+        for v in verdicts
+        if v.judge and v.judge.agreement is not None and len(v.judge.answers) > 1
+    ]
     return JudgeCheck(
         suite=suite.suite,
         task=task.id,

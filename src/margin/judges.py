@@ -96,7 +96,7 @@ def judge_rows(folder: Path, min_kappa: float) -> list[dict[str, Any]]:
             assert trace is not None
             row["calls"] += len(trace.answers) - trace.cache_hits
             row["cost"] += trace.cost_usd or 0.0
-            if trace.agreement is not None:
+            if trace.agreement is not None and len(trace.answers) > 1:
                 row["agreements"].append(trace.agreement)
     rows = []
     for entry in entries:
