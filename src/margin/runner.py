@@ -30,7 +30,7 @@ from margin.prices import TokenPrice, price_for
 from margin.providers.gateway import Completion, close_clients, complete, prepare
 from margin.validators import CheckContext, Verdict, run_validators
 from margin.validators.base import JudgeTrace
-from margin.validators.judge import JudgeValidator, combine, parse_judgement
+from margin.validators.judge import JudgeValidator, combine, combine_pairs
 
 IN_PROCESS_PROVIDERS = frozenset({"local"})
 """Providers that run the model inside margin's process, on its cores."""
@@ -320,41 +320,48 @@ class Runner:
         name = check.model or self.settings.judge.model
         lane = self._judges[str(name)]
         prompt = next((m.content for m in reversed(attempt.messages) if m.role == "user"), "")
-        text = check.messages(output, prompt, ctx.vars)[0]
-        messages = [{"role": "user", "content": text}]
-        worst = lane.price.cost(len(text) // 4 + 4, check.max_tokens) if self.budget.cap else 0.0
+        texts = check.messages(output, prompt, ctx.vars, ctx.expect)
+        worst = (
+            lane.price.cost(max(len(t) for t in texts) // 4 + 4, check.max_tokens)
+            if self.budget.cap
+            else 0.0
+        )
         answers: list[str | None] = []
         errors: list[str] = []
         calls: list[CachedAnswer] = []  # the answers paid for now
         hits: list[CachedAnswer] = []  # the answers from the cache
-        for index in range(check.repeats or self.settings.judge.repeats):
-            key = judge_cache_key(lane.model, messages, check.max_tokens, index)
-            hit = self.cache.get(key) if self.cache is not None and self.read_cache else None
-            if hit is not None:
-                hits.append(hit)
-                answers.append(hit.text)
-                continue
-            seed = (attempt.seed * 7919 + index + 1) & 0x7FFFFFFF
-            outcome = await self._call(lane, messages, seed, check.max_tokens, worst)
-            if outcome.completion is None:
-                assert outcome.error is not None
-                answers.append(None)
-                errors.append(outcome.error.error_class)
-                continue
-            done = outcome.completion
-            answer = CachedAnswer(
-                done.text, done.input_tokens, done.output_tokens, done.latency_s,
-                outcome.cost, done.finish_reason,
-            )  # fmt: skip
-            calls.append(answer)
-            answers.append(done.text)
-            if self.cache is not None and self.write_cache and parse_judgement(done.text):
-                self.cache.put(key, answer)  # only a usable answer: garbage is asked again
+        for repeat in range(check.repeats or self.settings.judge.repeats):
+            for order, text in enumerate(texts):  # a pairwise rubric: both orders each time
+                index = repeat * len(texts) + order
+                messages = [{"role": "user", "content": text}]
+                key = judge_cache_key(lane.model, messages, check.max_tokens, index)
+                hit = self.cache.get(key) if self.cache is not None and self.read_cache else None
+                if hit is not None:
+                    hits.append(hit)
+                    answers.append(hit.text)
+                    continue
+                seed = (attempt.seed * 7919 + index + 1) & 0x7FFFFFFF
+                outcome = await self._call(lane, messages, seed, check.max_tokens, worst)
+                if outcome.completion is None:
+                    assert outcome.error is not None
+                    answers.append(None)
+                    errors.append(outcome.error.error_class)
+                    continue
+                done = outcome.completion
+                answer = CachedAnswer(
+                    done.text, done.input_tokens, done.output_tokens, done.latency_s,
+                    outcome.cost, done.finish_reason,
+                )  # fmt: skip
+                calls.append(answer)
+                answers.append(done.text)
+                if self.cache is not None and self.write_cache and check.is_usable(done.text):
+                    self.cache.put(key, answer)  # only a usable answer: garbage is asked again
         both = [*calls, *hits]
         costs = [a.cost_usd for a in calls]
         trace = JudgeTrace(
             model=lane.model.name,
-            prompt=text,
+            prompt=texts[0],
+            swapped_prompt=texts[1] if len(texts) > 1 else None,
             answers=answers,
             errors=errors,
             cost_usd=None if None in costs else sum(c or 0.0 for c in costs),
@@ -364,6 +371,8 @@ class Runner:
             output_tokens=sum(a.output_tokens for a in both),
             cache_hits=len(hits),
         )
+        if check.reference is not None:
+            return combine_pairs(check.name, answers, trace, check.pass_on)
         return combine(check.name, answers, trace)
 
     def _worst_case(self, lane: _Lane, attempt: Attempt) -> float:

@@ -18,6 +18,7 @@ from margin.errors import SuiteError
 from margin.source import Loc, Source, read_yaml, validate_model
 from margin.templates import RenderBudget, TemplateProblem, render, template_variables
 from margin.validators import Validator, ValidatorSpecError, build_validator, registry
+from margin.validators.judge import JudgeValidator
 
 Ident = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", min_length=1, max_length=80)
@@ -281,8 +282,39 @@ def _check_validators(task: Task, here: Loc, source: Source) -> None:
                 raise source.error(
                     f"case {case.id!r}: {problem}", (*here, "cases", c_index), SuiteError
                 )
+        if isinstance(validator, JudgeValidator):
+            _check_judge(task, validator, loc, source)
         built.append(validator)
     task._checks = tuple(built)
+
+
+JUDGE_NAMES = frozenset({"prompt", "output", "expect", "first", "second"})
+"""What a judge's rubric may name besides the case's variables."""
+
+
+def _check_judge(task: Task, judge: JudgeValidator, loc: Loc, source: Source) -> None:
+    """A judge's rubric and reference must render for every case, or the run would stop."""
+    for field, text in (("rubric", judge.rubric), ("reference", judge.reference)):
+        if text is None:
+            continue
+        where = (*loc, "judge", field)
+        used = _variables(text, where, source)
+        for case in task.cases:
+            variables = task.case_vars(case)
+            missing = sorted(used - set(variables) - JUDGE_NAMES)
+            if missing:
+                raise source.error(
+                    f"the judge's {field} uses {{{{ {missing[0]} }}}}, which case {case.id!r}"
+                    " does not define (it may use the case's vars, prompt, output, expect,"
+                    " first and second)",
+                    where,
+                    SuiteError,
+                )
+            sample = {**variables, "prompt": "", "output": "", "first": "", "second": ""}
+            try:
+                render(text, {**sample, "expect": dict(case.expect)})
+            except TemplateProblem as exc:
+                raise source.error(f"case {case.id!r}: {exc}", where, SuiteError) from None
 
 
 def _check_templates(task: Task, here: Loc, source: Source, budget: RenderBudget) -> None:

@@ -12,7 +12,7 @@ from margin.journal import read_journal
 from margin.judge_check import agreement_table
 from margin.providers.scripts import Rule, Script
 from margin.validators.base import JudgeTrace
-from margin.validators.judge import combine, parse_judgement
+from margin.validators.judge import combine, combine_pairs, parse_judgement
 from tests.conftest import run_cli
 from tests.runner.conftest import loopback, server_stats
 
@@ -211,3 +211,66 @@ def test_kappa_matches_a_hand_computation_and_statsmodels() -> None:
     # po = (15 + 16) / 40; pe = 0.5 · 19/40 + 0.5 · 21/40 = 0.5; κ = (0.775 − 0.5) / 0.5
     assert table["kappa"] == pytest.approx(0.55)
     assert table["matrix"] == [[15, 5], [4, 16]]
+
+
+PAIRWISE = """\
+suite: desk
+target: 0.2
+tasks:
+  - id: title
+    prompt: "Ticket title for: {{ complaint }}"
+    cases:
+      - {id: a, vars: {complaint: "order 1 never came"}, expect: {title: "REF order 1 missing"}}
+    validators:
+      - judge:
+          rubric: "Which title is better? First: {{ first }} Second: {{ second }}"
+          reference: "{{ expect.title }}"
+          pass_on: better
+"""
+
+
+def test_a_pairwise_rubric_asks_both_orders(tmp_path, cache_dir) -> None:
+    output_first = json.dumps({"better": "first", "reason": "keeps more"})
+    ref_first = json.dumps({"better": "second", "reason": "keeps more"})
+    script = Script(rules=[Rule("First: Order", output_first), Rule("First: REF", ref_first)])
+    with (
+        loopback(Script(default="Order 1 never arrived")) as model_url,
+        loopback(script) as judge_url,
+    ):
+        _, config = setup(tmp_path, model_url, judge_url)
+        suite = tmp_path / "pairwise.yaml"
+        suite.write_text(PAIRWISE)
+        run(suite, config, tmp_path / "run")
+        assert server_stats(judge_url)["ok"] == 2  # one repeat, both orders
+    (record,) = read_journal(tmp_path / "run" / "journal.jsonl")
+    (judged,) = record.verdicts
+    assert judged.passed and judged.score == 1.0 and judged.judge is not None
+    assert "First: Order 1 never arrived Second: REF" in judged.judge.prompt
+    assert (
+        judged.judge.swapped_prompt and "First: REF order 1 missing" in judged.judge.swapped_prompt
+    )
+
+
+def test_order_disagreement_is_a_tie() -> None:
+    trace = JudgeTrace(model="j", prompt="p", answers=[])
+
+    def pair(a: str, b: str) -> list[str | None]:
+        return [json.dumps({"better": a, "reason": "r"}), json.dumps({"better": b, "reason": "r"})]
+
+    both = combine_pairs("judge", pair("first", "second"), trace, "better")
+    assert both.passed and both.score == 1.0
+    flip = pair("first", "first")  # prefers whatever comes first: position bias, a tie
+    assert combine_pairs("judge", flip, trace, "tie").passed
+    assert not combine_pairs("judge", flip, trace, "better").passed
+    assert combine_pairs("judge", flip, trace).score == 0.5
+    worse = combine_pairs("judge", pair("second", "first"), trace)
+    assert not worse.passed and not worse.unscored
+    assert combine_pairs("judge", [pair("first", "second")[0], "garbage"], trace).unscored
+
+
+def test_a_rubric_naming_an_unknown_variable_is_refused_at_load(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SUITE.replace("{{ complaint }}\\nTitle", "{{ complant }}\\nTitle"))
+    result = run_cli("validate", str(bad))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "complant" in result.output and "bad.yaml:" in result.output

@@ -18,6 +18,8 @@ class JudgeTrace(BaseModel):
     """The judge's name in the models config."""
     prompt: str
     """The judge's user message, exactly as sent."""
+    swapped_prompt: str | None = None
+    """For a pairwise rubric: the message with the two answers swapped."""
     answers: list[str | None]
     """Each raw answer (None: the call failed for infrastructure reasons)."""
     errors: list[str] = []
