@@ -22,6 +22,7 @@ from margin.journal import JournalState, journal_state
 from margin.plan import Attempt, AttemptKey, Plan, derive_seed
 from margin.policies import Policy
 from margin.runner import RunStats
+from margin.shards import shard_of
 
 Batch = Callable[[Sequence[Attempt], JournalState], RunStats]
 """Runs one stage's attempts into the journal (given its state before) and returns the totals."""
@@ -34,6 +35,7 @@ def stage(
     state: JournalState,
     settings: RunSettings,
     retry_errors: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> list[Attempt]:
     """The tries at position `index` still to run: for every execution whose earlier tries are
     all journaled as validator failures, and whose try `index` is not journaled yet."""
@@ -59,6 +61,8 @@ def stage(
             if any(record is None or record.passed is not False for record in earlier):
                 continue  # passed already, stopped on an infra error, or not reached yet
             this = keys[-1]
+            if shard is not None and shard_of(this, shard[1]) != shard[0]:
+                continue  # another shard's execution
             done = state.latest.get(str(this))
             if done is not None and not (retry_errors and done.infra_error):
                 continue
@@ -73,6 +77,7 @@ def run_policies(
     journal: Path,
     batch: Batch,
     retry_errors: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> RunStats | None:
     """Run every policy's executions, stage by stage; the last batch's totals (None if nothing
     was left to run). Stops at a halt, the budget cap, or attempts left unrun."""
@@ -80,7 +85,7 @@ def run_policies(
     for policy in policies:
         for index in range(len(policy.tries)):
             state = journal_state(journal)
-            pending = stage(plan, policy, index, state, settings, retry_errors)
+            pending = stage(plan, policy, index, state, settings, retry_errors, shard)
             if not pending:
                 continue
             stats = batch(pending, state)

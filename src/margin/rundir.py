@@ -57,9 +57,13 @@ def default_run_dir(
     models: list[ModelSpec],
     settings: RunSettings,
     reports_root: Path = Path("reports"),
+    shard: tuple[int, int] | None = None,
 ) -> Path:
-    """`reports/run-<identity>`."""
-    return reports_root / f"run-{run_identity(suites, models, settings)}"
+    """`reports/run-<identity>` (`…-shard-2of3` for a shard)."""
+    name = f"run-{run_identity(suites, models, settings)}"
+    if shard is not None:
+        name += f"-shard-{shard[0]}of{shard[1]}"
+    return reports_root / name
 
 
 @contextmanager
@@ -137,7 +141,11 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def prepare_run_dir(
-    folder: Path, suites: list[Suite], models: list[ModelSpec], settings: RunSettings
+    folder: Path,
+    suites: list[Suite],
+    models: list[ModelSpec],
+    settings: RunSettings,
+    shard: tuple[int, int] | None = None,
 ) -> Path:
     """Create (or reopen) the run directory `folder` and write its resolved config; returns it.
 
@@ -149,6 +157,17 @@ def prepare_run_dir(
         raise UserError(
             "this folder holds a different run (other suites, models, seed or variants); "
             "choose another --out",
+            path=folder,
+        )
+    before = None if previous is None else previous.get("shard")
+    now = None if shard is None else {"index": shard[0], "count": shard[1]}
+    if previous is not None and before != now:
+
+        def name(s: dict[str, int] | None) -> str:
+            return "the whole run" if s is None else f"shard {s['index']}/{s['count']}"
+
+        raise UserError(
+            f"this folder holds {name(before)}, not {name(now)}; choose another --out",
             path=folder,
         )
     copies = folder / "suites"
@@ -169,5 +188,7 @@ def prepare_run_dir(
         "settings": settings.model_dump(mode="json"),
         "journal": JOURNAL_NAME,
     }
+    if now is not None:
+        resolved["shard"] = now
     write_atomically(folder / RUN_FILE, json.dumps(resolved, indent=2))
     return folder

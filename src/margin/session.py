@@ -14,6 +14,7 @@ from pathlib import Path
 
 from margin.cache import default_cache_dir
 from margin.config import ModelSpec, RunSettings
+from margin.errors import UserError
 from margin.journal import JOURNAL_NAME, Journal, journal_state
 from margin.plan import Attempt, Plan, build_plan
 from margin.policies import Policy
@@ -50,6 +51,7 @@ def run(
     retry_errors: bool = False,
     progress: Progress | None = None,
     judges: Sequence[ModelSpec] = (),
+    shard: tuple[int, int] | None = None,
 ) -> RunResult:
     """Plan and run `suites` on `models` into a run directory (default `reports/run-<id>`).
 
@@ -64,10 +66,18 @@ def run(
     executions = settings.repeats  # policy executions per prompt, also in an adaptive run
     if settings.adaptive:
         settings = settings.model_copy(update={"repeats": settings.max_repeats})
-    plan = build_plan(suites, models, settings, judges)
-    folder = out if out is not None else default_run_dir(suites, models, settings)
+    plan = whole = build_plan(suites, models, settings, judges)
+    if shard is not None:
+        from margin.shards import shard_of
+
+        if settings.adaptive:
+            raise UserError("--shard and --adaptive do not mix: adaptive decisions need every case")
+        index, count = shard
+        kept = tuple(a for a in plan.attempts if shard_of(a.key, count) == index)
+        plan = Plan(kept, plan.settings, plan.models)
+    folder = out if out is not None else default_run_dir(suites, models, settings, shard=shard)
     with run_dir_lock(folder):
-        prepare_run_dir(folder, suites, models, settings)
+        prepare_run_dir(folder, suites, models, settings, shard)
         from margin.judges import record_judges
 
         record_judges(folder, suites, settings)
@@ -101,7 +111,7 @@ def run(
         else:
             if policies:
                 ran = _run_policies(
-                    plan,
+                    whole,
                     policies,
                     settings.model_copy(update={"repeats": executions}),
                     journal_path,
@@ -109,6 +119,7 @@ def run(
                     read_cache,
                     retry_errors,
                     progress,
+                    shard,
                 )
                 stats = ran or stats
     return RunResult(folder, stats, plan)
@@ -123,6 +134,7 @@ def _run_policies(
     read_cache: bool,
     retry_errors: bool,
     progress: Progress | None,
+    shard: tuple[int, int] | None,
 ) -> RunStats | None:
     """Run `policies` for real after the bare attempts, stage by stage."""
     from margin.journal import JournalState
@@ -141,7 +153,7 @@ def _run_policies(
                 progress=progress,
             )
 
-    return run_policies(plan, policies, settings, journal_path, batch, retry_errors)
+    return run_policies(plan, policies, settings, journal_path, batch, retry_errors, shard)
 
 
 def _still_open(

@@ -14,6 +14,7 @@ import click
 from margin.cli import (
     gate,
     judge_check,
+    merge,
     models,
     paraphrase,
     plan,
@@ -59,6 +60,7 @@ cli.add_command(report.command)
 cli.add_command(gate.command)
 cli.add_command(policies.command)
 cli.add_command(judge_check.command)
+cli.add_command(merge.command)
 cli.add_command(models.command)
 cli.add_command(variants.command)
 cli.add_command(paraphrase.command)

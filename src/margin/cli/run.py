@@ -49,6 +49,14 @@ from margin.cli.options import (
     "Run in rounds; give more repeats only to undecided cells (up to run.max_repeats)."
 )
 @option(
+    "--shard",
+    "shard_text",
+    env="MARGIN_SHARD",
+    metavar="I/N",
+    help="Run only shard I of N (a stable hash of each attempt's key) into its own run"
+    " directory; join the N shards with margin merge.",
+)
+@option(
     "--policy",
     "policy_texts",
     env="MARGIN_POLICY",
@@ -78,6 +86,7 @@ def command(
     workers: int | None,
     retry_errors: bool,
     policy_texts: tuple[str, ...],
+    shard_text: str | None,
     adaptive: bool | None,
     max_repeats: int | None,
 ) -> None:
@@ -106,6 +115,11 @@ def command(
         max_repeats=max_repeats,
     )
     settings = inputs.settings
+    shard = None
+    if shard_text is not None:
+        from margin.shards import parse_shard
+
+        shard = parse_shard(shard_text)
     if policy_texts:
         from margin.policies import parse_policy
 
@@ -124,6 +138,7 @@ def command(
         retry_errors=retry_errors,
         progress=progress_for_terminal(),
         judges=inputs.judges,
+        shard=shard,
     )
     stats = result.stats
     _print_summary(result.folder)
