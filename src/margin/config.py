@@ -196,6 +196,12 @@ class RunSettings(_Model):
     workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = "auto"
     """Processes making calls: `auto` uses one per core (up to 4) for large runs of remote
     models without a budget cap, else one. Local in-process models always use one."""
+    executor: Literal["local", "ray"] = "local"
+    """Where attempts run: `local` (this machine: one process or a worker pool) or `ray` (a
+    Ray cluster; the driver writes the journal; `pip install 'margin[ray]'`)."""
+    ray_address: str | None = None
+    """With `executor: ray`: the cluster to join (`ray://host:10001`, `auto`); none starts a
+    local instance on 127.0.0.1."""
     backoff_max_s: float = Field(default=60.0, ge=0, le=3600)
     """Cap on one retry's wait (a provider's Retry-After is honoured up to 120 s)."""
 

@@ -10,8 +10,8 @@ import asyncio
 import random
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -146,6 +146,7 @@ class Runner:
         write_cache: bool = True,
         budget: Budget | None = None,
         progress: Progress | None = None,
+        shared_limits: Mapping[str, Callable[[], AbstractAsyncContextManager[None]]] | None = None,
     ) -> None:
         self.settings = settings
         self.journal = journal
@@ -154,6 +155,8 @@ class Runner:
         self.write_cache = write_cache
         self.budget = budget if budget is not None else Budget(settings.max_cost)
         self.progress = progress or NoProgress()
+        self.shared_limits = dict(shared_limits or {})
+        """Per model: a slot held across worker machines, taken after the model's own limits."""
         self._global = asyncio.Semaphore(settings.concurrency)
         self._backoff = wait_random_exponential(
             multiplier=settings.backoff_s, max=settings.backoff_max_s
@@ -438,6 +441,9 @@ class Runner:
             await stack.enter_async_context(lane.slots)
             if lane.limiter is not None:
                 await stack.enter_async_context(lane.limiter)
+            shared = self.shared_limits.get(lane.model.name)
+            if shared is not None:  # a limit held across machines (the Ray executor)
+                await stack.enter_async_context(shared())
             if lane.model.provider in IN_PROCESS_PROVIDERS:
                 await stack.enter_async_context(self._in_process)
             await stack.enter_async_context(self._global)

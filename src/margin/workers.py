@@ -73,6 +73,11 @@ def execute(
     for model in {a.model.name: a.model for a in pending}.values():
         model.resolve_api_key()  # a missing key is the user's one-line error, not a dead worker
     job = _Job(settings, cache_dir, read_cache, resumed, progress, Budget(settings.max_cost, spent))
+    if settings.executor == "ray":
+        from margin.ray_executor import execute_ray
+
+        count = None if settings.workers == "auto" else settings.workers
+        return execute_ray(pending, journal, job, count, settings.ray_address)
     workers = choose_workers(pending, settings)
     if workers <= 1 or len(pending) < workers:
         return asyncio.run(_single(pending, journal, job))

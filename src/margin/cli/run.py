@@ -49,6 +49,13 @@ from margin.cli.options import (
     "Run in rounds; give more repeats only to undecided cells (up to run.max_repeats)."
 )
 @option(
+    "--executor",
+    env="MARGIN_EXECUTOR",
+    type=click.Choice(["local", "ray"]),
+    help="Run on this machine (local) or over a Ray cluster (ray; margin[ray]).",
+)
+@option("--ray-address", env="MARGIN_RAY_ADDRESS", metavar="ADDR", help="Ray cluster to join.")
+@option(
     "--shard",
     "shard_text",
     env="MARGIN_SHARD",
@@ -87,6 +94,8 @@ def command(
     retry_errors: bool,
     policy_texts: tuple[str, ...],
     shard_text: str | None,
+    executor: str | None,
+    ray_address: str | None,
     adaptive: bool | None,
     max_repeats: int | None,
 ) -> None:
@@ -113,8 +122,14 @@ def command(
         workers=workers,
         adaptive=adaptive,
         max_repeats=max_repeats,
+        executor=executor,
+        ray_address=ray_address,
     )
     settings = inputs.settings
+    if settings.executor == "ray":
+        from margin.ray_executor import ray_module
+
+        ray_module(local=settings.ray_address is None)  # without Ray: one line, before any call
     shard = None
     if shard_text is not None:
         from margin.shards import parse_shard
