@@ -100,7 +100,14 @@ async def bare_loop(url: str, attempts: int, concurrency: int) -> float:
     return elapsed
 
 
-def margin_run(url: str, attempts: int, concurrency: int, folder: Path, cache_dir: Path) -> float:
+def margin_run(
+    url: str,
+    attempts: int,
+    concurrency: int,
+    folder: Path,
+    cache_dir: Path,
+    executor: str = "local",
+) -> float:
     """margin's own path (as `margin run` takes it): plan, workers, runner, journal, cache."""
     model = ModelSpec(
         name="bench",
@@ -110,7 +117,12 @@ def margin_run(url: str, attempts: int, concurrency: int, folder: Path, cache_di
         timeout=30,
         price={"input_per_mtok": 0.1, "output_per_mtok": 0.2},  # type: ignore[arg-type]
     )
-    settings = RunSettings(repeats=attempts // CASES, concurrency=concurrency, paraphrases=False)
+    settings = RunSettings(
+        repeats=attempts // CASES,
+        concurrency=concurrency,
+        paraphrases=False,
+        executor=executor,  # type: ignore[arg-type]
+    )
     plan = build_plan([bench_suite()], [model], settings)
     assert len(plan) == attempts
     with Journal(folder / "journal.jsonl") as journal:
@@ -127,6 +139,9 @@ def main() -> int:
     )
     parser.add_argument("--attempts", type=int, default=2000)
     parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument(
+        "--ray", action="store_true", help="also run the Ray executor (a local instance)"
+    )
     args = parser.parse_args()
     server, url = start_server(args.latency)
     failures: list[str] = []
@@ -163,6 +178,17 @@ def main() -> int:
                     failures.append(f"concurrency 20: {ours / ideal:.3f} × ideal > 1.15")
                 if ours / bare > 1.10:
                     failures.append(f"concurrency {concurrency}: {ours / bare:.3f} × bare > 1.10")
+                if args.ray:
+                    from margin.ray_executor import start
+
+                    start(None)  # started once, outside the timing, as a cluster would be
+                    ray = margin_run(
+                        url, args.attempts, concurrency, folder / "ray", folder / "rcache", "ray"
+                    )
+                    print(
+                        f"{'':>11} Ray executor (local instance): {ray:.2f} s,"
+                        f" {ray / ideal:.3f} × ideal, {ray / ours:.3f} × margin's pool"
+                    )
                 if concurrency == 100:
                     hits = margin_run(
                         url, args.attempts, concurrency, folder / "hits", folder / "cache"

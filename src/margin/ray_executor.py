@@ -80,8 +80,22 @@ class _RemoteBudget(Budget):
             self._ask("settle", reserved, billed)
 
 
-def _actors(ray: Any) -> tuple[Any, Any, Any]:
-    """The limiter, budget and worker actor classes (defined once Ray is imported)."""
+def _actors(ray: Any) -> tuple[Any, Any, Any, Any]:
+    """The limiter, budget, collector and worker actor classes (defined once Ray is imported)."""
+
+    @ray.remote(num_cpus=0, max_concurrency=1000)
+    class Collector:
+        """Finished records on their way to the driver, taken in batches."""
+
+        def __init__(self) -> None:
+            self.items: list[tuple[str | None, str]] = []
+
+        def put(self, item: tuple[str | None, str]) -> None:
+            self.items.append(item)
+
+        def take(self) -> list[tuple[str | None, str]]:
+            items, self.items = self.items, []
+            return items
 
     @ray.remote(num_cpus=0, max_concurrency=100_000)
     class ModelLimiter:
@@ -144,7 +158,7 @@ def _actors(ray: Any) -> tuple[Any, Any, Any]:
 
             class QueueSink:
                 def append(self, record: AttemptRecord, cache_key: str | None = None) -> None:
-                    queue.put((cache_key, record.model_dump_json()))
+                    ray.get(queue.put.remote((cache_key, record.model_dump_json())))
 
             def shared(limiter: Any) -> Any:
                 @asynccontextmanager
@@ -173,7 +187,7 @@ def _actors(ray: Any) -> tuple[Any, Any, Any]:
                 if cache is not None:
                     cache.close()
 
-    return ModelLimiter, BudgetAccount, Worker
+    return ModelLimiter, BudgetAccount, Collector, Worker
 
 
 def execute_ray(
@@ -184,13 +198,11 @@ def execute_ray(
     ray = start(address)
     if workers is None:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    from ray.util.queue import Empty, Queue
-
-    limiter_cls, account_cls, worker_cls = _actors(ray)
+    limiter_cls, account_cls, collector_cls, worker_cls = _actors(ray)
     models = {a.model.name: a.model for a in pending}
     limiters = {n: limiter_cls.remote(m.concurrency, m.rpm) for n, m in models.items()}
     account = account_cls.remote(job.budget.cap, job.budget.spent)
-    queue = Queue()
+    queue = collector_cls.remote()
     parts: list[list[Attempt]] = [[] for _ in range(max(1, workers))]
     for index, attempt in enumerate(pending):
         parts[index % len(parts)].append(attempt)
@@ -214,11 +226,7 @@ def execute_ray(
     sink = JournalAndCache(journal, cache)
 
     def drain() -> None:
-        while True:
-            try:
-                key, line = queue.get_nowait()
-            except Empty:
-                return
+        for key, line in ray.get(queue.take.remote()):
             record = AttemptRecord.model_validate_json(line)
             sink.append(record, key)
             stats.add(record)
@@ -239,11 +247,11 @@ def execute_ray(
         time.sleep(_POLL_S)
         drain()
     finally:
-        for actor in actors:
+        stats.budget_stopped = bool(ray.get(account.is_stopped.remote()))
+        for actor in [*actors, queue, account, *limiters.values()]:
             ray.kill(actor)
         if cache is not None:
             cache.close()
         stats.not_run = stats.total - stats.resumed - stats.done
-        stats.budget_stopped = bool(ray.get(account.is_stopped.remote()))
         display.stop(stats)
     return stats
