@@ -487,15 +487,20 @@ def build_results(folder: Path, scores: Scores, lines: list[str]) -> Results:
     )
 
 
+def _targets(scores: Scores) -> dict[tuple[str, str], float]:
+    """Each scored task's target."""
+    return {
+        (str(suite), str(task)): float(target)
+        for suite, task, target in scores.tasks[["suite", "task", "target"]].to_numpy(dtype=object)
+    }
+
+
 def _crossing_policies(rows: list[PolicyRow], scores: Scores) -> tuple[list[str], list[str]]:
     """Policies whose lower bound reaches the target on every task (none undecided), cheapest
     first, and a line for each: its worst task and its cost against the recommended model's."""
     from margin.numbers import interval, money, percent
 
-    targets = {
-        (str(suite), str(task)): float(target)
-        for suite, task, target in scores.tasks[["suite", "task", "target"]].to_numpy(dtype=object)
-    }
+    targets = _targets(scores)
     by_policy: dict[str, list[PolicyRow]] = {}
     for row in rows:
         by_policy.setdefault(row.policy, []).append(row)
@@ -537,10 +542,7 @@ def _policy_records(
         return [], []
     names = {str(m["name"]) for m in run_file.get("models") or []}
     policies = [parse_policy(text, names) for text in texts]
-    targets = {
-        (str(suite), str(task)): float(target)
-        for suite, task, target in scores.tasks[["suite", "task", "target"]].to_numpy(dtype=object)
-    }
+    targets = _targets(scores)
     run = measured(scores.attempts.steps, policies, targets)
     return _records(estimate_all(scores.attempts.frame, policies)), _records(run)
 
