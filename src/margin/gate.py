@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from margin.errors import ConfigError, UserError
 from margin.numbers import interval, percent, rate_with_interval, seconds
 from margin.regression import Comparison, paired_regression, unpaired_regression
-from margin.results import RESULTS_NAME, Results, TaskRow, read_results
+from margin.results import RESULTS_NAME, JudgeRow, Results, TaskRow, read_results
 from margin.source import read_yaml, validate_model
 from margin.stats.frame import read_attempts
 from margin.stats.intervals import effective_n_to_decide
@@ -108,16 +108,7 @@ def run_gate(
     untrusted = {(j.suite, j.task): j for j in results.judges if not j.trusted}
     for row in rows:
         report.checked.append(f"{row.model} on {row.suite}/{row.task}")
-        judge = untrusted.get((row.suite, row.task))
-        if judge is not None:  # its verdicts cannot decide: neither pass nor fail on them
-            now = rate_with_interval(row.passes, row.n, row.low, row.high)
-            rule = f"judge {judge.judge} ({judge.validator}) not trusted: {judge.status}"
-            task = f"{row.suite}/{row.task}"
-            report.findings.append(
-                Finding(row.model, task, "all", "–", now, "–", None, rule, insufficient=True)
-            )
-        else:
-            _check_target(row, config, report)
+        _check_target(row, config, report, untrusted.get((row.suite, row.task)))
         _check_limits(row, config, report)
     if baseline is not None:
         base = _results_of(baseline)
@@ -153,10 +144,20 @@ def _gated(results: Results, config: GateConfig) -> list[TaskRow]:
     ]
 
 
-def _check_target(row: TaskRow, config: GateConfig, report: GateReport) -> None:
+def _check_target(
+    row: TaskRow, config: GateConfig, report: GateReport, judge: JudgeRow | None = None
+) -> None:
+    """Crosses, falls short or undecided against the target; with an untrusted `judge` on the
+    task, insufficient evidence whatever the rate (its verdicts cannot decide)."""
     task = f"{row.suite}/{row.task}"
     target = config.targets.get(task, row.target if row.target is not None else 0.0)
     now = rate_with_interval(row.passes, row.n, row.low, row.high)
+    if judge is not None:
+        rule = f"judge {judge.judge} ({judge.validator}) not trusted: {judge.status}"
+        report.findings.append(
+            Finding(row.model, task, "all", "–", now, "–", None, rule, insufficient=True)
+        )
+        return
     if row.low >= target:
         return
     if row.high < target:

@@ -25,6 +25,9 @@ from margin.suite import Suite
 from margin.validators.judge import JudgeValidator
 
 JUDGES_NAME = "judges.json"
+CHECK_FIELDS = ("examples", "agreement", "kappa", "kappa_low", "kappa_high", "false_pass_rate",
+                "false_fail_rate")  # fmt: skip
+"""What a judge's row takes from its `margin judge-check` result."""
 
 
 class JudgeEntry(BaseModel):
@@ -116,13 +119,7 @@ def judge_rows(folder: Path, min_kappa: float) -> list[dict[str, Any]]:
                 "cost_usd": stats["cost"],
                 "self_agreement": sum(agreements) / len(agreements) if agreements else None,
                 "checked": check is not None,
-                "examples": None if check is None else check.examples,
-                "agreement": None if check is None else check.agreement,
-                "kappa": None if check is None else check.kappa,
-                "kappa_low": None if check is None else check.kappa_low,
-                "kappa_high": None if check is None else check.kappa_high,
-                "false_pass_rate": None if check is None else check.false_pass_rate,
-                "false_fail_rate": None if check is None else check.false_fail_rate,
+                **{f: None if check is None else getattr(check, f) for f in CHECK_FIELDS},
                 "min_kappa": min_kappa,
                 "trusted": trusted,
                 "status": status,

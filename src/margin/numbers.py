@@ -62,3 +62,11 @@ def seconds(value: float | None) -> str:
     if value is None or value != value:
         return "–"
     return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
+
+
+def inside(rate: float | None, low: float | None, high: float | None) -> str:
+    """Whether a measured rate falls inside an estimate's interval: yes, no, or — (no rate or
+    no estimate)."""
+    if rate is None or rate != rate or low is None or high is None:
+        return "—"
+    return "yes" if low <= rate <= high else "no"

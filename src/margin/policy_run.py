@@ -28,8 +28,21 @@ Batch = Callable[[Sequence[Attempt], JournalState], RunStats]
 """Runs one stage's attempts into the journal (given its state before) and returns the totals."""
 
 
+Templates = dict[tuple[str, str, str, str, str], Attempt]
+"""(model, suite, task, case, variant) → the plan's first repeat of that prompt."""
+
+
+def templates(plan: Plan) -> Templates:
+    """Each prompt's first planned attempt per model: what a policy's tries are made from."""
+    return {
+        (a.key.model, a.key.suite, a.key.task, a.key.case, a.key.variant): a
+        for a in plan.attempts
+        if a.key.repeat == 0
+    }
+
+
 def stage(
-    plan: Plan,
+    first: Templates,
     policy: Policy,
     index: int,
     state: JournalState,
@@ -41,11 +54,6 @@ def stage(
     all journaled as validator failures, and whose try `index` is not journaled yet."""
     tries = policy.tries
     model = tries[index]
-    first = {
-        (a.key.model, a.key.suite, a.key.task, a.key.case, a.key.variant): a
-        for a in plan.attempts
-        if a.key.repeat == 0
-    }
     prompts = sorted({key[1:] for key in first})
     pending = []
     for suite, task, case, variant in prompts:
@@ -82,10 +90,11 @@ def run_policies(
     """Run every policy's executions, stage by stage; the last batch's totals (None if nothing
     was left to run). Stops at a halt, the budget cap, or attempts left unrun."""
     stats = None
+    first = templates(plan)  # once: a large plan is not walked again for every stage
     for policy in policies:
         for index in range(len(policy.tries)):
             state = journal_state(journal)
-            pending = stage(plan, policy, index, state, settings, retry_errors, shard)
+            pending = stage(first, policy, index, state, settings, retry_errors, shard)
             if not pending:
                 continue
             stats = batch(pending, state)

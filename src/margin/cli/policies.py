@@ -98,7 +98,7 @@ def _print_runs(
     """The policies run for real (`margin run --policy`), beside their estimates."""
     from rich.table import Table
 
-    from margin.numbers import interval, money, percent, seconds
+    from margin.numbers import inside, interval, money, percent, seconds
     from margin.policies import measured
     from margin.stats.score import run_targets
 
@@ -114,16 +114,15 @@ def _print_runs(
         out.add_column(name)
     for row in runs.to_dict("records"):
         guess = guesses.get((row["policy"], row["suite"], row["task"]))
-        inside = "—"
-        if guess is not None and row["rate"] == row["rate"]:
-            inside = "yes" if guess["low"] <= row["rate"] <= guess["high"] else "no"
+        bounds = (None, None) if guess is None else (guess["low"], guess["high"])
+        covered = inside(row["rate"], *bounds)
         out.add_row(
             row["policy"], f"{row['suite']}/{row['task']}",
             f"{row['passes']}/{row['n']} {percent(row['rate'], row['passes'], row['n'])}",
             interval(row["low"], row["high"]), str(row["verdict"]),
             "—" if guess is None else f"{percent(guess['rate'])} "
             f"{interval(guess['low'], guess['high'])}",
-            inside, f"{row['calls']:.2f}", money(row["cost_per_1000"]),
+            covered, f"{row['calls']:.2f}", money(row["cost_per_1000"]),
             seconds(row["latency_p95"]), str(row["infra_errors"]),
         )  # fmt: skip
     console.print(out)

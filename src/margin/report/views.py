@@ -12,6 +12,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from margin.numbers import inside
 from margin.report.svg import Chart, Point, Series, render
 from margin.results import Results, TaskRow
 
@@ -280,11 +281,8 @@ def policy_runs(results: Results) -> list[dict[str, Any]]:
     rows = []
     for run in results.policy_runs:
         estimate = estimates.get((run.policy, run.suite, run.task))
-        if estimate is None or run.rate is None:
-            inside = "—"
-        else:
-            inside = "yes" if estimate.low <= run.rate <= estimate.high else "no"
-        rows.append({"run": run, "estimate": estimate, "inside": inside})
+        bounds = (None, None) if estimate is None else (estimate.low, estimate.high)
+        rows.append({"run": run, "estimate": estimate, "inside": inside(run.rate, *bounds)})
     return rows
 
 
