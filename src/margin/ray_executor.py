@@ -107,9 +107,13 @@ def _actors(ray: Any) -> tuple[Any, Any, Any, Any]:
             self.slots = asyncio.Semaphore(concurrency)
             self.rate = AsyncLimiter(1, 60.0 / rpm) if rpm else None
             self.held: dict[int, int] = {}
+            self.dead: set[int] = set()
 
         async def acquire(self, holder: int) -> None:
             await self.slots.acquire()
+            if holder in self.dead:  # asked before its worker died: nobody would give it back
+                self.slots.release()
+                return
             self.held[holder] = self.held.get(holder, 0) + 1
             if self.rate is not None:
                 await self.rate.acquire()
@@ -120,7 +124,9 @@ def _actors(ray: Any) -> tuple[Any, Any, Any, Any]:
                 self.slots.release()
 
         async def forget(self, holder: int) -> None:
-            """A worker died: the slots it held come back (else the others would wait forever)."""
+            """A worker died: the slots it held come back, and so does every slot its calls
+            still queued here would take (else the other workers would wait forever)."""
+            self.dead.add(holder)
             for _ in range(self.held.pop(holder, 0)):
                 self.slots.release()
 

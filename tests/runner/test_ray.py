@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +50,20 @@ def run(config: Path, out: Path, *extra: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def ray_workers() -> list[int]:
+    """PIDs of processes running margin's Ray worker actor (`ray::Worker…` in their title)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if b"ray::Worker" in title:
+                found.append(int(entry.name))
+    return found
+
+
 def verdicts(folder: Path) -> dict[str, bool | None]:
     return {r.key: r.passed for r in read_journal(folder / "journal.jsonl")}
 
@@ -68,6 +85,39 @@ def test_ray_gives_the_inline_runs_keys_and_verdicts_within_a_cluster_wide_limit
     assert len(inline) == 60 and distributed == inline
     # three worker actors, each allowed 4 by its own lane: the limiter actor holds 4 in all
     assert stats["max_in_flight"] <= 4
+
+
+def test_a_killed_ray_worker_loses_nothing_finished_and_the_rerun_completes(tmp_path) -> None:
+    with loopback(Script(rules=ROUTING_RULES, latency_s=0.15)) as url:
+        config = models(tmp_path, url, concurrency=2)
+        out = tmp_path / "run"
+        killed: list[int] = []
+
+        def kill_a_worker() -> None:
+            deadline = time.monotonic() + 60
+            while not killed and time.monotonic() < deadline:
+                if server_stats(url).get("ok", 0) >= 10:
+                    for pid in ray_workers():
+                        os.kill(pid, signal.SIGKILL)
+                        killed.append(pid)
+                        return
+                time.sleep(0.05)
+
+        killer = threading.Thread(target=kill_a_worker)
+        killer.start()
+        code, output = run(config, out, "--repeats", "4", "--executor", "ray", "--workers", "2")
+        killer.join()
+        assert killed, "no Ray worker was found to kill"
+        first = list(read_journal(out / "journal.jsonl"))
+        ok = server_stats(url)["ok"]
+        assert len({r.key for r in first}) == len(first) <= ok  # nothing twice, nothing invented
+        if code != 0:
+            assert "not run" in output  # the killed worker's share is left for the rerun
+        code, output = run(config, out, "--repeats", "4", "--executor", "ray", "--workers", "2")
+        assert code == 0, output
+    again = verdicts(out)
+    assert len(again) == 80 and all(again.values())
+    assert {r.key for r in first} <= set(again)
 
 
 def test_without_ray_the_executor_is_one_line(tmp_path, monkeypatch) -> None:
