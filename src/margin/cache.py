@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from margin.journal import AttemptRecord, Journal
 from margin.plan import Attempt
 
 CACHE_ENV = "MARGIN_CACHE_DIR"
+CACHE_FILE = "answers.sqlite3"
 
 
 def default_cache_dir() -> Path:
@@ -81,7 +83,7 @@ class AnswerCache:
 
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / "answers.sqlite3"
+        self.path = folder / CACHE_FILE
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -102,6 +104,20 @@ class AnswerCache:
             (key,),
         ).fetchone()
         return CachedAnswer(*row) if row else None
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, CachedAnswer]:
+        """The cached answers among `keys` (one query per thousand keys)."""
+        found: dict[str, CachedAnswer] = {}
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            marks = ",".join("?" * len(chunk))
+            query = (
+                "SELECT key, text, input_tokens, output_tokens, latency_s, cost_usd,"
+                f" finish_reason FROM answers WHERE key IN ({marks})"
+            )
+            for key, *row in self._db.execute(query, chunk):
+                found[key] = CachedAnswer(*row)
+        return found
 
     def put(self, key: str, answer: CachedAnswer) -> None:
         """Store (or replace) the answer for `key`."""

@@ -166,6 +166,13 @@ class Runner:
         self._in_process = asyncio.Semaphore(1)
         self._judges: dict[str, _Lane] = {}
         self.stats = RunStats(total=0)
+        self._keys: dict[str, str] = {}
+        self._answers: dict[str, CachedAnswer] = {}
+
+    def prefetched(self, keys: dict[str, str], answers: dict[str, CachedAnswer]) -> None:
+        """The cache was read for these attempts already: `keys` gives each one's cache key (by
+        attempt key), `answers` what the cache held. A probed attempt is not looked up again."""
+        self._keys, self._answers = dict(keys), dict(answers)
 
     async def run(self, pending: Iterable[Attempt], resumed: int = 0) -> RunStats:
         """Run every pending attempt (plan order within a model) and return the totals."""
@@ -270,9 +277,13 @@ class Runner:
 
     async def _attempt(self, lane: _Lane, attempt: Attempt) -> tuple[AttemptRecord, str | None]:
         started = datetime.now(UTC)
-        key = cache_key(lane.model, attempt) if self.cache is not None else None
+        probed = self._keys.pop(str(attempt.key), None)
+        key = probed or (cache_key(lane.model, attempt) if self.cache is not None else None)
         if key is not None and self.read_cache:
-            hit = self.cache.get(key) if self.cache is not None else None
+            if probed is not None:
+                hit = self._answers.get(key)
+            else:
+                hit = self.cache.get(key) if self.cache is not None else None
             if hit is not None:
                 verdicts = await self._verdicts(attempt, hit.text)
                 return self._judged(attempt, started, hit, verdicts, cache_hit=True), None

@@ -11,20 +11,21 @@ exactly c and r; the spending cap is one account in shared memory.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
 from margin.budget import Budget
-from margin.cache import AnswerCache, JournalAndCache
+from margin.cache import CACHE_FILE, AnswerCache, CachedAnswer, JournalAndCache, cache_key
 from margin.config import ModelSpec, RunSettings
 from margin.journal import AttemptRecord, Journal
 from margin.plan import Attempt
@@ -78,10 +79,38 @@ def execute(
 
         count = None if settings.workers == "auto" else settings.workers
         return execute_ray(pending, journal, job, count, settings.ray_address)
-    workers = choose_workers(pending, settings)
-    if workers <= 1 or len(pending) < workers:
-        return asyncio.run(_single(pending, journal, job))
+    probe = _probe(pending, job)
+    workers = min(choose_workers(pending, settings), choose_workers(probe.calls, settings))
+    if not probe.calls or workers <= 1 or len(pending) < workers:
+        return asyncio.run(_single(pending, journal, job, probe))
     return _pool(pending, journal, job, workers)
+
+
+@dataclass
+class _Probe:
+    """What the cache already answers, looked up in one pass before the run."""
+
+    calls: list[Attempt]
+    """The attempts that will call their model: those without an answer in the cache."""
+    keys: dict[str, str] = field(default_factory=dict)
+    """Each probed attempt's cache key, by attempt key (computed once)."""
+    answers: dict[str, CachedAnswer] = field(default_factory=dict)
+    """The cached answers, by cache key."""
+
+
+def _probe(pending: Sequence[Attempt], job: _Job) -> _Probe:
+    """Look every attempt up in the cache at once. Workers are chosen for the calls only: answers
+    replayed from the cache need neither worker processes nor litellm."""
+    if job.cache_dir is None or not job.read_cache or not (job.cache_dir / CACHE_FILE).exists():
+        return _Probe(list(pending))
+    keys = {str(a.key): cache_key(a.model, a) for a in pending}
+    cache = AnswerCache(job.cache_dir)
+    try:
+        answers = cache.get_many(list(keys.values()))
+    finally:
+        cache.close()
+    calls = [a for a in pending if keys[str(a.key)] not in answers]
+    return _Probe(calls, keys, answers)
 
 
 @dataclass(frozen=True)
@@ -96,7 +125,9 @@ class _Job:
     budget: Budget
 
 
-async def _single(pending: Sequence[Attempt], journal: Journal, job: _Job) -> RunStats:
+async def _single(
+    pending: Sequence[Attempt], journal: Journal, job: _Job, probe: _Probe | None = None
+) -> RunStats:
     cache = AnswerCache(job.cache_dir) if job.cache_dir is not None else None
     try:
         runner = Runner(
@@ -107,6 +138,8 @@ async def _single(pending: Sequence[Attempt], journal: Journal, job: _Job) -> Ru
             budget=job.budget,
             progress=job.progress,
         )
+        if probe is not None:
+            runner.prefetched(probe.keys, probe.answers)
         return await runner.run(pending, job.resumed)
     finally:
         if cache is not None:
@@ -114,9 +147,13 @@ async def _single(pending: Sequence[Attempt], journal: Journal, job: _Job) -> Ru
 
 
 def _pool(pending: Sequence[Attempt], journal: Journal, job: _Job, workers: int) -> RunStats:
-    from margin.providers.gateway import litellm_module
+    from margin.providers.gateway import warm
 
-    litellm_module()  # import once, before forking: each worker would spend seconds on it
+    # Import litellm and its first call's lazy imports once, before forking: each worker would
+    # spend seconds of CPU on them. Then freeze what exists, so that no worker's garbage
+    # collector walks (and copies, page by page) the parent's objects it inherited.
+    warm([a.model for a in pending])
+    gc.freeze()
     context = get_context("fork")
     shares = split_limits(pending, job.settings, workers)
     children, pipes = [], []
@@ -128,6 +165,7 @@ def _pool(pending: Sequence[Attempt], journal: Journal, job: _Job, workers: int)
         send.close()
         children.append(child)
         pipes.append(receive)
+    gc.unfreeze()  # the children have their copies; the parent collects as usual again
     stats = RunStats(total=job.resumed + len(pending), resumed=job.resumed)
     display = job.progress or NoProgress()
     display.start(stats)  # after forking: no display thread is copied into a child

@@ -417,3 +417,37 @@ def test_a_missing_key_is_one_line_before_any_worker_starts(
         assert server_stats(url).get("requests", 0) == 0
     assert result.exit_code == 2
     assert result.stderr.strip() == "error: environment variable LOOP_KEY is not set (model loop)"
+
+
+def test_a_fully_cached_run_never_imports_litellm(
+    tmp_path, models_config, cache_dir
+) -> None:
+    """Every answer in the cache: the rerun (in a fresh process, workers asked for) replays them
+    without a call and without importing litellm (seconds of CPU) — in one process."""
+    import subprocess
+    import sys
+
+    with loopback(Script(rules=ROUTING_RULES)) as url:
+        models = models_config(url)
+        first = run_cli("run", ROUTING, "--models", str(models), "--repeats", "3",
+                        "--out", str(tmp_path / "a"))  # fmt: skip
+        assert first.exit_code == 0, first.output
+        calls = server_stats(url)["requests"]
+        script = (
+            "import sys\n"
+            "from margin.cli.main import cli\n"
+            "try:\n"
+            "    cli.main(sys.argv[1:], standalone_mode=False)\n"
+            "finally:\n"
+            "    print('litellm imported:', 'litellm' in sys.modules)\n"
+        )
+        args = ["run", ROUTING, "--models", str(models), "--repeats", "3", "--workers", "2",
+                "--out", str(tmp_path / "b")]  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", script, *args], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        assert server_stats(url)["requests"] == calls
+    assert "litellm imported: False" in done.stdout
+    b = list(read_journal(tmp_path / "b" / "journal.jsonl"))
+    assert len(b) == 60 and all(r.cache_hit for r in b)

@@ -9,6 +9,7 @@ the class decides whether the runner retries.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import os
 import time
@@ -30,6 +31,7 @@ from margin.errors import (
     ServerError,
     margin_bug,
 )
+from margin.prices import price_for
 
 LITELLM_ENV = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
@@ -89,6 +91,39 @@ def litellm_module() -> Any:
     return litellm
 
 
+def warm(models: Sequence[ModelSpec]) -> None:
+    """Import litellm and run each model's provider path once without a network call (litellm's
+    `mock_response`), so the hundreds of modules a first call imports lazily are loaded here —
+    in the parent, once — and not again in every worker process forked from it."""
+    litellm = litellm_module()
+    import openai
+
+    openai.AsyncOpenAI(api_key=NO_KEY, base_url="http://127.0.0.1:9").chat.completions  # noqa: B018
+
+    async def mocked(model: ModelSpec) -> None:
+        await litellm.acompletion(
+            model=model.model,
+            messages=[{"role": "user", "content": "warm"}],
+            mock_response="warm",
+            api_base=model.api_base,
+            api_key=NO_KEY,
+            max_tokens=1,
+            temperature=0.0,
+            seed=0,
+            max_retries=0,
+            timeout=5,
+            drop_params=True,
+        )
+
+    async def each() -> None:
+        for model in {m.model: m for m in models}.values():
+            if model.provider not in NO_HTTP_TIMEOUT:
+                with contextlib.suppress(Exception):  # a warm-up is an optimisation, never a fault
+                    await mocked(model)
+
+    asyncio.run(each())
+
+
 async def complete(
     model: ModelSpec,
     messages: Sequence[dict[str, str]],
@@ -111,6 +146,12 @@ async def complete(
     }
     if model.sampling.top_p is not None:
         kwargs["top_p"] = model.sampling.top_p
+    price = price_for(model)
+    if price.source in ("config", "local"):
+        # litellm prices every answer itself; told margin's price (its documented custom
+        # pricing) it skips the price-map lookups that fail for a model the map does not know.
+        kwargs["input_cost_per_token"] = price.input
+        kwargs["output_cost_per_token"] = price.output
     dropped = _dropped(model.model, tuple(k for k in SAMPLING_PARAMS if k in kwargs))
     if model.api_base:
         kwargs["api_base"] = model.api_base
@@ -177,7 +218,12 @@ def forget_clients() -> None:
 
 
 async def close_clients() -> None:
-    """Close and forget litellm's cached HTTP clients (they belong to this event loop)."""
+    """Close and forget litellm's cached HTTP clients (they belong to this event loop); a run
+    that never called a model (every answer from the cache) never imports litellm for it."""
+    import sys
+
+    if "litellm" not in sys.modules:
+        return
     litellm = litellm_module()
     await litellm.close_litellm_async_clients()
     litellm.in_memory_llm_clients_cache.flush_cache()
