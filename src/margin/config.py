@@ -73,6 +73,27 @@ class ModelSpec(_Model):
     """Sampling settings."""
     tokens_per_second: float | None = Field(default=None, gt=0)
     """Generation speed, for `margin plan`'s time estimate."""
+    parallel: int | None = Field(default=None, ge=1, le=16)
+    """A local model (`local/…`) only: decode this many calls together in one llama.cpp instance
+    (continuous batching) — more throughput, but each call's latency is then measured while
+    others share the cores, so its attempts carry `batched` and the report says so. Opt-in;
+    `concurrency` must be at least this."""
+
+    @model_validator(mode="after")
+    def _parallel_is_local(self) -> ModelSpec:
+        if self.parallel is not None and self.parallel > 1:
+            if self.provider != "local":
+                raise ValueError("parallel is for in-process models (local/…) only")
+            if self.concurrency < self.parallel:
+                raise ValueError(
+                    f"parallel: {self.parallel} needs concurrency: {self.parallel} or more"
+                )
+        return self
+
+    @property
+    def batched(self) -> bool:
+        """Its calls share the model with others in flight (`parallel` > 1)."""
+        return (self.parallel or 1) > 1
 
     @field_validator("api_key")
     @classmethod

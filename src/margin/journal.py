@@ -112,6 +112,9 @@ class AttemptRecord(BaseModel):
     """The cap on the answer's tokens sent with the call."""
     dropped_params: list[str] = []
     """Sampling parameters the provider does not take, so they were not sent (e.g. `seed`)."""
+    batched: bool = False
+    """The call ran with others decoded together in one local model (`parallel` > 1): its
+    latency was measured under batching, not alone."""
     policy: str | None = None
     """The delivery policy (`retry(m, 2)`) whose execution this attempt is a step of; None for
     an attempt of a bare model. A step's `repeat` is its execution's index."""

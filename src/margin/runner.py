@@ -163,7 +163,7 @@ class Runner:
         )
         # In-process models share the machine's cores: one call at a time across all of them,
         # so none is slowed by another and each latency is the model's own.
-        self._in_process = asyncio.Semaphore(1)
+        self._in_process = _CoreRoom()
         self._judges: dict[str, _Lane] = {}
         self.stats = RunStats(total=0)
         self._keys: dict[str, str] = {}
@@ -191,7 +191,7 @@ class Runner:
                 if (lane.queue or lane.model.name in self._judges) and (
                     lane.model.provider in IN_PROCESS_PROVIDERS
                 ):
-                    async with self._in_process:
+                    async with self._in_process.slot(lane.model):
                         await prepare(lane.model)
             async with asyncio.TaskGroup() as group:
                 for lane in lanes:
@@ -218,7 +218,7 @@ class Runner:
         try:
             for lane in self._judges.values():
                 if lane.model.provider in IN_PROCESS_PROVIDERS:
-                    async with self._in_process:
+                    async with self._in_process.slot(lane.model):
                         await prepare(lane.model)
 
             async def one(attempt: Attempt, output: str) -> Verdict:
@@ -456,7 +456,7 @@ class Runner:
             if shared is not None:  # a limit held across machines (the Ray executor)
                 await stack.enter_async_context(shared())
             if lane.model.provider in IN_PROCESS_PROVIDERS:
-                await stack.enter_async_context(self._in_process)
+                await stack.enter_async_context(self._in_process.slot(lane.model))
             await stack.enter_async_context(self._global)
             yield
 
@@ -523,6 +523,34 @@ class Runner:
         )
 
 
+class _CoreRoom:
+    """The machine's cores, for in-process models: one model at a time, and one call of it at a
+    time — or up to its `parallel` calls decoded together — so no call is slowed by another
+    model's and each latency is the model's own (or, batched, says so)."""
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Condition()
+        self._holder: str | None = None
+        self._inside = 0
+
+    @asynccontextmanager
+    async def slot(self, model: ModelSpec) -> AsyncIterator[None]:
+        room = model.parallel or 1
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: self._inside == 0 or (self._holder == model.name and self._inside < room)
+            )
+            self._holder, self._inside = model.name, self._inside + 1
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._inside -= 1
+                if self._inside == 0:
+                    self._holder = None
+                self._changed.notify_all()
+
+
 def _retryable(error: BaseException) -> bool:
     return isinstance(error, ProviderError) and error.retryable
 
@@ -563,6 +591,7 @@ def _record(attempt: Attempt, started: datetime, **fields: object) -> AttemptRec
             "temperature": attempt.model.sampling.temperature,
             "messages": [MessageRecord(role=m.role, content=m.content) for m in attempt.messages],
             "max_tokens": attempt.max_tokens,
+            "batched": attempt.model.batched,
             "policy": key.policy or None,
             "step": key.step if key.policy else None,
             "started_at": started,

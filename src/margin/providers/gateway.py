@@ -204,7 +204,7 @@ async def prepare(model: ModelSpec) -> None:
         from margin.providers.local_models import ModelFileError
 
         try:
-            await preload(model.model.split("/", 1)[1])
+            await preload(model.model.split("/", 1)[1], model.parallel)
         except ModelFileError:
             return
 

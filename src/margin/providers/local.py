@@ -21,7 +21,8 @@ CONTEXT_TOKENS = 4096
 """Context window given to every local model (long-context noise stays inside it)."""
 
 _LOADED: dict[str, Any] = {}
-_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS: dict[str, threading.Semaphore] = {}
+_PARALLEL: dict[str, int] = {}
 _LOADING = threading.Lock()
 
 
@@ -32,11 +33,14 @@ def runtime_available() -> bool:
     return importlib.util.find_spec("xllamacpp") is not None
 
 
-def load(name: str) -> Any:
-    """The loaded xllamacpp Server for `local/<name>` (loaded on first use, then reused)."""
+def load(name: str, parallel: int | None = None) -> Any:
+    """The loaded xllamacpp Server for `local/<name>` (loaded on first use, then reused), with
+    `parallel` slots decoded together (continuous batching; default 1, or as loaded)."""
     with _LOADING:
-        if name in _LOADED:
+        if name in _LOADED and parallel in (None, _PARALLEL[name]):
             return _LOADED[name]
+        _LOADED.pop(name, None)  # asked again with another `parallel`: loaded anew
+        slots = parallel or 1
         info = model_info(name)
         path = model_file(info)
         if not runtime_available():
@@ -47,14 +51,15 @@ def load(name: str) -> Any:
 
         params = xllamacpp.CommonParams()
         params.model.path = str(path)
-        params.n_ctx = CONTEXT_TOKENS
-        params.n_parallel = 1
+        params.n_ctx = CONTEXT_TOKENS * slots  # llama.cpp shares the context among its slots
+        params.n_parallel = slots
         params.cpuparams.n_threads = os.cpu_count() or 1
         params.cpuparams_batch.n_threads = os.cpu_count() or 1
         params.verbosity = -1
         params.warmup = False
         _LOADED[name] = xllamacpp.Server(params)
-        _LOCKS[name] = threading.Lock()
+        _LOCKS[name] = threading.Semaphore(slots)
+        _PARALLEL[name] = slots
         return _LOADED[name]
 
 
@@ -101,9 +106,9 @@ async def achat(
         raise ProviderError(f"local runtime: {type(exc).__name__}: {exc}") from None
 
 
-async def preload(name: str) -> None:
+async def preload(name: str, parallel: int | None = None) -> None:
     """Load `local/<name>` (and check its file) before any call is timed."""
-    await asyncio.to_thread(load, name)
+    await asyncio.to_thread(load, name, parallel)
 
 
 def local_handler() -> Any:
