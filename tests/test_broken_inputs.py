@@ -364,6 +364,18 @@ BROKEN_CONFIGS = [
         "must be an http:// or https:// URL",
         4,
     ),
+    (
+        "parallel-not-local",
+        "models:\n  - name: m\n    model: openai/x\n    parallel: 4\n    concurrency: 4\n",
+        "parallel is for in-process models (local/…) only",
+        2,
+    ),
+    (
+        "parallel-above-concurrency",
+        "models:\n  - name: m\n    model: local/smollm2-135m\n    parallel: 8\n",
+        "parallel: 8 needs concurrency: 8 or more",
+        2,
+    ),
 ]
 
 SECRETS = ("sk-abc123", "hunter2", "sk-leak1")

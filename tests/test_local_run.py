@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -146,3 +147,32 @@ def test_a_suite_through_litellm_http_against_xllamacpps_server(
     assert len(records) == 30 and all(r.error is None for r in records)
     assert all(r.output and r.output_tokens >= 1 for r in records)
     assert all(r.cost_usd == 0.0 for r in records)  # a loopback api_base is priced as local
+
+
+def test_parallel_batches_calls_of_the_real_local_model_and_says_so(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MARGIN_CACHE_DIR", str(tmp_path / "cache"))
+    batched = smollm().model_copy(update={"parallel": 3, "concurrency": 3})
+    config = tmp_path / "smol.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "models": [batched.model_dump(exclude_none=True)],
+                "run": {"paraphrases": False, "noise": False},
+            }
+        )
+    )
+    out = tmp_path / "run"
+    result = run_cli("run", str(SUITES / "routing.yaml"), "--models", str(config),
+                     "--repeats", "1", "--out", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = list(read_journal(out / "journal.jsonl"))
+    assert len(records) == 10 and all(r.error is None and r.batched for r in records)
+    spans = sorted((r.started_at, r.finished_at) for r in records)
+    overlapping = sum(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
+    assert overlapping >= 1  # calls were in the model together, not one after another
+    results = json.loads((out / "results.json").read_text())
+    assert results["run"]["models"][0]["parallel"] == 3
+    assert results["run"]["models"][0]["batched_attempts"] == 10
+    assert "smol (parallel: 3)" in results["run"]["latency_note"]
+    assert "Batched latency." in (out / "index.html").read_text()
+    assert "measured under batching" in (out / "summary.md").read_text()

@@ -372,6 +372,10 @@ class ModelFact(_Row):
     temperature: float
     max_tokens: int
     price_per_mtok: dict[str, float] | None
+    parallel: int | None = None
+    """Calls decoded together in one local model (`parallel`), if set."""
+    batched_attempts: int = 0
+    """Its attempts run under batching: their latency is a shared model's, not one call's."""
 
 
 class RunFacts(_Row):
@@ -396,6 +400,8 @@ class RunFacts(_Row):
     """The most repeats any attempt reached."""
     regime: str
     """What the repeats measure at the run's temperatures."""
+    latency_note: str | None = None
+    """Which models' latency was measured under batching (`parallel`), if any."""
 
 
 class Results(_Row):
@@ -579,6 +585,9 @@ def _run_facts(folder: Path, run_file: dict[str, Any], scores: Scores) -> RunFac
                 fingerprints=_fingerprints(copy) if copy.exists() else {},
             )
         )
+    batched = {
+        str(k): int(v) for k, v in frame.groupby("model", observed=True)["batched"].sum().items()
+    }
     models = []
     for spec in run_file.get("models") or []:
         sampling = spec.get("sampling") or {}
@@ -592,6 +601,8 @@ def _run_facts(folder: Path, run_file: dict[str, Any], scores: Scores) -> RunFac
                 temperature=float(sampling.get("temperature", 0.0)),
                 max_tokens=int(sampling.get("max_tokens", 256)),
                 price_per_mtok=price,
+                parallel=spec.get("parallel"),
+                batched_attempts=batched.get(spec["name"], 0),
             )
         )
     errors = Counter(str(e) for e in frame["error"].dropna())
@@ -613,6 +624,18 @@ def _run_facts(folder: Path, run_file: dict[str, Any], scores: Scores) -> RunFac
         spent_usd=float(frame["cost_usd"].fillna(0).sum()),
         repeats=repeats,
         regime=_regime(temperatures, repeats),
+        latency_note=_latency_note(models),
+    )
+
+
+def _latency_note(models: list[ModelFact]) -> str | None:
+    loaded = [m for m in models if m.batched_attempts]
+    if not loaded:
+        return None
+    names = ", ".join(f"{m.name} (parallel: {m.parallel})" for m in loaded)
+    return (
+        f"Latency of {names} was measured under batching: each call shared the model with"
+        " others decoded together, so its p50 and p95 are a loaded server's, not one user's."
     )
 
 

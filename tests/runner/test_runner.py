@@ -419,9 +419,7 @@ def test_a_missing_key_is_one_line_before_any_worker_starts(
     assert result.stderr.strip() == "error: environment variable LOOP_KEY is not set (model loop)"
 
 
-def test_a_fully_cached_run_never_imports_litellm(
-    tmp_path, models_config, cache_dir
-) -> None:
+def test_a_fully_cached_run_never_imports_litellm(tmp_path, models_config, cache_dir) -> None:
     """Every answer in the cache: the rerun (in a fresh process, workers asked for) replays them
     without a call and without importing litellm (seconds of CPU) — in one process."""
     import subprocess
@@ -451,3 +449,33 @@ def test_a_fully_cached_run_never_imports_litellm(
     assert "litellm imported: False" in done.stdout
     b = list(read_journal(tmp_path / "b" / "journal.jsonl"))
     assert len(b) == 60 and all(r.cache_hit for r in b)
+
+
+def test_the_core_room_admits_one_model_at_a_time_and_its_parallel_calls() -> None:
+    """In-process models share the cores: never two models at once; a model with `parallel: 3`
+    has up to 3 calls inside, one without it 1."""
+    import asyncio
+
+    from margin.config import ModelSpec
+    from margin.runner import _CoreRoom
+
+    wide = ModelSpec(name="wide", model="local/a", parallel=3, concurrency=3)
+    narrow = ModelSpec(name="narrow", model="local/b")
+    room = _CoreRoom()
+    inside: Counter[str] = Counter()
+    seen: list[dict[str, int]] = []
+
+    async def call(model: ModelSpec) -> None:
+        async with room.slot(model):
+            inside[model.name] += 1
+            seen.append(dict(+inside))
+            await asyncio.sleep(0.01)
+            inside[model.name] -= 1
+
+    async def main() -> None:
+        await asyncio.gather(*(call(m) for m in [wide, narrow] * 6))
+
+    asyncio.run(main())
+    assert all(len(state) == 1 for state in seen)  # one model in the room at a time
+    assert max(s.get("wide", 0) for s in seen) == 3
+    assert max(s.get("narrow", 0) for s in seen) == 1
