@@ -13,6 +13,7 @@ import click
 
 from margin.cli import (
     gate,
+    import_,
     judge_check,
     merge,
     models,
@@ -58,6 +59,7 @@ cli.add_command(run.command)
 cli.add_command(score.command)
 cli.add_command(report.command)
 cli.add_command(gate.command)
+cli.add_command(import_.command)
 cli.add_command(policies.command)
 cli.add_command(judge_check.command)
 cli.add_command(merge.command)

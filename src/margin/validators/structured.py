@@ -104,6 +104,63 @@ class JsonSchema(Validator):
         return self.verdict(False, f"{where}: {error.message}")
 
 
+def json_objects(output: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The JSON objects (`{…}`) found anywhere in `output`, in order, nested ones not counted
+    apart: the first that parses at each `{` not inside an earlier one (at most `limit`)."""
+    decoder = json.JSONDecoder()
+    found: list[dict[str, Any]] = []
+    at = output.find("{")
+    while at != -1 and len(found) < limit:
+        try:
+            value, end = decoder.raw_decode(output, at)
+        except (json.JSONDecodeError, RecursionError):
+            at = output.find("{", at + 1)
+            continue
+        if isinstance(value, dict):
+            found.append(value)
+        at = output.find("{", end)
+    return found
+
+
+class ContainsJson(Validator):
+    """A JSON object appears somewhere in the output (prose around it allowed) — and, with a
+    `definition`, one of the objects found is valid against that JSON Schema."""
+
+    name = "contains_json"
+    short = "definition"
+    short_takes_mapping = True
+    definition: dict[str, Any] | None = None
+    """An optional JSON Schema one of the objects must match."""
+
+    @model_validator(mode="after")
+    def _valid_schema(self) -> ContainsJson:
+        if self.definition is not None:
+            JsonSchema(definition=self.definition)  # the same checks: a schema, nothing fetched
+        return self
+
+    def check(self, output: str, ctx: CheckContext) -> Verdict:
+        objects = json_objects(output)
+        if not objects:
+            return self.verdict(False, "no JSON object in the answer")
+        if self.definition is None:
+            return self.verdict(True, f"{len(objects)} JSON object(s)")
+        problem = "no object matches the schema"
+        for value in objects:
+            try:
+                with time_budget():
+                    errors = list(schema_validator(self.definition).iter_errors(value))
+            except RegexTimeout:
+                return self.verdict(
+                    False, f"a schema pattern gave up after {CHECK_SECONDS:g} s on this answer"
+                )
+            error = jsonschema.exceptions.best_match(errors)
+            if error is None:
+                return self.verdict(True, "a JSON object matches the schema")
+            where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+            problem = f"{where}: {error.message}"
+        return self.verdict(False, problem)
+
+
 _MISSING = object()
 
 
@@ -335,6 +392,7 @@ class PythonSyntax(Validator):
 STRUCTURED_VALIDATORS: tuple[type[Validator], ...] = (
     Json,
     JsonSchema,
+    ContainsJson,
     JsonFields,
     NumberEquals,
     Choice,

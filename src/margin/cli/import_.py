@@ -1,0 +1,133 @@
+"""`margin import promptfoo`: convert checks kept in promptfoo into a margin suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from margin.cli.options import option
+
+
+@click.group("import")
+def command() -> None:
+    """Convert checks kept in another tool into margin suites."""
+
+
+@command.command("promptfoo")
+@click.argument("config", type=click.Path(path_type=Path))
+@option(
+    "--out",
+    env="MARGIN_IMPORT_OUT",
+    type=click.Path(path_type=Path),
+    help="The suite to write (default: suites/NAME.yaml, NAME from the config's folder).",
+)
+@option(
+    "--models-out",
+    env="MARGIN_IMPORT_MODELS_OUT",
+    type=click.Path(path_type=Path),
+    help="The models config to write from `providers` (default: configs/NAME.yaml).",
+)
+@option(
+    "--gate-out",
+    env="MARGIN_IMPORT_GATE_OUT",
+    type=click.Path(path_type=Path),
+    help="The gate file for `cost` limits (default: configs/NAME.gate.yaml; only if needed).",
+)
+@option(
+    "--target",
+    env="MARGIN_IMPORT_TARGET",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.9,
+    show_default=True,
+    help="The suite's reliability target (promptfoo has no such bar).",
+)
+@option(
+    "--strict",
+    env="MARGIN_IMPORT_STRICT",
+    is_flag=True,
+    help="Exit 2 (writing nothing) when anything cannot be converted.",
+)
+@option("--force", env="MARGIN_IMPORT_FORCE", is_flag=True, help="Overwrite existing files.")
+def promptfoo(
+    config: Path,
+    out: Path | None,
+    models_out: Path | None,
+    gate_out: Path | None,
+    target: float,
+    strict: bool,
+    force: bool,
+) -> None:
+    """Convert the promptfoo CONFIG (promptfooconfig.yaml) into a margin suite, a models config
+    and gate limits. Prompts become tasks, tests cases, assertions validators (promptfoo's
+    semantics, case sensitivity included), providers models with litellm ids. Everything that
+    does not convert, or converts with a shifted meaning, is listed; --strict makes a loss exit 2.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from margin.errors import UserError
+    from margin.importers.promptfoo import dump_yaml, header, import_config
+    from margin.suite import load_suite
+
+    if not config.is_file():
+        raise UserError("no such promptfoo config", path=config)
+    stem = (
+        config.resolve().parent.name if config.stem.startswith("promptfooconfig") else config.stem
+    )
+    name = _ident(stem or "imported")
+    out = out or Path("suites") / f"{name}.yaml"
+    models_out = models_out or Path("configs") / f"{name}.yaml"
+    gate_out = gate_out or Path("configs") / f"{name}.gate.yaml"
+    result = import_config(config, out.stem if _ident(out.stem) == out.stem else name, target)
+
+    console = Console(stderr=False, width=max(Console().width, 120))
+    if result.lost:
+        table = Table(title=f"Not converted ({len(result.lost)})", title_justify="left")
+        for column in ("where", "what", "why"):
+            table.add_column(column, overflow="fold")
+        for loss in result.lost:
+            table.add_row(loss.where, loss.what, loss.why)
+        console.print(table)
+    if result.changed:
+        table = Table(
+            title=f"Converted, meaning shifted ({len(result.changed)})", title_justify="left"
+        )
+        for column in ("where", "what", "how"):
+            table.add_column(column, overflow="fold")
+        for change in result.changed:
+            table.add_row(change.where, change.what, change.why)
+        console.print(table)
+    if strict and result.lost:
+        raise UserError(
+            f"{len(result.lost)} item(s) of {config} do not convert (listed above); --strict"
+            " writes nothing"
+        )
+    writes = [(out, result.suite, "suite")]
+    if result.models is not None:
+        writes.append((models_out, result.models, "models config"))
+    if result.gate is not None:
+        writes.append((gate_out, result.gate, "gate file"))
+    existing = [str(path) for path, _, _ in writes if path.exists()]
+    if existing and not force:
+        raise UserError(f"{', '.join(existing)} exist(s); --force overwrites")
+    lines = header(config, result)
+    for path, data, _ in writes:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dump_yaml(data, lines), encoding="utf-8")
+    load_suite(out)  # the converted suite is checked like any other
+    click.echo(
+        f"{result.tests} promptfoo test(s) → {len(result.suite['tasks'])} task(s),"
+        f" {result.cases} case(s): {out}"
+    )
+    for path, _, what in writes[1:]:
+        click.echo(f"{what}: {path}")
+    if result.models is None:
+        click.echo("no provider converts: write a models config (see configs/) to run the suite")
+
+
+def _ident(text: str) -> str:
+    import re
+
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-._").lower()[:60]
+    return slug if slug and slug[0].isalnum() else "imported"

@@ -1,0 +1,1 @@
+"""Bring checks kept in other tools into margin suites (`margin import …`)."""
