@@ -421,7 +421,8 @@ def test_a_missing_key_is_one_line_before_any_worker_starts(
 
 def test_a_fully_cached_run_never_imports_litellm(tmp_path, models_config, cache_dir) -> None:
     """Every answer in the cache: the rerun (in a fresh process, workers asked for) replays them
-    without a call and without importing litellm (seconds of CPU) — in one process."""
+    without a call and without importing litellm (seconds of CPU) — in one process; and a fully
+    resumed run imports it neither."""
     import subprocess
     import sys
 
@@ -445,8 +446,13 @@ def test_a_fully_cached_run_never_imports_litellm(tmp_path, models_config, cache
             [sys.executable, "-c", script, *args], capture_output=True, text=True, check=False
         )
         assert done.returncode == 0, done.stderr
+        resumed = subprocess.run(  # the same run again: every attempt is already journaled
+            [sys.executable, "-c", script, *args], capture_output=True, text=True, check=False
+        )
+        assert resumed.returncode == 0, resumed.stderr
         assert server_stats(url)["requests"] == calls
     assert "litellm imported: False" in done.stdout
+    assert "litellm imported: False" in resumed.stdout
     b = list(read_journal(tmp_path / "b" / "journal.jsonl"))
     assert len(b) == 60 and all(r.cache_hit for r in b)
 
