@@ -121,7 +121,10 @@ def warm(models: Sequence[ModelSpec]) -> None:
                 with contextlib.suppress(Exception):  # a warm-up is an optimisation, never a fault
                     await mocked(model)
 
-    asyncio.run(each())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # no loop running here (the usual case): warm up
+        asyncio.run(each())
 
 
 async def complete(
