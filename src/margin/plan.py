@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pandas as pd
 
@@ -64,6 +65,11 @@ class AttemptKey:
     """0-based step within that policy execution."""
 
     def __str__(self) -> str:
+        return self.text
+
+    @cached_property
+    def text(self) -> str:
+        """The key as the journal writes it (built once: the runner asks for it often)."""
         base = f"{self.model}|{self.suite}/{self.task}/{self.case}|{self.variant}|r{self.repeat}"
         return f"{base}|{self.policy}#s{self.step}" if self.policy else base
 
