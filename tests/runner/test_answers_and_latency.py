@@ -137,10 +137,10 @@ def test_local_latency_excludes_loading_and_a_timed_out_call(tmp_path, monkeypat
     real_load = local.load
     local._LOADED.pop("smollm2-135m", None)
 
-    def slow_load(name: str) -> object:
+    def slow_load(name: str, parallel: int | None = None) -> object:
         if name not in local._LOADED:
             time.sleep(1.5)
-        return real_load(name)
+        return real_load(name, parallel)
 
     monkeypatch.setattr(local, "load", slow_load)
     suite_path = tmp_path / "timing.yaml"
