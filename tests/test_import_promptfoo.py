@@ -188,7 +188,7 @@ def test_threshold_latency_cost_and_rubrics_are_said_as_they_convert(tmp_path: P
     # Assertion values are rendered with the test's vars, as promptfoo renders them.
     assert case["expect"] == {"v1": ["France"], "v2": "Names capital of France correctly"}
     assert task["max_p95_s"] == 2.5
-    assert imported.gate == {"max_cost_per_1k": 1.0}
+    assert imported.gate == {"max_p95_s": 2.5, "max_cost_per_1k": 1.0}
     judge = task["validators"][1]["judge"]["rubric"]
     assert "{{ expect.v2 }}" in judge and "{{ output }}" in judge
     shifted = " ".join(f"{c.where} {c.what}" for c in imported.changed)

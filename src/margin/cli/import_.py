@@ -32,7 +32,7 @@ def command() -> None:
     "--gate-out",
     env="MARGIN_IMPORT_GATE_OUT",
     type=click.Path(path_type=Path),
-    help="The gate file for `cost` limits (default: configs/NAME.gate.yaml; only if needed).",
+    help="The gate file for `latency` and `cost` limits (default: configs/NAME.gate.yaml).",
 )
 @option(
     "--target",

@@ -7,7 +7,8 @@ repeatedly, under paraphrases and noise. The mapping:
   belong to a task); each test becomes a case: its vars, and the values its assertions compare
   with in `expect` (rendered with the test's vars, as promptfoo renders them);
 - assertions become validators with promptfoo's semantics (case sensitivity included; see
-  `ASSERTIONS`); `latency` becomes the task's `max_p95_s`, `cost` the gate's `max_cost_per_1k`;
+  `convert_assertion`); `latency` becomes the task's `max_p95_s` and the gate's, `cost` the
+  gate's `max_cost_per_1k`;
 - providers become models with litellm ids, keys as `${VAR}` references, never values.
 
 What cannot convert is never dropped silently: every loss is a `Loss` (where, what, why), and
@@ -753,6 +754,7 @@ def _tasks(
         per_prompt[group["prompt"].id] = per_prompt.get(group["prompt"].id, 0) + 1
     seen: dict[str, int] = {}
     costs: list[float] = []
+    latencies: list[float] = []
     for group in groups.values():
         prompt: _Prompt = group["prompt"]
         seen[prompt.id] = seen.get(prompt.id, 0) + 1
@@ -768,21 +770,25 @@ def _tasks(
         task["prompt"] = prompt.text
         if group["p95"]:
             task["max_p95_s"] = min(group["p95"])
+            latencies.append(min(group["p95"]))
             changed.append(
                 Loss(
                     f"task {task_id}",
                     "latency",
-                    "each call's limit becomes the "
-                    f"task's p95 latency limit ({min(group['p95']):g} s)",
+                    "each call's limit becomes the task's p95 latency limit"
+                    f" ({min(group['p95']):g} s: a model above it is not recommended) and the"
+                    " gate's max_p95_s",
                 )
             )
         costs.extend(group["cost"])
         task["cases"] = cases
         task["validators"] = validators
         tasks.append(task)
-    gate = None
+    gate: dict[str, Any] = {}
+    if latencies:
+        gate["max_p95_s"] = min(latencies)
     if costs:
-        gate = {"max_cost_per_1k": min(costs) * 1000}
+        gate["max_cost_per_1k"] = min(costs) * 1000
         changed.append(
             Loss(
                 "cost",
@@ -791,7 +797,7 @@ def _tasks(
                 f"max_cost_per_1k (${min(costs) * 1000:g} per 1,000 tasks, the mean)",
             )
         )
-    return tasks, gate
+    return tasks, gate or None
 
 
 def _resolve_refs(node: Any, root: Mapping[str, Any], depth: int = 0) -> Any:
