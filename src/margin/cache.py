@@ -105,6 +105,16 @@ class AnswerCache:
         ).fetchone()
         return CachedAnswer(*row) if row else None
 
+    def known(self, keys: Sequence[str]) -> set[str]:
+        """Which of `keys` have an answer (one query per thousand keys)."""
+        found: set[str] = set()
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT key FROM answers WHERE key IN ({marks})"
+            found.update(row[0] for row in self._db.execute(query, chunk))
+        return found
+
     def get_many(self, keys: Sequence[str]) -> dict[str, CachedAnswer]:
         """The cached answers among `keys` (one query per thousand keys)."""
         found: dict[str, CachedAnswer] = {}

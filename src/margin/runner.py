@@ -161,18 +161,23 @@ class Runner:
         self._backoff = wait_random_exponential(
             multiplier=settings.backoff_s, max=settings.backoff_max_s
         )
-        # In-process models share the machine's cores: one call at a time across all of them,
-        # so none is slowed by another and each latency is the model's own.
+        # In-process models share the machine's cores: one call at a time across all of them
+        # (or a model's `parallel` calls batched together), so none is slowed by another.
         self._in_process = _CoreRoom()
         self._judges: dict[str, _Lane] = {}
         self.stats = RunStats(total=0)
         self._keys: dict[str, str] = {}
         self._answers: dict[str, CachedAnswer] = {}
+        self._known: set[str] = set()
 
-    def prefetched(self, keys: dict[str, str], answers: dict[str, CachedAnswer]) -> None:
-        """The cache was read for these attempts already: `keys` gives each one's cache key (by
-        attempt key), `answers` what the cache held. A probed attempt is not looked up again."""
-        self._keys, self._answers = dict(keys), dict(answers)
+    def prefetched(
+        self, keys: dict[str, str], answers: dict[str, CachedAnswer], known: set[str]
+    ) -> None:
+        """The cache was probed for these attempts already: `keys` gives each one's cache key
+        (by attempt key), `known` the keys the cache holds, `answers` those answers read ahead
+        (all of them, or none on a run too big to hold them). A key known absent is not looked
+        up again."""
+        self._keys, self._answers, self._known = dict(keys), dict(answers), set(known)
 
     async def run(self, pending: Iterable[Attempt], resumed: int = 0) -> RunStats:
         """Run every pending attempt (plan order within a model) and return the totals."""
@@ -280,8 +285,10 @@ class Runner:
         probed = self._keys.pop(str(attempt.key), None)
         key = probed or (cache_key(lane.model, attempt) if self.cache is not None else None)
         if key is not None and self.read_cache:
-            if probed is not None:
-                hit = self._answers.get(key)
+            if probed is not None and key not in self._known:
+                hit = None  # the probe found no answer: no second look
+            elif probed is not None and key in self._answers:
+                hit = self._answers[key]
             else:
                 hit = self.cache.get(key) if self.cache is not None else None
             if hit is not None:

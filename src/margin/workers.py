@@ -34,6 +34,9 @@ from margin.runner import IN_PROCESS_PROVIDERS, NoProgress, Progress, Runner, Ru
 
 AUTO_MIN_ATTEMPTS = 200
 AUTO_MIN_CONCURRENCY = 16
+PREFETCH_MAX = 20_000
+"""Up to this many pending attempts, cached answers are read ahead in one pass (a few MB);
+above it only which are cached, and each answer is read when its attempt runs."""
 STOP_GRACE_S = 5.0
 """After an interrupt, how long workers get to hand over what they finished."""
 
@@ -94,8 +97,10 @@ class _Probe:
     """The attempts that will call their model: those without an answer in the cache."""
     keys: dict[str, str] = field(default_factory=dict)
     """Each probed attempt's cache key, by attempt key (computed once)."""
+    known: set[str] = field(default_factory=set)
+    """The cache keys the cache holds an answer for."""
     answers: dict[str, CachedAnswer] = field(default_factory=dict)
-    """The cached answers, by cache key."""
+    """Those answers, read ahead when the run is small enough to hold them (PREFETCH_MAX)."""
 
 
 def _probe(pending: Sequence[Attempt], job: _Job) -> _Probe:
@@ -106,11 +111,15 @@ def _probe(pending: Sequence[Attempt], job: _Job) -> _Probe:
     keys = {str(a.key): cache_key(a.model, a) for a in pending}
     cache = AnswerCache(job.cache_dir)
     try:
-        answers = cache.get_many(list(keys.values()))
+        if len(keys) <= PREFETCH_MAX:
+            answers = cache.get_many(list(keys.values()))
+            known = set(answers)
+        else:
+            answers, known = {}, cache.known(list(keys.values()))
     finally:
         cache.close()
-    calls = [a for a in pending if keys[str(a.key)] not in answers]
-    return _Probe(calls, keys, answers)
+    calls = [a for a in pending if keys[str(a.key)] not in known]
+    return _Probe(calls, keys, known, answers)
 
 
 @dataclass(frozen=True)
@@ -139,7 +148,7 @@ async def _single(
             progress=job.progress,
         )
         if probe is not None:
-            runner.prefetched(probe.keys, probe.answers)
+            runner.prefetched(probe.keys, probe.answers, probe.known)
         return await runner.run(pending, job.resumed)
     finally:
         if cache is not None:

@@ -485,3 +485,26 @@ def test_the_core_room_admits_one_model_at_a_time_and_its_parallel_calls() -> No
     assert all(len(state) == 1 for state in seen)  # one model in the room at a time
     assert max(s.get("wide", 0) for s in seen) == 3
     assert max(s.get("narrow", 0) for s in seen) == 1
+
+
+def test_a_big_run_probes_which_answers_are_cached_without_holding_them(
+    tmp_path, models_config, cache_dir, monkeypatch
+) -> None:
+    """Above PREFETCH_MAX pending attempts the probe keeps only which keys are cached; each hit
+    is read when its attempt runs, and the misses are called, each once."""
+    import margin.workers
+
+    with loopback(Script(rules=ROUTING_RULES)) as url:
+        models = models_config(url)
+        first = run_cli("run", ROUTING, "--models", str(models), "--repeats", "2",
+                        "--out", str(tmp_path / "a"))  # fmt: skip
+        assert first.exit_code == 0, first.output
+        calls = server_stats(url)["requests"]
+        monkeypatch.setattr(margin.workers, "PREFETCH_MAX", 0)
+        more = run_cli("run", ROUTING, "--models", str(models), "--repeats", "3",
+                       "--out", str(tmp_path / "b"))  # fmt: skip
+        assert more.exit_code == 0, more.output
+        assert server_stats(url)["requests"] == calls + 20  # only the third repeat is called
+    b = list(read_journal(tmp_path / "b" / "journal.jsonl"))
+    assert len(b) == 60 and sum(r.cache_hit for r in b) == 40
+    assert all(r.cache_hit == (r.repeat < 2) for r in b)
