@@ -31,6 +31,7 @@ import yaml
 
 from margin.errors import UserError
 from margin.source import read_yaml
+from margin.templates import TemplateProblem
 
 DEFAULT_TARGET = 0.9
 MAX_EXPANDED_CASES = 10_000
@@ -300,7 +301,7 @@ _NUNJUCKS_ONLY = re.compile(r"{%-?\s*(include|import|from|extends)\b")
 def to_jinja(text: str) -> str:
     """A Nunjucks prompt as margin's (sandboxed Jinja) template; ValueError for what the
     sandbox cannot honour (other files, unknown names)."""
-    from margin.templates import TemplateProblem, template_variables
+    from margin.templates import template_variables
 
     found = _NUNJUCKS_ONLY.search(text)
     if found:
@@ -703,7 +704,7 @@ def import_config(path: Path, name: str, target: float = DEFAULT_TARGET) -> Impo
         for number, combo in enumerate(expanded):
             try:
                 values = [_render(c.expect, combo) for c in validating]
-            except Exception as exc:  # a template error in a value: the case cannot be checked
+            except (TemplateProblem, ValueError) as exc:  # the case cannot be checked
                 lost.append(Loss(where, "assertion value", f"does not render with the vars: {exc}"))
                 continue
             case_id = _unique(stem if len(expanded) == 1 else f"{stem}-{number + 1}", case_ids)
