@@ -1,6 +1,6 @@
 """Run attempts in one process, or split them over worker processes (one per core).
 
-One process spends ~6 ms of CPU in litellm per call, so it tops out near 150 calls/s on this
+One process spends ~5 ms of CPU in litellm per call, so it tops out near 200 calls/s on this
 kind of machine. Worker processes each run a Runner on a share of the attempts and stream
 finished records back over a pipe; the parent stays the only writer of the journal and the
 cache, so resuming works exactly as with one process. Limits are split, never multiplied: a
