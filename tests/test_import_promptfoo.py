@@ -231,3 +231,34 @@ def test_nunjucks_converts_or_is_refused() -> None:
         to_jinja("{% include 'header.njk' %} {{ q }}")
     with pytest.raises(ValueError, match="not a template"):
         to_jinja("{{ q ")
+
+
+def test_a_var_some_tests_lack_renders_empty_as_in_nunjucks(tmp_path: Path) -> None:
+    config = tmp_path / "promptfooconfig.yaml"
+    config.write_text(
+        "prompts: ['Hello {{name}} from {{place}}']\n"
+        "tests:\n"
+        "  - vars: {name: Ann}\n"
+        "    assert: [{type: icontains, value: ann}]\n"
+        "  - vars: {name: Bo, place: Oslo}\n"
+        "    assert: [{type: icontains, value: bo}]\n"
+    )
+    out = tmp_path / "s.yaml"
+    result = run_cli("import", "promptfoo", str(config), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    task = load_suite(out).tasks[0]
+    assert task.vars == {"place": ""} and "rendered empty" in out.read_text()
+
+
+def test_a_suite_that_would_not_validate_is_not_written(tmp_path: Path) -> None:
+    config = tmp_path / "promptfooconfig.yaml"
+    config.write_text(  # compiles, but margin's sandbox refuses to render it
+        "prompts: ['Q {{ q.__class__ }}']\n"
+        "tests:\n  - vars: {q: a}\n    assert: [{type: icontains, value: a}]\n"
+    )
+    out = tmp_path / "s.yaml"
+    bad = run_cli("import", "promptfoo", str(config), "--out", str(out),
+                  "--models-out", str(tmp_path / "m.yaml"))  # fmt: skip
+    assert bad.exit_code == 2, bad.output
+    assert "the converted suite does not validate" in bad.stderr
+    assert not out.exists() and not list(tmp_path.glob(".*importing"))

@@ -112,10 +112,18 @@ def promptfoo(
     if existing and not force:
         raise UserError(f"{', '.join(existing)} exist(s); --force overwrites")
     lines = header(config, result)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    trial = out.with_name(f".{out.name}.importing")
+    trial.write_text(dump_yaml(result.suite, lines), encoding="utf-8")
+    try:
+        load_suite(trial)  # checked like any other suite before anything is written
+    except UserError as exc:
+        raise UserError(f"the converted suite does not validate: {exc.message}") from None
+    finally:
+        trial.unlink(missing_ok=True)
     for path, data, _ in writes:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(dump_yaml(data, lines), encoding="utf-8")
-    load_suite(out)  # the converted suite is checked like any other
     click.echo(
         f"{result.tests} promptfoo test(s) → {len(result.suite['tasks'])} task(s),"
         f" {result.cases} case(s): {out}"

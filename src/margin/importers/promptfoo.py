@@ -749,6 +749,8 @@ def import_config(path: Path, name: str, target: float = DEFAULT_TARGET) -> Impo
 def _tasks(
     groups: Mapping[tuple[str, ...], dict[str, Any]], changed: list[Loss]
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    from margin.templates import template_variables
+
     tasks: list[dict[str, Any]] = []
     per_prompt: dict[str, int] = {}
     for group in groups.values():
@@ -769,6 +771,20 @@ def _tasks(
         if prompt.system:
             task["system"] = prompt.system
         task["prompt"] = prompt.text
+        missing = sorted(
+            name
+            for name in template_variables(prompt.text) | template_variables(prompt.system or "")
+            if any(name not in case["vars"] for case in cases)
+        )
+        if missing:  # Nunjucks renders an undefined var as nothing; margin's templates refuse it
+            task["vars"] = dict.fromkeys(missing, "")
+            changed.append(
+                Loss(
+                    f"task {task_id}",
+                    ", ".join(missing),
+                    "missing from some tests: rendered empty, as promptfoo's Nunjucks does",
+                )
+            )
         if group["p95"]:
             task["max_p95_s"] = min(group["p95"])
             latencies.append(min(group["p95"]))
