@@ -8,8 +8,10 @@ process, interleaved round by round: margin's path as `margin run` takes it (pla
 runner with retries, limits, validators, journal and cache writes) and the peer, a bare
 `litellm.acompletion` + semaphore loop. It prints the median wall time of the calls (÷ ideal,
 ideal = attempts × latency ÷ concurrency, and margin ÷ bare) and the CPU of each process tree
-per attempt, start-up included (interpreter, imports, worker processes). Then it re-runs the same
-attempts from margin's cache in a fresh process. Last, the targets; exits 1 when one is missed:
+per attempt, start-up included (interpreter, imports, worker processes), and once per concurrency
+a control: the same requests by a raw aiohttp client, no litellm (what server and loopback allow).
+Then it re-runs the same attempts from margin's cache in a fresh process. Last, the targets;
+exits 1 when one is missed:
   margin ÷ bare wall ≤ 0.75 at concurrency 50 and at 100;
   margin's CPU per attempt (whole process tree, start-up included) ≤ 7 ms;
   cache-hit re-run ≥ 10,000 attempts/s, with litellm never imported.
@@ -106,6 +108,28 @@ async def bare_loop(url: str, attempts: int, concurrency: int) -> float:
     return elapsed
 
 
+async def raw_loop(url: str, attempts: int, concurrency: int) -> float:
+    """The control: the same requests by a bare aiohttp client, no litellm (what the server and
+    loopback allow; no product may take this path — every margin call goes through litellm)."""
+    import aiohttp
+
+    slots = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession() as session:
+
+        async def one(i: int) -> None:
+            async with slots:
+                body = {
+                    "model": "bench", "max_tokens": 8, "temperature": 0.0,
+                    "messages": [{"role": "user", "content": f"Route this message: Parcel {i}"}],
+                }  # fmt: skip
+                async with session.post(f"{url}/chat/completions", json=body) as answer:
+                    await answer.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(attempts)))
+        return time.perf_counter() - started
+
+
 def margin_run(
     url: str,
     attempts: int,
@@ -145,6 +169,8 @@ def child(argv: list[str]) -> int:
     kind, url, attempts, concurrency, folder = argv
     if kind == "bare":
         wall = asyncio.run(bare_loop(url, int(attempts), int(concurrency)))
+    elif kind == "raw":
+        wall = asyncio.run(raw_loop(url, int(attempts), int(concurrency)))
     else:
         if kind == "margin":  # outside the clock, as the bare loop imports it (CPU counts both)
             litellm_module()
@@ -209,6 +235,7 @@ def main() -> int:
         )
         ratios: dict[int, float] = {}
         cpu_ms: list[float] = []
+        raws: dict[int, tuple[float, float]] = {}
         with tempfile.TemporaryDirectory() as tmp:
             for concurrency in (50, 100):
                 ideal = n * args.latency / concurrency
@@ -219,6 +246,8 @@ def main() -> int:
                     ours.append(measured("margin", url, n, concurrency, folder))
                 bare_s = statistics.median(r["wall"] for r in bare)
                 ours_s = statistics.median(r["wall"] for r in ours)
+                raw = measured("raw", url, n, concurrency, Path(tmp) / f"raw{concurrency}")
+                raws[concurrency] = (raw["wall"], raw["cpu"] / n * 1000)
                 bare_cpu = statistics.median(r["cpu"] for r in bare) / n * 1000
                 ours_cpu = statistics.median(r["cpu"] for r in ours) / n * 1000
                 ratios[concurrency] = ours_s / bare_s
@@ -240,15 +269,27 @@ def main() -> int:
                         f"{'':>11} Ray executor (local instance): {ray:.2f} s,"
                         f" {ray / ideal:.3f} × ideal, {ray / ours_s:.3f} × margin's pool"
                     )
-            hits = measured("hits", url, n, 100, Path(tmp) / "c100r0")
+            hit_runs = [
+                measured("hits", url, n, 100, Path(tmp) / f"c100r{round_}")
+                for round_ in range(args.rounds)
+            ]  # each round's margin run at 100 filled its own cache
+        hits = {
+            "wall": statistics.median(r["wall"] for r in hit_runs),
+            "litellm": max(r["litellm"] for r in hit_runs),
+        }
         rate = n / hits["wall"]
         print(
-            f"cache-hit re-run (fresh process): {hits['wall']:.3f} s, {rate:,.0f} attempts/s,"
-            f" litellm imported: {'yes' if hits['litellm'] else 'no'}"
+            f"cache-hit re-run (fresh process, median of {args.rounds}): {hits['wall']:.3f} s,"
+            f" {rate:,.0f} attempts/s, litellm imported: {'yes' if hits['litellm'] else 'no'}"
         )
     finally:
         server.kill()
         server.communicate()
+    for concurrency, (wall, cpu) in raws.items():
+        print(
+            f"control at {concurrency}: a raw aiohttp client (no litellm) {wall:.2f} s,"
+            f" {cpu:.2f} ms CPU per call (process start-up included)"
+        )
     worst_cpu = max(cpu_ms)
     print("targets:")
     for concurrency, ratio in ratios.items():
