@@ -91,17 +91,27 @@ class JsonSchema(Validator):
         if problem:
             return self.verdict(False, problem)
         try:
-            with time_budget():
-                errors = list(schema_validator(self.definition).iter_errors(value))
+            problem = schema_problem(self.definition, value)
         except RegexTimeout:
-            return self.verdict(
-                False, f"a schema pattern gave up after {CHECK_SECONDS:g} s on this answer"
-            )
-        error = jsonschema.exceptions.best_match(errors)
-        if error is None:
+            return self.verdict(False, SCHEMA_TIMEOUT)
+        if problem is None:
             return self.verdict(True, "matches the schema")
-        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        return self.verdict(False, f"{where}: {error.message}")
+        return self.verdict(False, problem)
+
+
+SCHEMA_TIMEOUT = f"a schema pattern gave up after {CHECK_SECONDS:g} s on this answer"
+
+
+def schema_problem(definition: dict[str, Any], value: Any) -> str | None:
+    """Why `value` is not valid against `definition` (`path: message` of the best error), or
+    None when it is. Time-bounded: raises RegexTimeout when a schema pattern runs too long."""
+    with time_budget():
+        errors = list(schema_validator(definition).iter_errors(value))
+    error = jsonschema.exceptions.best_match(errors)
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+    return f"{where}: {error.message}"
 
 
 def json_objects(output: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -144,21 +154,16 @@ class ContainsJson(Validator):
             return self.verdict(False, "no JSON object in the answer")
         if self.definition is None:
             return self.verdict(True, f"{len(objects)} JSON object(s)")
-        problem = "no object matches the schema"
+        last = "no object matches the schema"
         for value in objects:
             try:
-                with time_budget():
-                    errors = list(schema_validator(self.definition).iter_errors(value))
+                problem = schema_problem(self.definition, value)
             except RegexTimeout:
-                return self.verdict(
-                    False, f"a schema pattern gave up after {CHECK_SECONDS:g} s on this answer"
-                )
-            error = jsonschema.exceptions.best_match(errors)
-            if error is None:
+                return self.verdict(False, SCHEMA_TIMEOUT)
+            if problem is None:
                 return self.verdict(True, "a JSON object matches the schema")
-            where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-            problem = f"{where}: {error.message}"
-        return self.verdict(False, problem)
+            last = problem
+        return self.verdict(False, last)
 
 
 _MISSING = object()
