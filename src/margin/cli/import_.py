@@ -67,7 +67,7 @@ def promptfoo(
     from rich.table import Table
 
     from margin.errors import UserError
-    from margin.importers.promptfoo import dump_yaml, header, import_config
+    from margin.importers.promptfoo import dump_yaml, header, import_config, slug
     from margin.suite import load_suite
 
     if not config.is_file():
@@ -75,11 +75,11 @@ def promptfoo(
     stem = (
         config.resolve().parent.name if config.stem.startswith("promptfooconfig") else config.stem
     )
-    name = _ident(stem or "imported")
+    name = slug(stem, "imported")
     out = out or Path("suites") / f"{name}.yaml"
     models_out = models_out or Path("configs") / f"{name}.yaml"
     gate_out = gate_out or Path("configs") / f"{name}.gate.yaml"
-    result = import_config(config, out.stem if _ident(out.stem) == out.stem else name, target)
+    result = import_config(config, out.stem if slug(out.stem, "") == out.stem else name, target)
 
     console = Console(stderr=False, width=max(Console().width, 120))
     if result.lost:
@@ -132,10 +132,3 @@ def promptfoo(
         click.echo(f"{what}: {path}")
     if result.models is None:
         click.echo("no provider converts: write a models config (see configs/) to run the suite")
-
-
-def _ident(text: str) -> str:
-    import re
-
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-._").lower()[:60]
-    return slug if slug and slug[0].isalnum() else "imported"

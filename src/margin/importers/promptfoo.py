@@ -364,9 +364,10 @@ def _prompt_texts(raw: Any, base: Path) -> list[tuple[str | None, str | None, st
     raise ValueError(f"a {suffix} prompt file is code (a prompt function), not a template")
 
 
-def _slug(text: str, fallback: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", text.strip()).strip("-._").lower()[:60]
-    return slug if slug and slug[0].isalnum() else fallback
+def slug(text: str, fallback: str) -> str:
+    """`text` as a margin id (letters, digits, `_ . -`, lower case), else `fallback`."""
+    found = re.sub(r"[^A-Za-z0-9_.-]+", "-", text.strip()).strip("-._").lower()[:60]
+    return found if found and found[0].isalnum() else fallback
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -388,7 +389,7 @@ def _load_tests(raw: Any, base: Path, lost: list[Loss]) -> list[dict[str, Any]]:
             continue
         where = f"tests[{index}]" if isinstance(raw, list) else "tests"
         if not isinstance(item, str) or not item.startswith("file://"):
-            lost.append(Loss(where, repr(item)[:60], "not a test or a file:// reference"))
+            lost.append(Loss(where, _short(item), "not a test or a file:// reference"))
             continue
         if any(ch in item for ch in "*?["):
             lost.append(Loss(where, item, "glob patterns are not expanded: list the files"))
@@ -544,13 +545,13 @@ def convert_providers(raw: Any, lost: list[Loss], changed: list[Loss]) -> list[d
         try:
             model, key = litellm_id(provider)
         except ValueError as exc:
-            lost.append(Loss(where, provider or repr(item)[:60], str(exc)))
+            lost.append(Loss(where, provider or _short(item), str(exc)))
             continue
         config = spec.get("config") or {}
         base = config.get("apiBaseUrl") or config.get("apiHost") or config.get("baseUrl")
         label = str(spec.get("label") or model.split("/", 1)[1])
         entry: dict[str, Any] = {
-            "name": _unique(_slug(label, f"model-{index + 1}"), taken),
+            "name": _unique(slug(label, f"model-{index + 1}"), taken),
             "model": model,
         }
         if base:
@@ -597,7 +598,7 @@ def import_config(path: Path, name: str, target: float = DEFAULT_TARGET) -> Impo
         where = f"prompts[{index}]"
         try:
             for label, system, text in _prompt_texts(raw, base):
-                pid = _unique(_slug(label or f"prompt-{len(prompts) + 1}", "prompt"), taken_prompts)
+                pid = _unique(slug(label or f"prompt-{len(prompts) + 1}", "prompt"), taken_prompts)
                 prompts.append(_Prompt(pid, to_jinja(text), to_jinja(system) if system else None))
         except (ValueError, OSError, yaml.YAMLError) as exc:
             lost.append(Loss(where, _short(raw), str(exc)))
@@ -700,7 +701,7 @@ def import_config(path: Path, name: str, target: float = DEFAULT_TARGET) -> Impo
                 )
             )
             continue
-        stem = _slug(str(test.get("description") or ""), f"test-{index + 1}")
+        stem = slug(str(test.get("description") or ""), f"test-{index + 1}")
         for number, combo in enumerate(expanded):
             try:
                 values = [_render(c.expect, combo) for c in validating]
