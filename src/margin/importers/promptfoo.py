@@ -632,48 +632,9 @@ def import_config(path: Path, name: str, target: float = DEFAULT_TARGET) -> Impo
     case_ids: set[str] = set()
     for index, test in enumerate(tests):
         where = f"tests[{index}]" + (f" ({test['description']})" if test.get("description") else "")
-        options = test.get("options") or {}
-        for option in ("transform", "postprocess"):
-            if options.get(option):
-                lost.append(
-                    Loss(
-                        where,
-                        f"options.{option}",
-                        "transforms the output (JavaScript): "
-                        "the checks see the answer as the model gave it",
-                    )
-                )
-        if test.get("threshold") is not None:
-            changed.append(
-                Loss(
-                    where,
-                    f"threshold {test['threshold']}",
-                    "promptfoo passes the test when the weighted assertion score reaches "
-                    "it; margin passes an attempt when every validator passes (partial "
-                    "credit is reported beside it)",
-                )
-            )
-        if test.get("providers"):
-            changed.append(Loss(where, "providers", "runs on every model of the config"))
+        _test_notes(test, where, lost, changed)
         checks: list[_Check] = []
-        raw_asserts = [*default_asserts, *(test.get("assert") or [])]
-        flat: list[dict[str, Any]] = []
-        for a_index, item in enumerate(raw_asserts):
-            if isinstance(item, dict) and item.get("type") == "assert-set":
-                if item.get("threshold") is not None:
-                    lost.append(
-                        Loss(
-                            where,
-                            "assert-set with a threshold",
-                            "margin has no 'enough of these' validator",
-                        )
-                    )
-                    continue
-                flat.extend(a for a in item.get("assert") or [] if isinstance(a, dict))
-            elif isinstance(item, dict):
-                flat.append(item)
-            else:
-                lost.append(Loss(where, f"assert[{a_index}]", "not an assertion"))
+        flat = _flat_assertions([*default_asserts, *(test.get("assert") or [])], where, lost)
         try:
             variables = _load_vars({**default_vars, **(test.get("vars") or {})}, base)
             expanded = _expand(variables)
@@ -745,6 +706,55 @@ def import_config(path: Path, name: str, target: float = DEFAULT_TARGET) -> Impo
         tests=len(tests),
         cases=sum(len(t["cases"]) for t in tasks),
     )
+
+
+def _test_notes(test: Mapping[str, Any], where: str, lost: list[Loss], changed: list[Loss]) -> None:
+    """What a test carries beside its assertions that margin drops or reads differently."""
+    options = test.get("options") or {}
+    for option in ("transform", "postprocess"):
+        if options.get(option):
+            lost.append(
+                Loss(
+                    where,
+                    f"options.{option}",
+                    "transforms the output (JavaScript): "
+                    "the checks see the answer as the model gave it",
+                )
+            )
+    if test.get("threshold") is not None:
+        changed.append(
+            Loss(
+                where,
+                f"threshold {test['threshold']}",
+                "promptfoo passes the test when the weighted assertion score reaches "
+                "it; margin passes an attempt when every validator passes (partial "
+                "credit is reported beside it)",
+            )
+        )
+    if test.get("providers"):
+        changed.append(Loss(where, "providers", "runs on every model of the config"))
+
+
+def _flat_assertions(items: list[Any], where: str, lost: list[Loss]) -> list[dict[str, Any]]:
+    """The test's assertions, an `assert-set` without a threshold flattened into them."""
+    flat: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        if isinstance(item, dict) and item.get("type") == "assert-set":
+            if item.get("threshold") is not None:
+                lost.append(
+                    Loss(
+                        where,
+                        "assert-set with a threshold",
+                        "margin has no 'enough of these' validator",
+                    )
+                )
+                continue
+            flat.extend(a for a in item.get("assert") or [] if isinstance(a, dict))
+        elif isinstance(item, dict):
+            flat.append(item)
+        else:
+            lost.append(Loss(where, f"assert[{index}]", "not an assertion"))
+    return flat
 
 
 def _tasks(
