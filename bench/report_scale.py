@@ -1,6 +1,6 @@
 """The report at scale: a 100,000-record journal rendered by `margin report`, timed and weighed.
 
-    python -m bench.report_scale [--records 100000]     (from the repository root)
+    python bench/report_scale.py [--records 100000]   (or python -m bench.report_scale)
 
 Writes the same kind of run directory as bench/score_scale.py (5 models × 10 tasks × 100 cases
 × 10 conditions × repeats, with infra errors and retried keys), then runs `margin report RUN`
@@ -17,7 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.score_scale import write_run
+try:
+    from bench.score_scale import write_run
+except ModuleNotFoundError:  # run as a script: its own folder is on the path, the root is not
+    from score_scale import write_run  # type: ignore[no-redef]
 
 LIMIT_S, LIMIT_BYTES = 30.0, 5_000_000
 
