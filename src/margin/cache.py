@@ -44,6 +44,11 @@ class CachedAnswer:
     finish_reason: str | None = None
 
 
+_KEY_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+"""The keys' JSON: `json.dumps(…, sort_keys=True, ensure_ascii=False)`'s bytes, without building an
+encoder per call (half of a key's cost)."""
+
+
 def cache_key(model: ModelSpec, attempt: Attempt) -> str:
     """sha256 of everything that shapes the answer, the repeat index included."""
     identity: dict[str, object] = {
@@ -59,7 +64,7 @@ def cache_key(model: ModelSpec, attempt: Attempt) -> str:
     }
     if attempt.key.policy:  # a policy's step is a sample of its own, never a bare attempt's
         identity["policy_step"] = f"{attempt.key.policy}#s{attempt.key.step}"
-    text = json.dumps(identity, sort_keys=True, ensure_ascii=False)
+    text = _KEY_JSON.encode(identity)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -74,7 +79,7 @@ def judge_cache_key(
         "messages": [[m["role"], m["content"]] for m in messages],
         "index": index,
     }
-    text = json.dumps(identity, sort_keys=True, ensure_ascii=False)
+    text = _KEY_JSON.encode(identity)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -151,7 +151,7 @@ class Journal:
     def __enter__(self) -> Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         repair_tail(self.path)
-        self._file = self.path.open("a", encoding="utf-8")
+        self._file = self.path.open("a", encoding="utf-8", buffering=1 << 16)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -162,10 +162,14 @@ class Journal:
             self._file = None
 
     def append(self, record: AttemptRecord, cache_key: str | None = None) -> None:
-        """Write one record and flush it to the OS, so a killed process loses nothing finished."""
+        """Write one record. A record that cost a call is flushed to the OS at once, so a killed
+        process loses nothing paid for. An answer replayed from the cache at no cost waits in the
+        buffer for the next flush (a real call's, or closing): a kill loses at most a buffer of
+        such replays, and the next run replays them again from the cache, free and alike."""
         assert self._file is not None, "use Journal as a context manager"
         self._file.write(record.model_dump_json() + "\n")
-        self._file.flush()
+        if not record.cache_hit or record.judge_cost_usd:
+            self._file.flush()
 
 
 def repair_tail(path: Path) -> None:

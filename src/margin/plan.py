@@ -10,8 +10,7 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from margin.config import ModelSpec, RunSettings
 from margin.errors import UserError
@@ -19,6 +18,9 @@ from margin.perturb import VERSIONS, NoiseContext, apply_noise, facts_in
 from margin.prices import price_for
 from margin.suite import PERTURB_KINDS, Case, Suite, Task
 from margin.templates import render
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True, order=True)
@@ -265,6 +267,8 @@ def estimate_seconds(model: ModelSpec, input_tokens: int, output_tokens: int) ->
 
 def plan_table(plan: Plan) -> pd.DataFrame:
     """One row per (model, suite, task): attempts, estimated tokens, dollars and seconds."""
+    import pandas as pd  # here, not at the top: a run plans too, and needs no pandas to run
+
     rows = []
     for attempt in plan.attempts:
         tokens_in = estimate_input_tokens(attempt.messages)

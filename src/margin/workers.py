@@ -77,16 +77,22 @@ def execute(
     for model in {a.model.name: a.model for a in pending}.values():
         model.resolve_api_key()  # a missing key is the user's one-line error, not a dead worker
     job = _Job(settings, cache_dir, read_cache, resumed, progress, Budget(settings.max_cost, spent))
-    if settings.executor == "ray":
-        from margin.ray_executor import execute_ray
+    # What exists now (modules, suites, the plan) lives to the end of the run: frozen, no
+    # collection during the run walks it again — nor, after a fork, copies it page by page.
+    gc.freeze()
+    try:
+        if settings.executor == "ray":
+            from margin.ray_executor import execute_ray
 
-        count = None if settings.workers == "auto" else settings.workers
-        return execute_ray(pending, journal, job, count, settings.ray_address)
-    probe = _probe(pending, job)
-    workers = min(choose_workers(pending, settings), choose_workers(probe.calls, settings))
-    if not probe.calls or workers <= 1 or len(pending) < workers:
-        return asyncio.run(_single(pending, journal, job, probe))
-    return _pool(pending, journal, job, workers)
+            count = None if settings.workers == "auto" else settings.workers
+            return execute_ray(pending, journal, job, count, settings.ray_address)
+        probe = _probe(pending, job)
+        workers = min(choose_workers(pending, settings), choose_workers(probe.calls, settings))
+        if not probe.calls or workers <= 1 or len(pending) < workers:
+            return asyncio.run(_single(pending, journal, job, probe))
+        return _pool(pending, journal, job, workers)
+    finally:
+        gc.unfreeze()
 
 
 @dataclass
@@ -159,8 +165,8 @@ def _pool(pending: Sequence[Attempt], journal: Journal, job: _Job, workers: int)
     from margin.providers.gateway import warm
 
     # Import litellm and its first call's lazy imports once, before forking: each worker would
-    # spend seconds of CPU on them. Then freeze what exists, so that no worker's garbage
-    # collector walks (and copies, page by page) the parent's objects it inherited.
+    # spend seconds of CPU on them. Then freeze them too (`execute` froze the rest), so that no
+    # collector, the parent's or a worker's, walks them again.
     warm([a.model for a in pending])
     gc.freeze()
     context = get_context("fork")
@@ -174,7 +180,6 @@ def _pool(pending: Sequence[Attempt], journal: Journal, job: _Job, workers: int)
         send.close()
         children.append(child)
         pipes.append(receive)
-    gc.unfreeze()  # the children have their copies; the parent collects as usual again
     stats = RunStats(total=job.resumed + len(pending), resumed=job.resumed)
     display = job.progress or NoProgress()
     display.start(stats)  # after forking: no display thread is copied into a child

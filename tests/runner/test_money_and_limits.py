@@ -10,7 +10,7 @@ import pytest
 from margin.budget import Budget
 from margin.cache import AnswerCache, JournalAndCache, cache_key
 from margin.config import ModelSpec, RunSettings
-from margin.journal import Journal, read_journal
+from margin.journal import AttemptRecord, Journal, read_journal
 from margin.plan import build_plan
 from margin.providers.fake import register_script
 from margin.providers.scripts import Script
@@ -140,6 +140,40 @@ class _DyingJournal:
         raise _Kill
 
 
+def _paid_record(**fields: object) -> AttemptRecord:
+    return AttemptRecord.model_validate(
+        {
+            **{f: "x" for f in ("key", "model", "litellm_model", "suite", "task", "case")},
+            "variant": "p0", "paraphrase": 0, "noise_kind": "clean", "noise_level": 0,
+            "variant_version": 1, "repeat": 0, "seed": 1, "temperature": 0, "messages": [],
+            "output": "billing", "verdicts": [], "passed": True, "partial": 1.0,
+            "latency_s": 0.1, "cost_usd": 0.5, "started_at": "2026-01-01T00:00:00Z",
+            "finished_at": "2026-01-01T00:00:01Z", **fields,
+        }
+    )  # fmt: skip
+
+
+def test_a_paid_record_reaches_the_os_at_once_a_free_replay_by_closing(tmp_path) -> None:
+    """A kill may lose buffered replays of the cache (the next run replays them again, free),
+    never a record that cost a call: the model's or a judge's."""
+    path = tmp_path / "j.jsonl"
+
+    def on_disk() -> int:
+        return len(path.read_text(encoding="utf-8").splitlines())
+
+    replay = {"cache_hit": True, "cost_usd": 0.0, "cost_saved_usd": 0.5}
+    with Journal(path) as journal:
+        journal.append(_paid_record(key="a"))
+        assert on_disk() == 1
+        journal.append(_paid_record(key="b", **replay))
+        assert on_disk() == 1  # waits in the buffer
+        journal.append(_paid_record(key="c", judge_cost_usd=0.01, **replay))
+        assert on_disk() == 3  # a paid judge call: flushed, with what waited before it
+        journal.append(_paid_record(key="d", **replay))
+    assert on_disk() == 4  # closing writes the rest
+    assert [r.key for r in read_journal(path)] == ["a", "b", "c", "d"]
+
+
 def test_an_answer_is_cached_only_after_it_is_journaled(tmp_path) -> None:
     """A kill between the two must not turn a paid call into a free cache hit on resume."""
     suites = load_suites([ROUTING])
@@ -147,18 +181,7 @@ def test_an_answer_is_cached_only_after_it_is_journaled(tmp_path) -> None:
     attempt = build_plan(suites, [model], RunSettings(repeats=1, noise=False)).attempts[0]
     cache = AnswerCache(tmp_path / "cache")
     key = cache_key(model, attempt)
-    from margin.journal import AttemptRecord
-
-    record = AttemptRecord.model_validate(
-        {
-            **{f: "x" for f in ("key", "model", "litellm_model", "suite", "task", "case")},
-            "variant": "p0", "paraphrase": 0, "noise_kind": "clean", "noise_level": 0,
-            "variant_version": 1, "repeat": 0, "seed": 1, "temperature": 0, "messages": [],
-            "output": "billing", "verdicts": [], "passed": True, "partial": 1.0,
-            "latency_s": 0.1, "cost_usd": 0.5, "started_at": "2026-01-01T00:00:00Z",
-            "finished_at": "2026-01-01T00:00:01Z",
-        }
-    )  # fmt: skip
+    record = _paid_record()
     sink = JournalAndCache(_DyingJournal(), cache)  # type: ignore[arg-type]
     with pytest.raises(_Kill):
         sink.append(record, key)
