@@ -90,7 +90,7 @@ def execute(
         workers = min(choose_workers(pending, settings), choose_workers(probe.calls, settings))
         if not probe.calls or workers <= 1 or len(pending) < workers:
             return asyncio.run(_single(pending, journal, job, probe))
-        return _pool(pending, journal, job, workers)
+        return _pool(pending, journal, job, workers, probe)
     finally:
         gc.unfreeze()
 
@@ -161,7 +161,9 @@ async def _single(
             cache.close()
 
 
-def _pool(pending: Sequence[Attempt], journal: Journal, job: _Job, workers: int) -> RunStats:
+def _pool(
+    pending: Sequence[Attempt], journal: Journal, job: _Job, workers: int, probe: _Probe
+) -> RunStats:
     from margin.providers.gateway import warm
 
     # Import litellm and its first call's lazy imports once, before forking: each worker would
@@ -175,7 +177,9 @@ def _pool(pending: Sequence[Attempt], journal: Journal, job: _Job, workers: int)
     for settings, part in shares:
         receive, send = context.Pipe(duplex=False)
         share = replace(job, settings=settings, resumed=0, progress=None)
-        child = context.Process(target=_child, args=(part, share, send, os.getpid()), daemon=True)
+        child = context.Process(
+            target=_child, args=(part, share, send, os.getpid(), probe), daemon=True
+        )  # forked: the probe's keys and answers are inherited, not sent
         child.start()
         send.close()
         children.append(child)
@@ -328,7 +332,7 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _child(part: list[Attempt], job: _Job, conn: Connection, parent: int) -> None:
+def _child(part: list[Attempt], job: _Job, conn: Connection, parent: int, probe: _Probe) -> None:
     from margin.providers.gateway import forget_clients
 
     _die_with_parent(parent)
@@ -340,6 +344,7 @@ def _child(part: list[Attempt], job: _Job, conn: Connection, parent: int) -> Non
         runner = Runner(
             job.settings, _PipeSink(conn), cache, read_cache=job.read_cache, budget=job.budget
         )
+        runner.prefetched(probe.keys, probe.answers, probe.known)
         stats = asyncio.run(runner.run(part))
         if stats.halted:
             conn.send_bytes(b"H" + json.dumps(stats.halted).encode())

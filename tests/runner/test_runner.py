@@ -508,3 +508,34 @@ def test_a_big_run_probes_which_answers_are_cached_without_holding_them(
     b = list(read_journal(tmp_path / "b" / "journal.jsonl"))
     assert len(b) == 60 and sum(r.cache_hit for r in b) == 40
     assert all(r.cache_hit == (r.repeat < 2) for r in b)
+
+
+def test_workers_replay_the_probes_answers_without_looking_again(
+    tmp_path, models_config, cache_dir, monkeypatch
+) -> None:
+    """A partly cached run with worker processes: the parent's probe read the answers once and
+    the forked workers inherit them; no worker looks an attempt up in the cache again."""
+    from margin.cache import AnswerCache
+
+    looked = tmp_path / "looked-up"
+
+    def get(self: AnswerCache, key: str) -> None:
+        with looked.open("a") as handle:  # a file: the lookups happen in forked workers
+            handle.write(key + "\n")
+        return None
+
+    with loopback(Script(rules=ROUTING_RULES)) as url:
+        models = models_config(url)
+        first = run_cli("run", ROUTING, "--models", str(models), "--repeats", "2",
+                        "--out", str(tmp_path / "a"))  # fmt: skip
+        assert first.exit_code == 0, first.output
+        calls = server_stats(url)["requests"]
+        monkeypatch.setattr(AnswerCache, "get", get)
+        more = run_cli("run", ROUTING, "--models", str(models), "--repeats", "3",
+                       "--workers", "2", "--out", str(tmp_path / "b"))  # fmt: skip
+        assert more.exit_code == 0, more.output
+        assert server_stats(url)["requests"] == calls + 20  # only the third repeat is called
+    b = list(read_journal(tmp_path / "b" / "journal.jsonl"))
+    assert len(b) == 60 and sum(r.cache_hit for r in b) == 40
+    assert all(r.cache_hit == (r.repeat < 2) for r in b)
+    assert not looked.exists()
