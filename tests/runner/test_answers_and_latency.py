@@ -134,7 +134,7 @@ def test_local_latency_excludes_loading_and_a_timed_out_call(tmp_path, monkeypat
     from margin.providers import local
 
     monkeypatch.setenv("MARGIN_CACHE_DIR", str(tmp_path / "cache"))
-    real_load = local.load
+    real_load = local._load
     local._LOADED.pop("smollm2-135m", None)
 
     def slow_load(name: str, parallel: int | None = None) -> object:
@@ -142,7 +142,7 @@ def test_local_latency_excludes_loading_and_a_timed_out_call(tmp_path, monkeypat
             time.sleep(1.5)
         return real_load(name, parallel)
 
-    monkeypatch.setattr(local, "load", slow_load)
+    monkeypatch.setattr(local, "_load", slow_load)
     suite_path = tmp_path / "timing.yaml"
     suite_path.write_text(LOCAL_TASKS)
     config = tmp_path / "smol.yaml"

@@ -11,6 +11,7 @@ import asyncio
 import os
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from margin.errors import BadRequest, ModelNotFound, ProviderError, margin_bug
@@ -20,9 +21,17 @@ from margin.providers.local_models import ModelFileError, model_file, model_info
 CONTEXT_TOKENS = 4096
 """Context window given to every local model (long-context noise stays inside it)."""
 
-_LOADED: dict[str, Any] = {}
-_LOCKS: dict[str, threading.Semaphore] = {}
-_PARALLEL: dict[str, int] = {}
+
+@dataclass(frozen=True)
+class _Loaded:
+    """A model loaded in this process: its xllamacpp Server and the calls it takes at once."""
+
+    server: Any
+    parallel: int
+    slots: threading.Semaphore
+
+
+_LOADED: dict[str, _Loaded] = {}
 _LOADING = threading.Lock()
 
 
@@ -36,9 +45,14 @@ def runtime_available() -> bool:
 def load(name: str, parallel: int | None = None) -> Any:
     """The loaded xllamacpp Server for `local/<name>` (loaded on first use, then reused), with
     `parallel` slots decoded together (continuous batching; default 1, or as loaded)."""
+    return _load(name, parallel).server
+
+
+def _load(name: str, parallel: int | None = None) -> _Loaded:
     with _LOADING:
-        if name in _LOADED and parallel in (None, _PARALLEL[name]):
-            return _LOADED[name]
+        loaded = _LOADED.get(name)
+        if loaded is not None and parallel in (None, loaded.parallel):
+            return loaded
         _LOADED.pop(name, None)  # asked again with another `parallel`: loaded anew
         slots = parallel or 1
         info = model_info(name)
@@ -57,22 +71,22 @@ def load(name: str, parallel: int | None = None) -> Any:
         params.cpuparams_batch.n_threads = os.cpu_count() or 1
         params.verbosity = -1
         params.warmup = False
-        _LOADED[name] = xllamacpp.Server(params)
-        _LOCKS[name] = threading.Semaphore(slots)
-        _PARALLEL[name] = slots
-        return _LOADED[name]
+        loaded = _LOADED[name] = _Loaded(
+            xllamacpp.Server(params), slots, threading.Semaphore(slots)
+        )
+        return loaded
 
 
 def chat(name: str, messages: list[dict[str, Any]], options: dict[str, Any]) -> dict[str, Any]:
     """One blocking chat completion on `local/<name>` (OpenAI-shaped dict)."""
-    server = load(name)
+    loaded = _load(name)
     request: dict[str, Any] = {"messages": messages}
     for key in ("temperature", "top_p", "seed", "max_tokens"):
         if options.get(key) is not None:
             request[key] = options[key]
-    with _LOCKS[name]:
+    with loaded.slots:
         started = time.perf_counter()
-        answer = server.handle_chat_completions(request)
+        answer = loaded.server.handle_chat_completions(request)
         took = time.perf_counter() - started
     if not isinstance(answer, dict) or "choices" not in answer:
         message = answer.get("error", answer) if isinstance(answer, dict) else answer
