@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from margin.config import load_models, load_run_settings
@@ -487,6 +488,27 @@ def test_the_core_room_admits_one_model_at_a_time_and_its_parallel_calls() -> No
     assert max(s.get("narrow", 0) for s in seen) == 1
 
 
+def _one_more_repeat(
+    tmp_path: Path, models_config, before_rerun: Callable[[], object], *rerun_args: str
+) -> None:
+    """Run 2 repeats, then `before_rerun()`, then 3 repeats into another run directory: only the
+    third repeat is called, the first two are replayed from the cache."""
+    with loopback(Script(rules=ROUTING_RULES)) as url:
+        models = models_config(url)
+        first = run_cli("run", ROUTING, "--models", str(models), "--repeats", "2",
+                        "--out", str(tmp_path / "a"))  # fmt: skip
+        assert first.exit_code == 0, first.output
+        calls = server_stats(url)["requests"]
+        before_rerun()
+        more = run_cli("run", ROUTING, "--models", str(models), "--repeats", "3", *rerun_args,
+                       "--out", str(tmp_path / "b"))  # fmt: skip
+        assert more.exit_code == 0, more.output
+        assert server_stats(url)["requests"] == calls + 20  # only the third repeat is called
+    b = list(read_journal(tmp_path / "b" / "journal.jsonl"))
+    assert len(b) == 60 and sum(r.cache_hit for r in b) == 40
+    assert all(r.cache_hit == (r.repeat < 2) for r in b)
+
+
 def test_a_big_run_probes_which_answers_are_cached_without_holding_them(
     tmp_path, models_config, cache_dir, monkeypatch
 ) -> None:
@@ -494,20 +516,9 @@ def test_a_big_run_probes_which_answers_are_cached_without_holding_them(
     is read when its attempt runs, and the misses are called, each once."""
     import margin.workers
 
-    with loopback(Script(rules=ROUTING_RULES)) as url:
-        models = models_config(url)
-        first = run_cli("run", ROUTING, "--models", str(models), "--repeats", "2",
-                        "--out", str(tmp_path / "a"))  # fmt: skip
-        assert first.exit_code == 0, first.output
-        calls = server_stats(url)["requests"]
-        monkeypatch.setattr(margin.workers, "PREFETCH_MAX", 0)
-        more = run_cli("run", ROUTING, "--models", str(models), "--repeats", "3",
-                       "--out", str(tmp_path / "b"))  # fmt: skip
-        assert more.exit_code == 0, more.output
-        assert server_stats(url)["requests"] == calls + 20  # only the third repeat is called
-    b = list(read_journal(tmp_path / "b" / "journal.jsonl"))
-    assert len(b) == 60 and sum(r.cache_hit for r in b) == 40
-    assert all(r.cache_hit == (r.repeat < 2) for r in b)
+    _one_more_repeat(
+        tmp_path, models_config, lambda: monkeypatch.setattr(margin.workers, "PREFETCH_MAX", 0)
+    )
 
 
 def test_workers_replay_the_probes_answers_without_looking_again(
@@ -524,18 +535,11 @@ def test_workers_replay_the_probes_answers_without_looking_again(
             handle.write(key + "\n")
         return None
 
-    with loopback(Script(rules=ROUTING_RULES)) as url:
-        models = models_config(url)
-        first = run_cli("run", ROUTING, "--models", str(models), "--repeats", "2",
-                        "--out", str(tmp_path / "a"))  # fmt: skip
-        assert first.exit_code == 0, first.output
-        calls = server_stats(url)["requests"]
-        monkeypatch.setattr(AnswerCache, "get", get)
-        more = run_cli("run", ROUTING, "--models", str(models), "--repeats", "3",
-                       "--workers", "2", "--out", str(tmp_path / "b"))  # fmt: skip
-        assert more.exit_code == 0, more.output
-        assert server_stats(url)["requests"] == calls + 20  # only the third repeat is called
-    b = list(read_journal(tmp_path / "b" / "journal.jsonl"))
-    assert len(b) == 60 and sum(r.cache_hit for r in b) == 40
-    assert all(r.cache_hit == (r.repeat < 2) for r in b)
+    _one_more_repeat(
+        tmp_path,
+        models_config,
+        lambda: monkeypatch.setattr(AnswerCache, "get", get),
+        "--workers",
+        "2",
+    )
     assert not looked.exists()
