@@ -11,9 +11,10 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from margin.config import ModelSpec
 from margin.journal import AttemptRecord, Journal
@@ -112,27 +113,21 @@ class AnswerCache:
 
     def known(self, keys: Sequence[str]) -> set[str]:
         """Which of `keys` have an answer (one query per thousand keys)."""
-        found: set[str] = set()
-        for start in range(0, len(keys), 1000):
-            chunk = keys[start : start + 1000]
-            marks = ",".join("?" * len(chunk))
-            query = f"SELECT key FROM answers WHERE key IN ({marks})"
-            found.update(row[0] for row in self._db.execute(query, chunk))
-        return found
+        return {row[0] for row in self._rows_for("key", keys)}
 
     def get_many(self, keys: Sequence[str]) -> dict[str, CachedAnswer]:
         """The cached answers among `keys` (one query per thousand keys)."""
-        found: dict[str, CachedAnswer] = {}
+        columns = "key, text, input_tokens, output_tokens, latency_s, cost_usd, finish_reason"
+        return {key: CachedAnswer(*row) for key, *row in self._rows_for(columns, keys)}
+
+    def _rows_for(self, columns: str, keys: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """`columns` of the rows whose key is among `keys`, a thousand keys per query."""
         for start in range(0, len(keys), 1000):
             chunk = keys[start : start + 1000]
             marks = ",".join("?" * len(chunk))
-            query = (
-                "SELECT key, text, input_tokens, output_tokens, latency_s, cost_usd,"
-                f" finish_reason FROM answers WHERE key IN ({marks})"
+            yield from self._db.execute(
+                f"SELECT {columns} FROM answers WHERE key IN ({marks})", chunk
             )
-            for key, *row in self._db.execute(query, chunk):
-                found[key] = CachedAnswer(*row)
-        return found
 
     def put(self, key: str, answer: CachedAnswer) -> None:
         """Store (or replace) the answer for `key`."""
