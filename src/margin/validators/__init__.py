@@ -134,8 +134,9 @@ def describe(annotation: Any) -> str:
 def run_validators(
     validators: tuple[Validator, ...], output: str, ctx: CheckContext
 ) -> list[Verdict]:
-    """Every validator's verdict on `output`; a validator that crashes fails with its reason.
-    A validator that needs a model call (`judge`) is the runner's to decide: it is skipped."""
+    """Every validator's verdict on `output`. A validator that crashes leaves its verdict
+    unscored, with the crash as its reason: its bug is never the model's failure. A validator
+    that needs a model call (`judge`) is the runner's to decide: it is skipped."""
     verdicts = []
     for validator in validators:
         if validator.needs_model:
@@ -143,7 +144,6 @@ def run_validators(
         try:
             verdicts.append(validator.check(output, ctx))
         except Exception as exc:  # a plugin bug must not lose the attempt; it is recorded
-            verdicts.append(
-                validator.verdict(False, f"validator crashed: {type(exc).__name__}: {exc}")
-            )
+            crashed = validator.verdict(False, f"validator crashed: {type(exc).__name__}: {exc}")
+            verdicts.append(crashed.model_copy(update={"unscored": True}))
     return verdicts

@@ -51,8 +51,8 @@ class Verdict(BaseModel):
     reason: str
     """The evidence, for a person: `"23 words > 12"`, `"missing '1234'"`."""
     unscored: bool = False
-    """A judge could not decide (unusable answers or failed calls): the attempt is excluded
-    from pass rates and counted, like an infra error."""
+    """No verdict: a judge could not decide (unusable answers or failed calls) or the validator
+    crashed. The attempt is excluded from pass rates and counted, like an infra error."""
     judge: JudgeTrace | None = None
     """For a `judge` validator: its prompt, raw answers, cost and latency."""
 

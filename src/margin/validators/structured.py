@@ -18,6 +18,7 @@ from margin.validators.bounded import (
     CHECK_SECONDS,
     RegexTimeout,
     external_refs,
+    recursion_problem,
     schema_validator,
     time_budget,
 )
@@ -84,6 +85,9 @@ class JsonSchema(Validator):
                 f"$ref {outside[0]!r} points outside the schema; margin never fetches a URL or"
                 " reads a file for a schema: put the definition under $defs and use '#/$defs/…'"
             )
+        problem = recursion_problem(self.definition)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     def check(self, output: str, ctx: CheckContext) -> Verdict:
@@ -105,8 +109,11 @@ SCHEMA_TIMEOUT = f"a schema pattern gave up after {CHECK_SECONDS:g} s on this an
 def schema_problem(definition: dict[str, Any], value: Any) -> str | None:
     """Why `value` is not valid against `definition` (`path: message` of the best error), or
     None when it is. Time-bounded: raises RegexTimeout when a schema pattern runs too long."""
-    with time_budget():
-        errors = list(schema_validator(definition).iter_errors(value))
+    try:
+        with time_budget():
+            errors = list(schema_validator(definition).iter_errors(value))
+    except RecursionError:  # the load refused schemas that recurse in place: the value is deep
+        return "(root): nested too deep to check against the schema"
     error = jsonschema.exceptions.best_match(errors)
     if error is None:
         return None
