@@ -108,15 +108,20 @@ def test_a_schema_pattern_is_bounded_and_refs_never_leave_the_schema(tmp_path) -
         list(schema_validator(sneaky).iter_errors("x"))
 
 
-LOCAL_TASKS = """\
-suite: timing
+LONG_TASK = """\
+suite: long
 target: 0.9
 tasks:
   - id: long
     prompt: "Write a long story about a cat named {{ name }}, with many details."
-    max_tokens: 120
+    max_tokens: 4000
     cases: [{id: c, vars: {name: Tom}}]
     validators: [single_line]
+"""
+SHORT_TASK = """\
+suite: short
+target: 0.9
+tasks:
   - id: short
     prompt: "Say hi to {{ name }}."
     max_tokens: 2
@@ -124,13 +129,19 @@ tasks:
     validators: [single_line]
 """
 
+SLOW_LOAD_S = 5.0
+"""Loading is slowed by this much: far more than a 2-token answer takes even on a machine 5×
+slower than this 2-core one (about 0.1 s here)."""
+
 
 @pytest.mark.slow
+@pytest.mark.timing
 @pytest.mark.timeout(300)
 def test_local_latency_excludes_loading_and_a_timed_out_call(tmp_path, monkeypatch) -> None:
-    """The real SmolLM2: loading is slowed by 1.5 s and must not count as the first call's
-    latency; a call cut by its 0.8 s timeout (a 120-token story takes ~1.5 s here) keeps
-    generating, and the next call's latency must not include the rest of it."""
+    """The real SmolLM2: loading is slowed by 5 s and must not count in the first call's
+    latency; a story of up to 4,000 tokens cannot finish inside 0.05 s on any machine, so its
+    call is cut by its timeout (and its generation stops: see the next test), and the call after
+    it is timed on its own."""
     from margin.providers import local
 
     monkeypatch.setenv("MARGIN_CACHE_DIR", str(tmp_path / "cache"))
@@ -139,19 +150,45 @@ def test_local_latency_excludes_loading_and_a_timed_out_call(tmp_path, monkeypat
 
     def slow_load(name: str, parallel: int | None = None) -> object:
         if name not in local._LOADED:
-            time.sleep(1.5)
+            time.sleep(SLOW_LOAD_S)
         return real_load(name, parallel)
 
     monkeypatch.setattr(local, "_load", slow_load)
-    suite_path = tmp_path / "timing.yaml"
-    suite_path.write_text(LOCAL_TASKS)
-    config = tmp_path / "smol.yaml"
-    spec = {"name": "smol", "model": "local/smollm2-135m", "concurrency": 1, "timeout": 0.8,
-            "sampling": {"temperature": 0.0, "max_tokens": 120}}  # fmt: skip
-    config.write_text(json.dumps({"models": [spec], "run": {"retries": 0}}))
-    records = {r.task: r for r in run_suite(tmp_path, suite_path, config)}
-    assert records["long"].error == "ProviderTimeout"
-    short = records["short"]
-    assert short.error is None and short.output_tokens <= 2
-    # Its own time: no 1.5 s of loading, no second of the timed-out story still generating.
-    assert short.latency_s is not None and short.latency_s < 0.4, short.latency_s
+
+    def run(name: str, task: str, timeout: float, where: str) -> object:
+        suite_path = tmp_path / f"{name}.yaml"
+        suite_path.write_text(task)
+        config = tmp_path / f"{name}-models.yaml"
+        spec = {"name": name, "model": "local/smollm2-135m", "concurrency": 1,
+                "timeout": timeout, "sampling": {"temperature": 0.0}}  # fmt: skip
+        config.write_text(json.dumps({"models": [spec], "run": {"retries": 0}}))
+        (record,) = run_suite(tmp_path / where, suite_path, config, "--no-cache")
+        return record
+
+    first = run("smol", SHORT_TASK, 120, "first")
+    assert first.error is None and first.output_tokens <= 2
+    assert first.latency_s is not None and first.latency_s < SLOW_LOAD_S  # no loading in it
+    cut = run("cut", LONG_TASK, 0.05, "cut")
+    assert cut.error == "ProviderTimeout" and cut.output is None
+    after = run("smol", SHORT_TASK, 120, "after")
+    assert after.error is None and after.output == first.output
+    assert after.latency_s is not None and after.latency_s < SLOW_LOAD_S
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_stopped_local_generation_ends_at_the_next_token() -> None:
+    """Asked to stop, llama.cpp sends no further token: one chunk arrives, not up to 4,000."""
+    import threading
+
+    from margin.providers import local
+
+    stop = threading.Event()
+    stop.set()
+    stream = local._Stream(stop)
+    request = {"messages": [{"role": "user", "content": "Write a very long story."}],
+               "max_tokens": 4000, "stream": True}  # fmt: skip
+    local.load("smollm2-135m").handle_chat_completions(request, stream.take)
+    assert stream.chunks == 1
+    with pytest.raises(local.GenerationStopped):
+        stream.answer("smollm2-135m")
