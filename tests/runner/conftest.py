@@ -33,6 +33,13 @@ def server_stats(url: str) -> dict[str, int]:
         return json.loads(answer.read())
 
 
+def release(url: str) -> None:
+    """Let a `held` loopback server answer."""
+    request = urllib.request.Request(url.removesuffix("/v1") + "/release", method="POST")
+    with urllib.request.urlopen(request, timeout=5):
+        pass
+
+
 @pytest.fixture
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "cache"

@@ -8,6 +8,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from margin.config import load_models, load_run_settings
 from margin.journal import read_journal
 from margin.plan import build_plan
@@ -282,8 +284,13 @@ def test_budget_stops_cleanly_and_resumes(tmp_path, models_config, cache_dir) ->
     assert sorted(final) == sorted(planned_keys(models, 2)) and len(set(final)) == 40
 
 
+@pytest.mark.timing
 def test_per_model_concurrency_is_respected(tmp_path, models_config, cache_dir) -> None:
-    with loopback(Script(rules=ROUTING_RULES, latency_s=0.05)) as url:
+    # The server holds the first answers until 4 calls are in flight or 1 s passed: the 3
+    # allowed calls are surely in flight together (on a machine of any speed), and a 4th,
+    # had the limit let it through, would have arrived while they were held.
+    script = Script(rules=ROUTING_RULES, gather=4, gather_wait_s=1.0)
+    with loopback(script) as url:
         models = models_config(url, concurrency=3)
         result = run_cli(
             "run",

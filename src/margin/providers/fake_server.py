@@ -27,15 +27,30 @@ TIMEOUT_SLEEP_S = 3600.0
 def build_app(script: Script) -> web.Application:
     """The aiohttp application answering `/v1/chat/completions` from `script`."""
     stats: Counter[str] = Counter()
+    released = asyncio.Event()  # `held`: set by POST /release
+    gathered = asyncio.Event()  # `gather`: set once that many calls were in flight together
+    if not script.held:
+        released.set()
+    if script.gather <= 1:
+        gathered.set()
 
     async def chat(request: web.Request) -> web.StreamResponse:
         stats["requests"] += 1
         stats["in_flight"] += 1
         stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
+        if stats["in_flight"] >= script.gather:
+            gathered.set()
         try:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(gathered.wait(), script.gather_wait_s)
+            await released.wait()
             return await answer(request)
         finally:
             stats["in_flight"] -= 1
+
+    async def release(request: web.Request) -> web.Response:
+        released.set()
+        return web.json_response({"released": True})
 
     async def answer(request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -84,6 +99,7 @@ def build_app(script: Script) -> web.Application:
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/chat/completions", chat)
     app.router.add_get("/stats", get_stats)
+    app.router.add_post("/release", release)
     return app
 
 

@@ -45,6 +45,13 @@ class Script:
     """Report this many completion tokens instead of counting them (may pass max_tokens)."""
     honour_max_tokens: bool = True
     """Cut answers longer than the call's max_tokens (finish_reason `length`), as models do."""
+    held: bool = False
+    """The HTTP server holds every answer until it is told to go (`POST /release`), so a test
+    can keep a run in flight exactly as long as it needs, on a machine of any speed."""
+    gather: int = 0
+    """The HTTP server holds the first answers until this many calls are in flight at once (or
+    `gather_wait_s` passed), so a concurrency limit is reached whatever the machine's speed."""
+    gather_wait_s: float = 10.0
     require_key: str | None = None
     """If set, the HTTP server answers 401 (quoting the key it got, as real providers do)
     unless `Authorization: Bearer <require_key>` is sent."""
