@@ -34,7 +34,7 @@ def server_stats(url: str) -> dict[str, int]:
 
 
 def release(url: str) -> None:
-    """Let a `held` loopback server answer."""
+    """Let a loopback server whose script has `hold_after` answer the calls it holds."""
     request = urllib.request.Request(url.removesuffix("/v1") + "/release", method="POST")
     with urllib.request.urlopen(request, timeout=5):
         pass

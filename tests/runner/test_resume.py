@@ -9,10 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from margin.journal import AttemptRecord, Journal, read_journal, repair_tail
 from margin.providers.scripts import Rule, Script
 from tests.conftest import SUITES
-from tests.runner.conftest import loopback
+from tests.runner.conftest import loopback, release, server_stats
 
 ARITHMETIC = str(SUITES / "arithmetic.yaml")
 
@@ -43,29 +45,28 @@ def lines(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
+@pytest.mark.timing
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, models_config) -> None:
-    script = Script(
-        rules=[Rule(r"123.+456", "579"), Rule(r"999.+111", "1110")], default="1000", latency_s=0.04
-    )
-    with loopback(script) as url:
+    # The server answers 30 calls and holds the rest: the kill comes at exactly 30 finished
+    # attempts and 2 in flight, however fast or slow the machine.
+    rules = [Rule(r"123.+456", "579"), Rule(r"999.+111", "1110")]
+    with loopback(Script(rules=rules, default="1000", hold_after=30)) as url:
         models = models_config(url, concurrency=2)
         killed = tmp_path / "killed"
         proc = margin_run(models, killed, tmp_path / "cache-killed")
-        deadline = time.monotonic() + 60
-        while lines(killed / "journal.jsonl") < 30 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 120  # a hang guard only
+        while not (lines(killed / "journal.jsonl") == 30 and server_stats(url).get("held") == 2):
             assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the run never reached 30 answers"
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=10)
-        at_kill = lines(killed / "journal.jsonl")
-        assert 30 <= at_kill < 120
+        assert lines(killed / "journal.jsonl") == 30
+        release(url)
         resumed = margin_run(models, killed, tmp_path / "cache-killed")
         _, err = resumed.communicate(timeout=120)
         assert resumed.returncode == 0, err.decode()
-        assert (
-            f"{at_kill} already in the journal" in err.decode()
-            or f"{at_kill - 1} already" in err.decode()
-        )
+        assert "30 already in the journal" in err.decode()
         whole = margin_run(models, tmp_path / "whole", tmp_path / "cache-whole")
         _, err = whole.communicate(timeout=120)
         assert whole.returncode == 0, err.decode()

@@ -27,15 +27,16 @@ TIMEOUT_SLEEP_S = 3600.0
 def build_app(script: Script) -> web.Application:
     """The aiohttp application answering `/v1/chat/completions` from `script`."""
     stats: Counter[str] = Counter()
-    released = asyncio.Event()  # `held`: set by POST /release
+    released = asyncio.Event()  # `hold_after`: set by POST /release
     gathered = asyncio.Event()  # `gather`: set once that many calls were in flight together
-    if not script.held:
+    if script.hold_after is None:
         released.set()
     if script.gather <= 1:
         gathered.set()
 
     async def chat(request: web.Request) -> web.StreamResponse:
         stats["requests"] += 1
+        number = stats["requests"]
         stats["in_flight"] += 1
         stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
         if stats["in_flight"] >= script.gather:
@@ -43,7 +44,9 @@ def build_app(script: Script) -> web.Application:
         try:
             with suppress(TimeoutError):
                 await asyncio.wait_for(gathered.wait(), script.gather_wait_s)
-            await released.wait()
+            if number > (script.hold_after or 0) and not released.is_set():
+                stats["held"] += 1
+                await released.wait()
             return await answer(request)
         finally:
             stats["in_flight"] -= 1

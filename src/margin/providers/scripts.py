@@ -45,9 +45,10 @@ class Script:
     """Report this many completion tokens instead of counting them (may pass max_tokens)."""
     honour_max_tokens: bool = True
     """Cut answers longer than the call's max_tokens (finish_reason `length`), as models do."""
-    held: bool = False
-    """The HTTP server holds every answer until it is told to go (`POST /release`), so a test
-    can keep a run in flight exactly as long as it needs, on a machine of any speed."""
+    hold_after: int | None = None
+    """The HTTP server answers this many calls, then holds every later one until it is told to
+    go (`POST /release`); 0 holds them all. A test can so stop a run at an exact point, or keep
+    it in flight exactly as long as it needs, on a machine of any speed."""
     gather: int = 0
     """The HTTP server holds the first answers until this many calls are in flight at once (or
     `gather_wait_s` passed), so a concurrency limit is reached whatever the machine's speed."""
