@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -117,18 +116,16 @@ def test_every_example_config_loads() -> None:
         assert result.exit_code == 0, (path, result.stderr)
 
 
-def test_help_is_fast_and_every_option_has_an_env_variable() -> None:
-    start = time.perf_counter()
+def test_help_imports_nothing_heavy_and_every_option_has_an_env_variable() -> None:
+    """What makes `--help` slow is what it imports (litellm alone takes seconds): that is
+    checked here, on any machine; its time is a benchmark's to measure, not a test's."""
     proc = subprocess.run(
         [sys.executable, "-m", "margin.cli.main", "--help"],
         capture_output=True,
         text=True,
         check=True,
     )
-    elapsed = time.perf_counter() - start
     assert "validate" in proc.stdout
-    # Generous: the budget is 0.5 s on a quiet machine; a loaded CI machine gets slack.
-    assert elapsed < 1.5, elapsed
     probe = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "margin.cli.main", "--help"],
         capture_output=True,
