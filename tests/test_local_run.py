@@ -149,6 +149,7 @@ def test_a_suite_through_litellm_http_against_xllamacpps_server(
     assert all(r.cost_usd == 0.0 for r in records)  # a loopback api_base is priced as local
 
 
+@pytest.mark.timing
 def test_parallel_batches_calls_of_the_real_local_model_and_says_so(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MARGIN_CACHE_DIR", str(tmp_path / "cache"))
     batched = smollm().model_copy(update={"parallel": 3, "concurrency": 3})

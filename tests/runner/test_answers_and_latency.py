@@ -75,6 +75,7 @@ def test_lone_surrogates_and_nul_are_stored_and_replayed(
     assert all(r.cache_hit and r.output == first[0].output for r in second)
 
 
+@pytest.mark.timing
 def test_a_backtracking_regex_is_bounded_in_a_run(tmp_path, cache_dir) -> None:
     register_script("aaa", Script(default="a" * 30_000 + "b", honour_max_tokens=False))
     config = tmp_path / "m.yaml"
@@ -90,6 +91,7 @@ def test_a_backtracking_regex_is_bounded_in_a_run(tmp_path, cache_dir) -> None:
         assert record.verdicts[1].passed  # the other validators still judged the answer
 
 
+@pytest.mark.timing
 def test_a_schema_pattern_is_bounded_and_refs_never_leave_the_schema(tmp_path) -> None:
     check = build_validator(
         {"json_schema": {"type": "object", "properties": {"x": {"pattern": "(a+)+$"}}}}

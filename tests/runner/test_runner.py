@@ -54,6 +54,7 @@ def test_a_clean_run_records_every_attempt_once(tmp_path, models_config, cache_d
     assert "loop: 40/40 100.0% [72.2, 100.0] over all tasks" in result.stdout
 
 
+@pytest.mark.timing
 def test_thirty_percent_faults_lose_nothing_and_count_nothing_twice(
     tmp_path, models_config, cache_dir
 ) -> None:
@@ -108,6 +109,7 @@ def test_thirty_percent_faults_lose_nothing_and_count_nothing_twice(
     assert any(r.retries for r in judged)
 
 
+@pytest.mark.timing
 def test_each_fault_maps_to_its_class(tmp_path, models_config, cache_dir) -> None:
     expected = {
         "429": "RateLimited",
@@ -143,6 +145,7 @@ def test_each_fault_maps_to_its_class(tmp_path, models_config, cache_dir) -> Non
     assert seen == {fault: {error} for fault, error in expected.items()}
 
 
+@pytest.mark.timing
 def test_retry_after_is_honoured(tmp_path, models_config, cache_dir) -> None:
     with loopback(Script(fault_rate=1.0, faults=("429",), retry_after_s=0.4)) as url:
         models = models_config(url)
@@ -307,6 +310,7 @@ def test_per_model_concurrency_is_respected(tmp_path, models_config, cache_dir) 
         assert server_stats(url)["max_in_flight"] == 3
 
 
+@pytest.mark.timing
 def test_rate_limit_queues_instead_of_rejecting(tmp_path, models_config, cache_dir) -> None:
     with loopback(Script(rules=ROUTING_RULES)) as url:
         models = models_config(url, rpm=600)  # one call per 0.1 s
@@ -359,6 +363,7 @@ def test_a_changed_run_in_the_same_folder_is_refused(tmp_path, models_config, ca
     assert Counter(r.key for r in read_journal(out / "journal.jsonl")).most_common(1)[0][1] == 1
 
 
+@pytest.mark.timing
 def test_worker_processes_lose_nothing_and_count_nothing_twice(
     tmp_path, models_config, cache_dir
 ) -> None:
