@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, settings
 
 from margin.cli.main import cli
 
@@ -18,6 +19,11 @@ CONFIGS = ROOT / "configs"
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# Hypothesis by default fails an example that takes over 200 ms, and a run whose data is slow
+# to generate: both are verdicts on the machine's speed, not on the code.
+settings.register_profile("margin", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("margin")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
