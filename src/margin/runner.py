@@ -128,6 +128,12 @@ class _LaneHalted(_NotNow):
     """The model's provider refused every call so far."""
 
 
+SETTLE_GRACE_S = 60.0
+"""A call holding its worst case ends within its model's timeout (and this grace): near the cap,
+a wait that long with no call settling anywhere means the holder is gone (a killed worker)."""
+WAIT_SLICE_S = 1.0
+"""A wait for a settle wakes at once when one comes, else after this long to look again."""
+
 REFUSALS_TO_HALT = 3
 """A model whose first calls are all refused (bad key, unknown model) stops after this many."""
 HALTING_ERRORS = frozenset({"AuthenticationFailed", "ModelNotFound"})
@@ -158,6 +164,9 @@ class Runner:
         self.shared_limits = dict(shared_limits or {})
         """Per model: a slot held across worker machines, taken after the model's own limits."""
         self._global = asyncio.Semaphore(settings.concurrency)
+        self._budget_line = asyncio.Lock()
+        """Near the cap, one call at a time waits on the shared account (in one thread)."""
+        self._longest_call_s = 0.0
         self._backoff = wait_random_exponential(
             multiplier=settings.backoff_s, max=settings.backoff_max_s
         )
@@ -169,6 +178,8 @@ class Runner:
         self._keys: dict[str, str] = {}
         self._answers: dict[str, CachedAnswer] = {}
         self._known: set[str] = set()
+        self._secrets: tuple[str, ...] = ()
+        """Every api key a call of this runner sends (models' and judges'), longest first."""
 
     def prefetched(
         self, keys: dict[str, str], answers: dict[str, CachedAnswer], known: set[str]
@@ -251,9 +262,11 @@ class Runner:
                 "add `price: {input_per_mtok: …, output_per_mtok: …}` to its config"
             )
         limiter = AsyncLimiter(1, 60.0 / model.rpm) if model.rpm else None
-        return _Lane(
-            model, model.resolve_api_key(), price, asyncio.Semaphore(model.concurrency), limiter
-        )
+        self._longest_call_s = max(self._longest_call_s, model.timeout)
+        api_key = model.resolve_api_key()
+        if api_key:
+            self._secrets = tuple(sorted({*self._secrets, api_key}, key=len, reverse=True))
+        return _Lane(model, api_key, price, asyncio.Semaphore(model.concurrency), limiter)
 
     async def _worker(self, lane: _Lane) -> None:
         while lane.queue and not self.budget.stopped and lane.halted is None:
@@ -300,15 +313,8 @@ class Runner:
         if outcome.completion is None:
             return self._infra_error(lane, attempt, started, outcome), None
         done = outcome.completion
-        answer = CachedAnswer(
-            done.text,
-            done.input_tokens,
-            done.output_tokens,
-            done.latency_s,
-            outcome.cost,
-            done.finish_reason,
-        )
-        verdicts = await self._verdicts(attempt, done.text)
+        answer = self._received(done, outcome.cost)
+        verdicts = await self._verdicts(attempt, answer.text)
         record = self._judged(
             attempt,
             started,
@@ -368,14 +374,10 @@ class Runner:
                     answers.append(None)
                     errors.append(outcome.error.error_class)
                     continue
-                done = outcome.completion
-                answer = CachedAnswer(
-                    done.text, done.input_tokens, done.output_tokens, done.latency_s,
-                    outcome.cost, done.finish_reason,
-                )  # fmt: skip
+                answer = self._received(outcome.completion, outcome.cost)
                 calls.append(answer)
-                answers.append(done.text)
-                if self.cache is not None and self.write_cache and check.is_usable(done.text):
+                answers.append(answer.text)
+                if self.cache is not None and self.write_cache and check.is_usable(answer.text):
                     self.cache.put(key, answer)  # only a usable answer: garbage is asked again
         both = [*calls, *hits]
         costs = [a.cost_usd for a in calls]
@@ -395,6 +397,14 @@ class Runner:
         if check.reference is not None:
             return combine_pairs(check.name, answers, trace, check.pass_on)
         return combine(check.name, answers, trace)
+
+    def _received(self, done: Completion, cost: float | None) -> CachedAnswer:
+        """A call's answer as margin keeps it, every api key it echoes scrubbed: validators,
+        judges, the journal, the cache and the report only ever see this text."""
+        text = scrub_answer(done.text, self._secrets)
+        return CachedAnswer(
+            text, done.input_tokens, done.output_tokens, done.latency_s, cost, done.finish_reason
+        )
 
     def _worst_case(self, lane: _Lane, attempt: Attempt) -> float:
         """The most a call can cost: its prompt and a full `max_tokens` answer."""
@@ -425,8 +435,7 @@ class Runner:
                             raise _LaneHalted
                         # Reserved only now, with every slot taken: what finished while this
                         # call waited is already counted, so the check is against today's spend.
-                        if not self.budget.reserve(worst):
-                            raise _BudgetSpent
+                        await self._reserve(worst)
                         billed = 0.0
                         try:
                             completion = await complete(
@@ -444,6 +453,24 @@ class Runner:
         except ProviderError as exc:
             return _Outcome(None, exc, retries)
         raise AssertionError("unreachable: tenacity either returns or reraises")
+
+    async def _reserve(self, amount: float) -> None:
+        """Hold `amount` against the cap. Near it, wait for a call in flight (in any process)
+        to settle and ask again; _BudgetSpent when it can never fit: nothing is in flight and
+        it still does not."""
+        unsettled = 0.0
+        while True:
+            seen = self.budget.settles
+            if self.budget.reserve(amount):
+                return
+            if self.budget.stopped:
+                raise _BudgetSpent
+            async with self._budget_line:  # the others wait here, holding no thread
+                settled = await asyncio.to_thread(self.budget.wait, seen, WAIT_SLICE_S)
+            unsettled = 0.0 if settled else unsettled + WAIT_SLICE_S
+            if unsettled > self._longest_call_s + SETTLE_GRACE_S:
+                self.budget.stop()
+                raise _BudgetSpent
 
     @staticmethod
     def _cost(lane: _Lane, done: Completion) -> float | None:
@@ -575,6 +602,44 @@ def scrub(text: str, secret: str | None) -> str:
             for piece in (secret[:8], secret[-6:], secret[-4:]):
                 text = text.replace(piece, "***")
     return _MASKED.sub("***", text)
+
+
+LEAK_CHARS = 8
+"""In an answer, this many characters of a key in a row are a leak of it (a key cut off at
+max_tokens still leaks its start); a key shorter than this (a local server's placeholder such
+as `none`) cannot be told from words, and is left alone in answers."""
+
+
+def scrub_answer(text: str, secrets: Iterable[str]) -> str:
+    """`text` with each secret, and each run of LEAK_CHARS or more of its characters, replaced
+    by `***`. Unlike `scrub`, nothing shaped like a masked key is touched: an answer's `***`
+    and short words are the model's own."""
+    for secret in secrets:
+        if len(secret) < LEAK_CHARS:
+            continue
+        text = text.replace(secret, "***")
+        spans = []
+        for start in range(len(secret) - LEAK_CHARS + 1):
+            piece = secret[start : start + LEAK_CHARS]
+            at = text.find(piece)
+            while at != -1:
+                spans.append((at, at + LEAK_CHARS))
+                at = text.find(piece, at + 1)
+        if spans:
+            text = _blank(text, spans)
+    return text
+
+
+def _blank(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` with each run of overlapping or touching spans replaced by one `***`."""
+    kept: list[str] = []
+    end = 0
+    for start, stop in sorted(spans):
+        if start > end or not kept:
+            kept.append(text[end:start])
+            kept.append("***")
+        end = max(end, stop)
+    return "".join(kept) + text[end:]
 
 
 def _record(attempt: Attempt, started: datetime, **fields: object) -> AttemptRecord:
