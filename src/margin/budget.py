@@ -9,6 +9,7 @@ what the provider billed when it returns.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 from ctypes import c_double
 
@@ -19,6 +20,8 @@ class Budget:
     """Dollars spent and reserved against an optional cap; safe to share with forked workers."""
 
     def __init__(self, cap: float | None, spent: float = 0.0) -> None:
+        if not (math.isfinite(spent) and spent >= 0):
+            raise ValueError(f"the earlier spend must be a finite number of dollars, not {spent}")
         self.cap = cap
         context = multiprocessing.get_context("fork")
         self._lock = context.Lock()
@@ -49,7 +52,8 @@ class Budget:
             if self._cells[_STOPPED]:
                 return False
             if self.cap is not None and (
-                self._cells[_SPENT] + self._cells[_RESERVED] + amount > self.cap
+                not (math.isfinite(amount) and amount >= 0)  # no answer to "does it fit"
+                or self._cells[_SPENT] + self._cells[_RESERVED] + amount > self.cap
             ):
                 self._cells[_STOPPED] = 1.0
                 return False

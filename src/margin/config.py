@@ -31,9 +31,9 @@ class _Model(BaseModel):
 class Price(_Model):
     """A price override in dollars per million tokens (else litellm's price map is used)."""
 
-    input_per_mtok: float = Field(ge=0)
+    input_per_mtok: float = Field(ge=0, allow_inf_nan=False)
     """$ per 1M prompt tokens."""
-    output_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0, allow_inf_nan=False)
     """$ per 1M completion tokens."""
 
 
@@ -177,7 +177,7 @@ class RunSettings(_Model):
     """Calls per (model, case, variant)."""
     concurrency: int = Field(default=16, ge=1, le=4096)
     """Global cap on calls in flight across all models."""
-    max_cost: float | None = Field(default=None, gt=0)
+    max_cost: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     """Stop scheduling before the estimated spend passes this many dollars."""
     target: float | None = Field(default=None, gt=0, le=1)
     """Override every suite's reliability target."""

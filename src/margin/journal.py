@@ -6,6 +6,7 @@ partial last line; opening the journal again cuts it off, so resuming loses and 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from margin.errors import UserError
 from margin.validators import Verdict
@@ -124,6 +126,19 @@ class AttemptRecord(BaseModel):
     """When the attempt started (UTC)."""
     finished_at: datetime
     """When it finished (UTC)."""
+
+    @field_validator("cost_usd", "cost_saved_usd", "judge_cost_usd")
+    @classmethod
+    def _dollars(cls, value: float | None) -> float | None:
+        # A NaN spend compares false against the cap (it switched the cap off on resume), a
+        # negative one made room again: a record holding either is damaged, not a cost.
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise PydanticCustomError(
+                "dollars",
+                "a cost is a finite number of dollars, 0 or more (got {value})",
+                {"value": value},
+            )
+        return value
 
     @property
     def infra_error(self) -> bool:

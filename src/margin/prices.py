@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -64,8 +65,23 @@ def price_for(model: ModelSpec) -> TokenPrice:
     for key in (model.model, bare):
         entry = prices.get(key)
         if isinstance(entry, dict) and "input_cost_per_token" in entry:
-            return TokenPrice(
-                float(entry.get("input_cost_per_token") or 0.0),
-                float(entry.get("output_cost_per_token") or 0.0),
-            )
+            given = _dollars(entry.get("input_cost_per_token"))
+            answered = _dollars(entry.get("output_cost_per_token"))
+            if given is None or answered is None:
+                break  # not a price: a capped run asks the config for one
+            return TokenPrice(given, answered)
     return TokenPrice(0.0, 0.0, known=False, source="unknown")
+
+
+def _dollars(value: object) -> float | None:
+    """A price from the map as dollars per token (a missing one is 0), or None when it is not
+    a finite number of 0 or more."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None

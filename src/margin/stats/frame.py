@@ -90,7 +90,7 @@ def condition_name(paraphrase: int, noise_kind: str, noise_level: float) -> str:
 def read_attempts(path: Path) -> Attempts:
     """The journal at `path` for scoring; a damaged record is a UserError naming its line."""
     table = _read_table(path)
-    if table is None:
+    if table is None or not _costs_are_dollars(table):
         return _from_records(path)
     return _split(table)
 
@@ -246,3 +246,19 @@ def attempts_of(records: Iterable[AttemptRecord]) -> Attempts:
         row["verdicts"] = [{"validator": v.validator, "passed": v.passed} for v in record.verdicts]
         rows.append(row)
     return _split(pa.Table.from_pylist(rows, schema=_SCHEMA))
+
+
+_COSTS = ["cost_usd", "cost_saved_usd", "judge_cost_usd"]
+
+
+def _costs_are_dollars(table: pa.Table) -> bool:
+    """Whether every recorded cost is finite and 0 or more. Arrow reads `NaN` and `-1` as
+    numbers; the record model refuses them as damage, naming the line, and no NaN reaches a
+    sum of spend."""
+    for name in _COSTS:
+        values = pc.drop_null(table.column(name))
+        if len(values) and not (
+            pc.all(pc.is_finite(values)).as_py() and pc.min(values).as_py() >= 0
+        ):
+            return False
+    return True
