@@ -112,6 +112,9 @@ class AttemptRecord(BaseModel):
     """The answer was cut off at `max_tokens` (finish_reason `length`)."""
     max_tokens: int | None = None
     """The cap on the answer's tokens sent with the call."""
+    over_max_tokens: bool = False
+    """The provider reported more answer tokens than `max_tokens`: it ignored the cap, so the
+    answer's length and cost are not bounded by it (optional: no schema version of its own)."""
     dropped_params: list[str] = []
     """Sampling parameters the provider does not take, so they were not sent (e.g. `seed`)."""
     batched: bool = False

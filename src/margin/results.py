@@ -70,8 +70,8 @@ class Cell(Interval):
     infra_errors: int
     """Attempts that ended in an infra error (excluded from the rate)."""
     unscored: int = 0
-    """Attempts a `judge` validator could not decide (excluded from the rate, like an infra
-    error)."""
+    """Attempts a `judge` validator could not decide, or a validator crashed on (excluded from
+    the rate, like an infra error)."""
     judge_cost_per_1000: float | None = 0.0
     """Dollars the judge calls cost per 1,000 task executions, apart from `cost_per_1000`."""
     partial: float | None
@@ -90,6 +90,8 @@ class Cell(Interval):
     """Mean answer tokens."""
     truncated: int
     """Answers cut off at max_tokens."""
+    over_max_tokens: int = 0
+    """Answers longer than the max_tokens sent: the provider ignored the cap."""
     cache_hits: int
     """Answers served from margin's cache."""
     consistency: float | None
@@ -395,6 +397,8 @@ class RunFacts(_Row):
     infra_errors: dict[str, int]
     """By class (RateLimited, ServerError, …)."""
     cache_hits: int
+    over_max_tokens: int = 0
+    """Answers longer than the max_tokens sent: their providers ignored the cap."""
     spent_usd: float
     repeats: int
     """The most repeats any attempt reached."""
@@ -621,6 +625,7 @@ def _run_facts(folder: Path, run_file: dict[str, Any], scores: Scores) -> RunFac
         judged=int(frame["judged"].sum()),
         infra_errors=dict(sorted(errors.items())),
         cache_hits=int(frame["cache_hit"].sum()),
+        over_max_tokens=int(frame["over_max_tokens"].sum()),
         spent_usd=float(frame["cost_usd"].fillna(0).sum()),
         repeats=repeats,
         regime=_regime(temperatures, repeats),

@@ -508,6 +508,7 @@ class Runner:
             retries=retries,
             finish_reason=answer.finish_reason,
             truncated=answer.finish_reason == "length",
+            over_max_tokens=answer.output_tokens > attempt.max_tokens,
             dropped_params=list(dropped),
         )
 

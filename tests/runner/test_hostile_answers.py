@@ -121,3 +121,70 @@ def test_scrub_answer_blanks_a_key_and_its_long_runs_only() -> None:
     assert scrub_answer(f"x{key[3:20]}y {key[-9:]}", [key]) == "x***y ***"
     kept = f"{key[:7]} is short; **bold** and *** are the model's own"
     assert scrub_answer(kept, [key, "none"]) == kept
+
+
+CAPPED_SUITE = """\
+suite: capped
+target: 0.5
+tasks:
+  - id: t
+    prompt: "Tell me about {{ x }}."
+    max_tokens: 16
+    cases:
+      - {id: a, vars: {x: apples}}
+      - {id: b, vars: {x: bananas}}
+    validators:
+      - max_words: 200
+"""
+
+
+def test_an_answer_past_max_tokens_is_flagged_and_counted(tmp_path: Path, cache_dir: Path) -> None:
+    suite = tmp_path / "capped.yaml"
+    suite.write_text(CAPPED_SUITE)
+    ignores = Script(default="a short answer", completion_tokens=500)  # the usage says 500
+    honours = Script(default="a long answer " * 20)  # cut at max_tokens, as models do
+    with loopback(ignores) as ignores_url, loopback(honours) as honours_url:
+        models = [
+            {"name": name, "model": "openai/fake", "api_base": url, "api_key": "${LOOP_KEY}",
+             "timeout": 10, "price": {"input_per_mtok": 1.0, "output_per_mtok": 1.0}}
+            for name, url in (("ignores", ignores_url), ("honours", honours_url))
+        ]  # fmt: skip
+        config = tmp_path / "models.yaml"
+        config.write_text(json.dumps({"models": models, "run": {"noise": False}}))
+        out = tmp_path / "run"
+        result = run_cli("run", str(suite), "--models", str(config), "--repeats", "1",
+                         "--out", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = list(read_journal(out / "journal.jsonl"))
+    for record in records:
+        if record.model == "ignores":
+            assert (record.output_tokens, record.max_tokens) == (500, 16)
+            assert record.over_max_tokens and not record.truncated
+        else:
+            assert record.output_tokens == 16 and record.truncated
+            assert not record.over_max_tokens
+    results = json.loads((out / "results.json").read_text())
+    over = {row["model"]: row["over_max_tokens"] for row in results["tasks"]}
+    assert over == {"ignores": 2, "honours": 0}
+    assert {row["model"]: row["truncated"] for row in results["tasks"]} == {
+        "ignores": 0,
+        "honours": 2,
+    }
+    assert results["run"]["over_max_tokens"] == 2
+    page = (out / "index.html").read_text()
+    assert "2 answers longer than the max_tokens sent" in page and "max_tokens ignored" in page
+
+
+def test_a_journal_written_before_the_flag_still_reads(tmp_path: Path) -> None:
+    record = {
+        "key": "m|s/t/c|p0|r0", "model": "m", "litellm_model": "openai/x", "suite": "s",
+        "task": "t", "case": "c", "variant": "p0", "paraphrase": 0, "noise_kind": "clean",
+        "noise_level": 0.0, "variant_version": 1, "repeat": 0, "seed": 1, "temperature": 0.0,
+        "messages": [], "output": "x", "verdicts": [], "passed": True, "partial": 1.0,
+        "latency_s": 0.1, "output_tokens": 500, "max_tokens": 16, "schema_version": 3,
+        "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:01Z",
+    }  # fmt: skip
+    path = tmp_path / "journal.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    (read,) = read_journal(path)
+    assert read.over_max_tokens is False  # not said then; the tokens are there to compare

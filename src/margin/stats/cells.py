@@ -119,6 +119,7 @@ def cell_table(
             "input_tokens": judged["input_tokens"].mean(),
             "output_tokens": judged["output_tokens"].mean(),
             "truncated": judged["truncated"].sum(),
+            "over_max_tokens": judged["over_max_tokens"].sum(),
             "cache_hits": group["cache_hit"].sum(),
         }
     ).reset_index()
@@ -127,15 +128,14 @@ def cell_table(
         firsts = group[["paraphrase", "noise_kind", "noise_level"]].first().reset_index()
         extra = extra.merge(firsts, on=keys, how="left")
     table = extra.merge(cells, on=keys, how="left").drop(columns=["cost_known"])
-    table = table.fillna(
-        {"n": 0, "passes": 0, "cases": 0, "deff": 1.0, "n_eff": 0.0, "truncated": 0}
-    )
+    zeros = {"n": 0, "passes": 0, "cases": 0, "truncated": 0, "over_max_tokens": 0}
+    table = table.fillna({**zeros, "deff": 1.0, "n_eff": 0.0})
     table["low"] = table["low"].fillna(0.0)
     table["high"] = table["high"].fillna(1.0)
     table = table.astype({"n": np.int64, "passes": np.int64, "cases": np.int64})
     table = table.astype(
         {"infra_errors": np.int64, "unscored": np.int64, "truncated": np.int64,
-         "cache_hits": np.int64}
+         "over_max_tokens": np.int64, "cache_hits": np.int64}
     )  # fmt: skip
     if keys == MODEL:
         return _model_verdicts(

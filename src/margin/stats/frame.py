@@ -50,6 +50,7 @@ _SCHEMA = pa.schema(
         ("error", pa.string()),
         ("cache_hit", pa.bool_()),
         ("truncated", pa.bool_()),
+        ("over_max_tokens", pa.bool_()),
         ("batched", pa.bool_()),
         ("policy", pa.string()),
         ("step", pa.int64()),
@@ -71,7 +72,7 @@ class Attempts:
     """One row per attempt (latest record per key): the LABELS as categories, `condition`,
     `paraphrase`, `noise_level`, `repeat`, `judged` (not an infra error), `passed` (1.0 / 0.0,
     NaN on an infra error), `partial`, `latency_s`, tokens, `cost_usd`, `cost_saved_usd`,
-    `cache_hit`, `truncated`, `batched`."""
+    `cache_hit`, `truncated`, `over_max_tokens`, `batched`."""
     verdicts: pd.DataFrame
     """One row per validator verdict of a judged attempt: `row` (index into `frame`),
     `validator` (its name; `name#2` for a second validator of the same name), `passed`."""
@@ -157,7 +158,7 @@ def _frames(table: pa.Table, extra: tuple[str, ...] | list[str] = ()) -> Attempt
     columns["noise_level"] = np.nan_to_num(columns["noise_level"])
     columns["cost_saved_usd"] = np.nan_to_num(columns["cost_saved_usd"])
     columns["judge_cost_usd"] = np.nan_to_num(columns["judge_cost_usd"])  # none before v3
-    for name in ["cache_hit", "truncated", "batched"]:  # batched: none before `parallel`
+    for name in ["cache_hit", "truncated", "over_max_tokens", "batched"]:  # may be absent
         columns[name] = table.column(name).fill_null(False).to_numpy(zero_copy_only=False)
     passed = table.column("passed")
     frame = pd.DataFrame(columns)
