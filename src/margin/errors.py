@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class MarginError(Exception):
@@ -42,6 +46,33 @@ class UserError(MarginError):
 
     def __str__(self) -> str:
         return self.one_line()
+
+
+def not_utf8(
+    path: Path | str, data: bytes, exc: UnicodeDecodeError, first_line: int = 1
+) -> UserError:
+    """A file margin reads back (the journal, results.json, run.json) that is not UTF-8: the
+    line and column of the first bad byte (`data` starts at line `first_line`)."""
+    start = exc.start
+    column = start - data.rfind(b"\n", 0, start)
+    return UserError(
+        f"not UTF-8 text (byte 0x{data[start]:02x} at column {column}); the file is damaged",
+        path=path,
+        line=first_line + data.count(b"\n", 0, start),
+    )
+
+
+def invalid_data(
+    exc: ValidationError, what: str, path: Path | str, line: int | None = None
+) -> UserError:
+    """A file margin reads back whose data does not fit its model: the field at fault, and what
+    the file should have been (`not a margin journal record`)."""
+    from margin.source import format_loc
+
+    problem = exc.errors(include_url=False)[0]
+    return UserError(
+        f"{what}: {problem['msg']}", path=path, line=line, field=format_loc(problem["loc"]) or None
+    )
 
 
 class SuiteError(UserError):

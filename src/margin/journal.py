@@ -17,7 +17,7 @@ from typing import IO, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from margin.errors import UserError
+from margin.errors import UserError, invalid_data, not_utf8
 from margin.validators import Verdict
 
 SCHEMA_VERSION = 3
@@ -215,21 +215,42 @@ def repair_tail(path: Path) -> None:
         handle.truncate(0)
 
 
+def journal_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The journal's finished lines with their numbers (a partial last line from a killed run is
+    not a finished attempt); an unreadable file or a line that is not UTF-8 is a UserError naming
+    it. Every reader of the journal's text goes through here."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise UserError(f"cannot read the journal: {exc.strerror or exc}", path=path) from None
+    with handle:
+        try:
+            for number, raw in enumerate(handle, start=1):
+                if not raw.endswith(b"\n"):
+                    return
+                try:
+                    yield number, raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise not_utf8(path, raw, exc, number) from None
+        except OSError as exc:
+            raise UserError(f"cannot read the journal: {exc.strerror or exc}", path=path) from None
+
+
+def parse_record(line: str, path: Path, number: int) -> AttemptRecord:
+    """One journal line as a record; a line that is not one is a UserError naming it and the
+    field at fault."""
+    try:
+        return AttemptRecord.model_validate_json(line)
+    except ValidationError as exc:
+        raise invalid_data(exc, "not a margin journal record", path, number) from None
+
+
 def read_journal(path: Path) -> Iterator[AttemptRecord]:
-    """Every record in the journal; a corrupt line is a UserError naming its line."""
+    """Every record in the journal; a damaged line is a UserError naming its line."""
     if not path.exists():
         return
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.endswith("\n"):
-                return  # a partial last line from a killed run: not a finished attempt
-            try:
-                yield AttemptRecord.model_validate_json(line)
-            except ValidationError as exc:
-                problem = exc.errors(include_url=False)[0]["msg"]
-                raise UserError(
-                    f"not a margin journal record: {problem}", path=path, line=number
-                ) from None
+    for number, line in journal_lines(path):
+        yield parse_record(line, path, number)
 
 
 @dataclass(frozen=True)

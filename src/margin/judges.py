@@ -15,12 +15,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from margin.config import RunSettings
+from margin.errors import invalid_data
 from margin.journal import latest_records
 from margin.judge_check import JudgeCheck, check_path, rubric_sha
-from margin.rundir import write_atomically
+from margin.rundir import read_json, write_atomically
 from margin.suite import Suite
 from margin.validators.judge import JudgeValidator
 
@@ -42,6 +43,9 @@ class JudgeEntry(BaseModel):
     rubric_sha256: str
     labels: str | None = None
     check: JudgeCheck | None = None
+
+
+_ENTRIES = TypeAdapter(list[JudgeEntry])
 
 
 def record_judges(folder: Path, suites: list[Suite], settings: RunSettings) -> None:
@@ -85,7 +89,10 @@ def judge_rows(folder: Path, min_kappa: float) -> list[dict[str, Any]]:
     path = folder / JUDGES_NAME
     if not path.exists():
         return []
-    entries = [JudgeEntry.model_validate(e) for e in json.loads(path.read_text("utf-8"))]
+    try:
+        entries = _ENTRIES.validate_python(read_json(path))
+    except ValidationError as exc:
+        raise invalid_data(exc, "not a margin judges file", path) from None
     seen: dict[tuple[str, str, str], dict[str, Any]] = defaultdict(
         lambda: {"scored": 0, "unscored": 0, "agreements": [], "cost": 0.0, "calls": 0}
     )

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from margin.errors import UserError
-from margin.rundir import read_run_file, write_atomically
+from margin.errors import UserError, invalid_data
+from margin.rundir import read_json, read_run_file, write_atomically
 from margin.stats.score import Scores
 
 RESULTS_VERSION = 1
@@ -695,17 +695,18 @@ def write_results(folder: Path, results: Results, out: Path | None = None) -> Pa
 
 
 def read_results(path: Path) -> Results:
-    """A results.json (or a run directory holding one); a wrong version is a UserError."""
+    """A results.json (or a run directory holding one); a file that cannot be read, is not JSON,
+    is of another version or does not fit the schema is a UserError naming it (and the field)."""
     if path.is_dir():
         path = path / RESULTS_NAME
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read results: {exc}", path=path) from None
+    data = read_json(path)
     found = data.get("results_version") if isinstance(data, dict) else None
     if found != RESULTS_VERSION:
         raise UserError(
             f"results version {found!r}; this margin reads version {RESULTS_VERSION}",
             path=path,
         )
-    return Results.model_validate(data)
+    try:
+        return Results.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_data(exc, "not margin results", path) from None

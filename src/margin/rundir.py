@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -20,8 +21,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import pydantic_core
+
 from margin.config import ModelSpec, RunSettings
-from margin.errors import UserError
+from margin.errors import UserError, not_utf8
 from margin.journal import JOURNAL_NAME
 from margin.lock import LOCK_SUFFIX, lock_path
 from margin.suite import Suite
@@ -96,16 +99,50 @@ def run_dir_lock(folder: Path) -> Iterator[None]:
 
 
 def _make_folder(folder: Path) -> None:
+    make_folder(folder, "--out names a file, not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError("cannot write to the run directory (permission denied)", path=folder)
+
+
+def make_folder(folder: Path, not_a_folder: str = "a file, not a folder") -> None:
+    """Create `folder` (and its parents) unless it is there; a file in its place or a folder
+    that cannot be made is a UserError naming it."""
     if folder.exists() and not folder.is_dir():
-        raise UserError("--out names a file, not a directory", path=folder)
+        raise UserError(not_a_folder, path=folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        raise UserError(f"cannot create the folder: {exc.strerror or exc}", path=folder) from None
+
+
+def read_json(path: Path) -> Any:
+    """The JSON document in `path`. A file that cannot be read, is not UTF-8, is not JSON, or
+    nests deeper than pydantic's parser allows (a few hundred levels, where `json.loads` would
+    die of a RecursionError) is a UserError naming the file and line."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, raw, exc) from None
+    try:
+        return pydantic_core.from_json(text)
+    except ValueError as exc:
+        found = _JSON_PROBLEM.fullmatch(str(exc))
+        if found is None:
+            raise UserError(f"not JSON: {exc}", path=path) from None
+        problem = found["problem"]
+        if problem == "recursion limit exceeded":
+            problem = "nested too deep"  # json.loads would hit a RecursionError here
         raise UserError(
-            f"cannot create the run directory: {exc.strerror or exc}", path=folder
+            f"not JSON: {problem} (column {found['column']})", path=path, line=int(found["line"])
         ) from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError("cannot write to the run directory (permission denied)", path=folder)
+
+
+_JSON_PROBLEM = re.compile(r"(?P<problem>.*) at line (?P<line>\d+) column (?P<column>\d+)")
+"""How pydantic's JSON parser says where a document goes wrong."""
 
 
 def read_run_file(folder: Path) -> dict[str, Any] | None:
@@ -114,12 +151,13 @@ def read_run_file(folder: Path) -> dict[str, Any] | None:
     if not run_file.exists():
         return None
     try:
-        data = json.loads(run_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        data = read_json(run_file)
+    except UserError as exc:
         raise UserError(
-            f"damaged ({type(exc).__name__}); move it away to start this run afresh, or choose "
+            f"damaged ({exc.message}); move it away to start this run afresh, or choose "
             "another --out",
             path=run_file,
+            line=exc.line,
         ) from None
     if not isinstance(data, dict) or not isinstance(data.get("identity"), str):
         raise UserError("not a margin run file (no identity)", path=run_file)
@@ -127,17 +165,27 @@ def read_run_file(folder: Path) -> dict[str, Any] | None:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` so a reader (or a kill) sees the old file or the new, never half."""
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
-    ) as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(handle.name, 0o666 & ~umask)  # as a plain open() would: reports are for sharing
-    os.replace(handle.name, path)
+    """Write `text` to `path` so a reader (or a kill) sees the old file or the new, never half;
+    nothing is left behind when it fails (a folder in the way, a full disk: a UserError)."""
+    temporary: Path | None = None
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
+        ) as handle:
+            temporary = Path(handle.name)
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # as a plain open() would: reports are for sharing
+        os.replace(temporary, path)
+        temporary = None
+    except OSError as exc:
+        raise UserError(f"cannot write: {exc.strerror or exc}", path=path) from None
+    finally:
+        if temporary is not None:  # an error or an interrupt: the temporary file goes too
+            temporary.unlink(missing_ok=True)
 
 
 def prepare_run_dir(

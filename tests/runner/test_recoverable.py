@@ -91,7 +91,7 @@ def test_a_damaged_run_file_and_a_bad_out_are_one_line(tmp_path, models_config) 
     (out / "run.json").write_text('{"identity": "abc", "mod')  # a torn write from elsewhere
     result = run_cli("run", ROUTING, "--models", str(models), "--out", str(out))
     assert result.exit_code == 2
-    assert result.stderr.strip().startswith(f"error: {out / 'run.json'}: damaged")
+    assert result.stderr.strip().startswith(f"error: {out / 'run.json'}:1: damaged")
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
     for where, message in [(a_file, "names a file"), (a_file / "sub", "cannot create")]:

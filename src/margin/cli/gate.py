@@ -50,7 +50,7 @@ def command(
     from rich.table import Table
 
     from margin.gate import gate_junit, gate_markdown, load_gate_config, run_gate
-    from margin.rundir import write_atomically
+    from margin.rundir import make_folder, write_atomically
 
     report = run_gate(run_dir, load_gate_config(config_path), baseline, allow_changed_suite)
     console = Console()
@@ -78,7 +78,7 @@ def command(
     for note in report.notes:
         console.print(note, markup=False, highlight=False)
     folder = (out or run_dir if run_dir.is_dir() else run_dir.parent) / "gate"
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     write_atomically(folder / "summary.md", gate_markdown(report))
     write_atomically(folder / "junit.xml", gate_junit(report))
     code = report.exit_code

@@ -22,7 +22,7 @@ from margin.errors import UserError
 from margin.report import views
 from margin.report.junit import junit_xml
 from margin.results import RESULTS_NAME, Results, build_results, read_results, write_results
-from margin.rundir import read_run_file, write_atomically
+from margin.rundir import make_folder, read_run_file, write_atomically
 from margin.stats.score import Scores
 from margin.summary import task_verdicts_text
 
@@ -89,8 +89,12 @@ def render_report(
     """Score `folder`, write results.json, then render the page, the summary and JUnit from it."""
     if read_run_file(folder) is None:
         raise UserError("not a margin run directory (no run.json)", path=folder)
+    if scores is None:  # scored first: a damaged journal leaves no folder behind
+        from margin.stats import score_run
+
+        scores = score_run(folder)
     target = out or folder
-    target.mkdir(parents=True, exist_ok=True)
+    make_folder(target)
     results_path, _ = score_and_write(folder, target, scores)
     results = read_results(results_path)  # the report reads the stable interface, not the scorer
     env = environment(templates)

@@ -4,7 +4,6 @@ journal, for the drill-down of failing attempts). Templates receive this, never 
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,19 +194,16 @@ def pareto_charts(results: Results) -> list[Markup]:
 def failures(journal: Path, results: Results) -> dict[str, Any]:
     """Failing attempts for the drill-down: at most MAX_PER_CELL per model × task and
     MAX_FAILURES in all, with the counts of what was left out."""
-    from margin.journal import AttemptRecord
+    from margin.journal import AttemptRecord, journal_lines, parse_record
 
     latest: dict[str, AttemptRecord | None] = {}
     if journal.exists():
-        with journal.open(encoding="utf-8") as handle:
-            for line in handle:
-                if not line.endswith("\n"):
-                    break
-                key = _key_of(line)
-                if '"passed":false' not in line:
-                    latest[key] = None  # a later passing or errored record replaces a failure
-                    continue
-                latest[key] = AttemptRecord.model_validate_json(line)
+        for number, line in journal_lines(journal):
+            key = _key_of(line, journal, number)
+            if '"passed":false' not in line:
+                latest[key] = None  # a later passing or errored record replaces a failure
+                continue
+            latest[key] = parse_record(line, journal, number)
     shown: list[dict[str, Any]] = []
     per_cell: dict[tuple[str, str, str], int] = defaultdict(int)
     total = 0
@@ -248,10 +244,13 @@ def failures(journal: Path, results: Results) -> dict[str, Any]:
     }
 
 
-def _key_of(line: str) -> str:
+def _key_of(line: str, journal: Path, number: int) -> str:
+    """The record's key, read without parsing the record when it is written the usual way."""
     start = line.find('"key":"')
     if start < 0:
-        return str(json.loads(line).get("key", ""))
+        from margin.journal import parse_record
+
+        return parse_record(line, journal, number).key
     end = line.find('"', start + 7)
     return line[start + 7 : end]
 

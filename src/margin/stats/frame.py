@@ -2,13 +2,15 @@
 
 A large journal is parsed by Arrow's multi-threaded JSON reader with an explicit schema of the
 columns statistics need (the prompts and answers are skipped, not parsed into objects). Only
-when Arrow refuses a line is the journal read again record by record through the pydantic
-model, which names the offending line. The latest record of each attempt wins: a retried infra
+when Arrow refuses a line, or a byte is not UTF-8 (Arrow does not look at the fields it skips),
+is the journal read again record by record through the pydantic model, which names the
+offending line. The latest record of each attempt wins: a retried infra
 error leaves its earlier record in the journal's history.
 """
 
 from __future__ import annotations
 
+import codecs
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -107,19 +109,26 @@ def _split(table: pa.Table) -> Attempts:
 
 
 def _read_table(path: Path) -> pa.Table | None:
-    """Arrow's parse of the journal, or None when it cannot vouch for every line."""
-    if not path.exists() or path.stat().st_size == 0:
-        return _SCHEMA.empty_table()
-    with path.open("rb") as handle:
-        handle.seek(-1, os.SEEK_END)
-        whole = handle.read(1) == b"\n"
-    source: object = str(path)  # Arrow streams the file block by block: memory holds the table
-    if not whole:  # a partial last line from a killed run is not an attempt: parse up to it
-        data = path.read_bytes()
-        end = data.rfind(b"\n") + 1
-        if end == 0:
+    """Arrow's parse of the journal, or None when it cannot vouch for every line (the exact
+    path then names the first damaged one)."""
+    try:
+        if not path.exists() or path.stat().st_size == 0:
             return _SCHEMA.empty_table()
-        source = pa.BufferReader(pa.py_buffer(data).slice(0, end))
+        with path.open("rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            whole = handle.read(1) == b"\n"
+            end = handle.tell()
+        source: object = str(path)  # Arrow streams the file block by block: memory holds the table
+        if not whole:  # a partial last line from a killed run is not an attempt: parse up to it
+            data = path.read_bytes()
+            end = data.rfind(b"\n") + 1
+            if end == 0:
+                return _SCHEMA.empty_table()
+            source = pa.BufferReader(pa.py_buffer(data).slice(0, end))
+        if not _is_text(path, end):
+            return None
+    except OSError:
+        return None
     try:
         table = pa_json.read_json(
             source,
@@ -136,6 +145,25 @@ def _read_table(path: Path) -> pa.Table | None:
     if not set(versions) <= {1, 2, 3}:
         return None
     return table
+
+
+def _is_text(path: Path, end: int) -> bool:
+    """Whether the journal's first `end` bytes are UTF-8. Arrow checks only the fields it reads
+    (not the prompts and answers it skips), and every reader must agree on what is damaged.
+    Streamed: memory holds a block."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as handle:
+        left = end
+        while left > 0:
+            block = handle.read(min(_BLOCK_BYTES, left))
+            if not block:
+                return True
+            left -= len(block)
+            try:
+                decoder.decode(block, final=left <= 0)
+            except UnicodeDecodeError:
+                return False
+    return True
 
 
 def _from_records(path: Path) -> Attempts:
