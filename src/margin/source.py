@@ -1,9 +1,11 @@
 """Read a YAML file safely and keep where every value came from, for one-line errors.
 
 Suites and configs are data written by people, and sometimes by attackers: the reader caps the
-file size, the nesting depth and the expanded size (so an alias bomb cannot eat the memory),
-refuses duplicate keys (YAML would silently keep the last one), and maps every field path to
-its line so a pydantic error can point at it.
+file size, the nesting depth, the expanded size (so an alias bomb cannot eat the memory) and the
+length of integers (Python refuses to print one past 4,300 digits), refuses recursive aliases
+(a value that contains itself cannot be written to a journal) and duplicate keys (YAML would
+silently keep the last one), and maps every field path to its line so a pydantic error can point
+at it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ MAX_NODES = 200_000
 """Most YAML nodes accepted once aliases are expanded (an alias bomb expands to billions)."""
 MAX_COMPOSED = 100_000
 """Most YAML nodes written in a file; composing each costs time and memory (~3 s here)."""
+MAX_INT_DIGITS = 1000
+"""Longest integer accepted, in digits of its own base: even in hexadecimal that stays below the
+4,300 decimal digits Python will convert to text (a number this long belongs in quotes)."""
 
 Loc = tuple[str | int, ...]
 
@@ -40,25 +45,61 @@ ALLOWED_TAGS = frozenset(
 """Plain data only: any other tag (`!!python/…`, `!!binary`, `!!set`, `!custom`) is refused."""
 
 
-class _TooManyNodes(Exception):
-    def __init__(self, line: int) -> None:
+class _Refused(Exception):
+    """What the loader refuses while reading, and the line (1-based) it is on."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.message = message
         self.line = line
 
 
 class _BoundedLoader(yaml.SafeLoader):
     """A safe loader that stops composing past MAX_COMPOSED nodes, before they eat the memory
-    (a 2 MB flow list `[1,1,1,…]` is a million nodes)."""
+    (a 2 MB flow list `[1,1,1,…]` is a million nodes), refuses an alias inside the value it
+    names, and integers longer than MAX_INT_DIGITS."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.composed = 0
+        self.open_anchors: set[str] = set()
+        """Anchors of the values being composed: an alias to one of them is a cycle."""
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self.composed += 1
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        line: int = event.start_mark.line + 1
         if self.composed > MAX_COMPOSED:
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise _TooManyNodes(event.start_mark.line + 1)
-        return super().compose_node(parent, index)
+            raise _Refused(
+                f"more than {MAX_COMPOSED:,} values; a suite or config holds a few thousand", line
+            )
+        anchor: str | None = event.anchor
+        if isinstance(event, yaml.AliasEvent) and anchor in self.open_anchors:
+            raise _Refused(
+                f"recursive alias *{anchor}: it stands for a value that contains it", line
+            )
+        if anchor is None or isinstance(event, yaml.AliasEvent):
+            return super().compose_node(parent, index)
+        self.open_anchors.add(anchor)  # YAML refuses a duplicate anchor, so a set will do
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.open_anchors.discard(anchor)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        text = self.construct_scalar(node)
+        body = text.replace("_", "").lstrip("+-")
+        digits = len(body) - 2 if body[:2] in ("0x", "0b", "0o") else len(body)
+        if digits > MAX_INT_DIGITS:
+            raise _Refused(
+                f"an integer of {digits:,} digits; the limit is {MAX_INT_DIGITS:,} (quote it to"
+                " keep it as text)",
+                node.start_mark.line + 1,
+            )
+        return super().construct_yaml_int(node)
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
 
 
 @dataclass(frozen=True)
@@ -111,15 +152,14 @@ def read_yaml(path: Path, cls: type[UserError] = UserError) -> Source:
     except OSError as exc:
         raise cls(exc.strerror or str(exc), path=path) from None
     text = _decode(raw, path, cls)
-    loader = _BoundedLoader(text)
+    try:
+        loader = _BoundedLoader(text)  # checks every character first
+    except yaml.reader.ReaderError as exc:
+        raise _unreadable(exc, text, path, cls) from None
     try:
         root = loader.get_single_node()
-    except _TooManyNodes as exc:
-        raise cls(
-            f"more than {MAX_COMPOSED:,} values; a suite or config holds a few thousand",
-            path=path,
-            line=exc.line,
-        ) from None
+    except _Refused as exc:
+        raise cls(exc.message, path=path, line=exc.line) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -138,6 +178,8 @@ def read_yaml(path: Path, cls: type[UserError] = UserError) -> Source:
     _walk(root, (), 0, lines, set(), path, cls)
     try:
         data = loader.construct_document(root)
+    except _Refused as exc:
+        raise cls(exc.message, path=path, line=exc.line) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise cls(
@@ -158,6 +200,20 @@ def _decode(raw: bytes, path: Path, cls: type[UserError]) -> str:
             path=path,
             line=line,
         ) from None
+
+
+def _unreadable(
+    exc: yaml.reader.ReaderError, text: str, path: Path, cls: type[UserError]
+) -> UserError:
+    """A character YAML refuses anywhere in the file (comments included): which, and where."""
+    code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+    what = "control character" if code < 0x20 or 0x7F <= code <= 0x9F else "character"
+    return cls(
+        f"{what} U+{code:04X} is not allowed in YAML, not even in a comment; in a"
+        f' double-quoted string write it as "\\u{code:04X}"',
+        path=path,
+        line=text.count("\n", 0, exc.position) + 1,
+    )
 
 
 def _walk(
@@ -215,7 +271,7 @@ def _check_expanded_size(root: yaml.Node, path: Path, cls: type[UserError]) -> N
     def size(node: yaml.Node) -> int:
         key = id(node)
         if key not in sizes:
-            sizes[key] = 0  # a cycle counts as zero here; the loader refuses it later anyway
+            sizes[key] = 0  # a cycle would count as zero, but the composer refused them
             children: list[yaml.Node] = []
             if isinstance(node, yaml.MappingNode):
                 children = [n for pair in node.value for n in pair]

@@ -12,7 +12,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from margin.errors import SuiteError
 from margin.source import Loc, Source, read_yaml, validate_model
@@ -40,12 +48,25 @@ PERTURB_KINDS = (
 )
 SHARE_KINDS = frozenset({"typos", "case", "whitespace", "mildmix"})
 """Kinds whose level is a share of words, 0..1; every other kind counts (sentences, tokens, …)."""
+MAX_LEVELS: dict[str, tuple[int, str]] = {
+    "distractors": (1_000, "sentences inserted"),
+    "long_context": (200_000, "tokens of padding"),
+    "conflict": (20, "contradicting lines"),
+    "format": (19, "format variants"),
+    "rewrite": (1_000, "rule-based rewrites"),
+}
+"""The highest level of each counting kind, and what it counts: the generators build the noise
+in memory for every case (10⁸ tokens of padding take minutes and 400 MB per prompt)."""
 
 
 def check_levels(kind: str, levels: list[float]) -> list[float]:
-    """Levels of `kind` are shares ≤ 1, or whole counts/indices."""
+    """Levels of `kind` are shares ≤ 1, or whole counts/indices up to the kind's maximum."""
     if kind in SHARE_KINDS and any(level > 1 for level in levels):
         raise ValueError(f"{kind} levels are shares of words, between 0 and 1")
+    if kind in MAX_LEVELS:
+        highest, unit = MAX_LEVELS[kind]
+        if any(level > highest for level in levels):
+            raise ValueError(f"{kind} levels are at most {highest:,} ({unit})")
     if kind not in SHARE_KINDS and any(level != int(level) for level in levels):
         raise ValueError(f"{kind} levels are whole numbers")
     return levels
@@ -88,13 +109,11 @@ class Perturb(_Model):
     rewrite: Levels | None = None
     """Rule-based paraphrase index of the instruction (1, 2, …)."""
 
-    @model_validator(mode="after")
-    def _levels_fit_their_kind(self) -> Perturb:
-        for kind in PERTURB_KINDS:
-            levels = getattr(self, kind)
-            if levels is not None:
-                check_levels(kind, levels)
-        return self
+    @field_validator(*PERTURB_KINDS)
+    @classmethod
+    def _levels_fit_their_kind(cls, levels: list[float] | None, info: ValidationInfo) -> Any:
+        # A field validator, not a model one: the error points at the kind's own line.
+        return levels if levels is None else check_levels(str(info.field_name), levels)
 
 
 ValidatorEntry = Annotated[
@@ -256,8 +275,8 @@ def check_suite(suite: Suite, source: Source, shared: RenderBudget | None = None
     """Meaning checks pydantic cannot do; raises SuiteError at the first problem."""
     _unique((t.id for t in suite.tasks), ("tasks",), "id", "task", source)
     budget = RenderBudget()
-    if shared is not None and shared.deadline < budget.deadline:
-        budget = shared
+    if shared is not None and shared.remaining() < budget.seconds:
+        budget = shared  # less is left of the command's time than a suite's own share
     for t_index, task in enumerate(suite.tasks):
         here: Loc = ("tasks", t_index)
         _unique((c.id for c in task.cases), (*here, "cases"), "id", "case", source)

@@ -10,7 +10,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -159,20 +159,35 @@ def template_variables(text: str) -> frozenset[str]:
 
 
 class RenderBudget:
-    """Time shared by many renders (a suite's check renders every template for every case)."""
+    """Time shared by many renders (a suite's check renders every template for every case).
 
-    def __init__(self, seconds: float = SUITE_RENDER_SECONDS) -> None:
+    `clock` is read for the time left before each render; tests inject one. Within a render the
+    main thread's timer stops the template when what was left runs out.
+    """
+
+    def __init__(
+        self, seconds: float = SUITE_RENDER_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.seconds = seconds
-        self.deadline = time.monotonic() + seconds
+        self.clock = clock
+        self.deadline = clock() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left (≤ 0 when none are)."""
+        return self.deadline - self.clock()
 
     def left(self) -> float:
         """Seconds left; TemplateProblem when none are."""
-        left = self.deadline - time.monotonic()
+        left = self.remaining()
         if left <= 0:
-            raise TemplateProblem(
-                f"the suite's templates take longer than {self.seconds:g} s in all to render"
-            )
+            raise self.spent()
         return left
+
+    def spent(self) -> TemplateProblem:
+        """The error of a budget that ran out."""
+        return TemplateProblem(
+            f"the suite's templates take longer than {self.seconds:g} s in all to render"
+        )
 
 
 def render(text: str, variables: Mapping[str, Any], budget: RenderBudget | None = None) -> str:
@@ -190,7 +205,7 @@ def render(text: str, variables: Mapping[str, Any], budget: RenderBudget | None 
             out = _capped(template.generate(**variables))
     except _TooSlow:
         if budget is not None and seconds < RENDER_SECONDS:
-            budget.left()  # raises: the suite's budget, not this template, ran out
+            raise budget.spent() from None  # the timer held what was left of the budget
         raise TemplateProblem(f"takes longer than {RENDER_SECONDS:g} s to render") from None
     except jinja2.UndefinedError as exc:
         raise TemplateProblem(f"undefined variable: {exc.message}") from None
