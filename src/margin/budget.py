@@ -1,10 +1,16 @@
 """The spending cap of a run directory, held in shared memory so every worker process sees it.
 
-The promise: the spend recorded in a run directory never passes the cap by more than the cost
-of the calls in flight when it was reached — across resumes (the journal's earlier spend counts),
-worker processes (one shared account) and retries. A call reserves its worst case (its prompt
-plus `max_tokens` of answer) *after* it has its slots, just before it is sent, and settles to
-what the provider billed when it returns.
+The promise: the spend recorded in a run directory never passes the cap while calls are billed
+within their worst case — across resumes (the journal's earlier spend counts), worker processes
+(one shared account) and retries; a provider that bills past a call's worst case passes it by
+no more than those calls' excess. A call reserves its worst case (its prompt plus `max_tokens`
+of answer) *after* it has its slots, just before it is sent, and settles to what the provider
+billed when it returns.
+
+Near the cap a worst case that does not fit beside the calls in flight waits for one of them
+to settle (most answers are far shorter than `max_tokens`, and a settled call gives back what
+it did not use) and asks again. The budget stops only when a worst case does not fit with
+nothing in flight anywhere: then no settle can ever make room for it.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import math
 import multiprocessing
 from ctypes import c_double
 
-_SPENT, _RESERVED, _STOPPED = 0, 1, 2
+_SPENT, _RESERVED, _STOPPED, _HELD, _SETTLED = range(5)
 
 
 class Budget:
@@ -25,7 +31,9 @@ class Budget:
         self.cap = cap
         context = multiprocessing.get_context("fork")
         self._lock = context.Lock()
-        self._cells = context.RawArray(c_double, 3)
+        self._changed = context.Condition(self._lock)
+        """Notified when a call settles or the budget stops, in whichever process."""
+        self._cells = context.RawArray(c_double, 5)
         self._cells[_SPENT] = spent
 
     @property
@@ -42,26 +50,59 @@ class Budget:
 
     @property
     def stopped(self) -> bool:
-        """Whether a call was refused because it could pass the cap."""
+        """Whether a call was refused because it could never fit under the cap."""
         with self._lock:
             return bool(self._cells[_STOPPED])
 
+    @property
+    def settles(self) -> int:
+        """How many calls have settled so far: read it before `reserve`, pass it to `wait`."""
+        with self._lock:
+            return int(self._cells[_SETTLED])
+
     def reserve(self, amount: float) -> bool:
-        """Hold `amount` for a call about to go out; False (and stop) if it could pass the cap."""
+        """Hold `amount` for a call about to go out. False when it does not fit: then the budget
+        has stopped if nothing is in flight (it never will fit), else wait for a settle and ask
+        again."""
         with self._lock:
             if self._cells[_STOPPED]:
                 return False
-            if self.cap is not None and (
-                not (math.isfinite(amount) and amount >= 0)  # no answer to "does it fit"
-                or self._cells[_SPENT] + self._cells[_RESERVED] + amount > self.cap
-            ):
-                self._cells[_STOPPED] = 1.0
-                return False
+            if self.cap is not None:
+                if not (math.isfinite(amount) and amount >= 0):
+                    self._stop()  # a worst case that is not dollars: no answer to "does it fit"
+                    return False
+                if self._cells[_SPENT] + self._cells[_RESERVED] + amount > self.cap:
+                    if self._cells[_HELD] == 0:
+                        self._stop()
+                    return False
             self._cells[_RESERVED] += amount
+            self._cells[_HELD] += 1
             return True
 
     def settle(self, reserved: float, billed: float) -> None:
         """A call held `reserved` and was billed `billed` (0 when it failed)."""
         with self._lock:
-            self._cells[_RESERVED] = max(0.0, self._cells[_RESERVED] - reserved)
+            self._cells[_HELD] = max(0.0, self._cells[_HELD] - 1)
+            # With nothing in flight nothing is held: no rounding left over from the sums.
+            left = self._cells[_RESERVED] - reserved if self._cells[_HELD] else 0.0
+            self._cells[_RESERVED] = max(0.0, left)
             self._cells[_SPENT] += max(0.0, billed)
+            self._cells[_SETTLED] += 1
+            self._changed.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> bool:
+        """Block until a call settles after `seen` settles (see `settles`) or the budget stops;
+        False if `timeout` seconds passed first. Blocks its thread: call it from a thread."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: self._cells[_SETTLED] != seen or bool(self._cells[_STOPPED]), timeout
+            )
+
+    def stop(self) -> None:
+        """Refuse every call from now on (in every process)."""
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
+        self._cells[_STOPPED] = 1.0
+        self._changed.notify_all()

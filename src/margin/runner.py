@@ -128,6 +128,12 @@ class _LaneHalted(_NotNow):
     """The model's provider refused every call so far."""
 
 
+SETTLE_GRACE_S = 60.0
+"""A call holding its worst case ends within its model's timeout (and this grace): near the cap,
+a wait that long with no call settling anywhere means the holder is gone (a killed worker)."""
+WAIT_SLICE_S = 1.0
+"""A wait for a settle wakes at once when one comes, else after this long to look again."""
+
 REFUSALS_TO_HALT = 3
 """A model whose first calls are all refused (bad key, unknown model) stops after this many."""
 HALTING_ERRORS = frozenset({"AuthenticationFailed", "ModelNotFound"})
@@ -158,6 +164,9 @@ class Runner:
         self.shared_limits = dict(shared_limits or {})
         """Per model: a slot held across worker machines, taken after the model's own limits."""
         self._global = asyncio.Semaphore(settings.concurrency)
+        self._budget_line = asyncio.Lock()
+        """Near the cap, one call at a time waits on the shared account (in one thread)."""
+        self._longest_call_s = 0.0
         self._backoff = wait_random_exponential(
             multiplier=settings.backoff_s, max=settings.backoff_max_s
         )
@@ -253,6 +262,7 @@ class Runner:
                 "add `price: {input_per_mtok: …, output_per_mtok: …}` to its config"
             )
         limiter = AsyncLimiter(1, 60.0 / model.rpm) if model.rpm else None
+        self._longest_call_s = max(self._longest_call_s, model.timeout)
         api_key = model.resolve_api_key()
         if api_key:
             self._secrets = tuple(sorted({*self._secrets, api_key}, key=len, reverse=True))
@@ -425,8 +435,7 @@ class Runner:
                             raise _LaneHalted
                         # Reserved only now, with every slot taken: what finished while this
                         # call waited is already counted, so the check is against today's spend.
-                        if not self.budget.reserve(worst):
-                            raise _BudgetSpent
+                        await self._reserve(worst)
                         billed = 0.0
                         try:
                             completion = await complete(
@@ -444,6 +453,24 @@ class Runner:
         except ProviderError as exc:
             return _Outcome(None, exc, retries)
         raise AssertionError("unreachable: tenacity either returns or reraises")
+
+    async def _reserve(self, amount: float) -> None:
+        """Hold `amount` against the cap. Near it, wait for a call in flight (in any process)
+        to settle and ask again; _BudgetSpent when it can never fit: nothing is in flight and
+        it still does not."""
+        unsettled = 0.0
+        while True:
+            seen = self.budget.settles
+            if self.budget.reserve(amount):
+                return
+            if self.budget.stopped:
+                raise _BudgetSpent
+            async with self._budget_line:  # the others wait here, holding no thread
+                settled = await asyncio.to_thread(self.budget.wait, seen, WAIT_SLICE_S)
+            unsettled = 0.0 if settled else unsettled + WAIT_SLICE_S
+            if unsettled > self._longest_call_s + SETTLE_GRACE_S:
+                self.budget.stop()
+                raise _BudgetSpent
 
     @staticmethod
     def _cost(lane: _Lane, done: Completion) -> float | None:
