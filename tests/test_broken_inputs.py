@@ -27,8 +27,12 @@ tasks:
 """
 
 
-LOOP = "{% for i in range(n) %}{% for j in range(n) %}{% endfor %}{% endfor %}"
-"""With n = 100,000: ten billion sandboxed loop steps, hours on any machine."""
+LOOP = (
+    "{% for i in range(n) %}{% for j in range(n) %}{% for k in range(n) %}"
+    "{% endfor %}{% endfor %}{% endfor %}"
+)
+"""With n = 100,000 (the sandbox's largest range): 10¹⁵ loop steps, years at the 2.5 million a
+second measured here, and still years on a machine a hundred times faster."""
 
 BIG = "9" * 5000
 """An integer longer than Python's 4,300-digit limit for int() of a decimal string."""
@@ -86,8 +90,7 @@ BROKEN: list[tuple[str, str | bytes, str, int | None]] = [
         "template-loop-bomb",
         mutate(
             "{{ complaint }}",
-            "{{ complaint }}{% for i in range(100000) %}"
-            "{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            "{{ complaint }}" + LOOP.replace("range(n)", "range(100000)"),
         ),
         "longer than",
         5,
@@ -590,8 +593,8 @@ HOSTILE = [
     ("string-bomb", "validate"),
     ("noise-both-huge", "plan"),
 ]
-"""Unbounded, each would run for hours or past 1 GB on any machine: ten billion loop steps per
-render, ten billion values rendered as text, a 1 GB string, a billion distractor sentences."""
+"""Unbounded, each would run for hours or past 1 GB on any machine: 10¹⁵ loop steps per render,
+ten billion values rendered as text, a 1 GB string, a billion distractor sentences."""
 
 
 @pytest.mark.timeout(120)

@@ -12,8 +12,11 @@ from margin.errors import SuiteError
 from margin.suite import load_suite
 from margin.templates import RENDER_SECONDS, RenderBudget, TemplateProblem, render
 
-LOOP_BOMB = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}done"
-"""Ten billion sandboxed loop steps: hours on any machine."""
+LOOP_BOMB = (
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% for k in range(100000) %}"
+    "{% endfor %}{% endfor %}{% endfor %}done"
+)
+"""10¹⁵ sandboxed loop steps (100,000 is the sandbox's largest range): years on any machine."""
 
 
 def ticking(step: float) -> Callable[[], float]:
