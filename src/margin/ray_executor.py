@@ -5,8 +5,9 @@ cache reads, validators and judges as on one machine — and puts every finished
 Ray queue; the driver takes them off and appends them to the journal (and the cache), so it
 stays the only writer and resume works exactly as on one machine. Limits are held across the
 cluster: one limiter actor per model holds its concurrency and requests-per-minute for every
-worker together (not limit ÷ workers), and one budget actor holds the spending cap. Ray's
-usage statistics and dashboard are off; a local instance binds to 127.0.0.1 only.
+worker together (not limit ÷ workers; a dead worker's slots come back once its calls have ended
+for certain), and one budget actor holds the spending cap. Ray's usage statistics and dashboard
+are off; a local instance binds to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from aiolimiter import AsyncLimiter
+
 from margin.budget import Budget
 from margin.cache import AnswerCache, JournalAndCache
 from margin.errors import UserError
 from margin.journal import AttemptRecord, Journal
 from margin.plan import Attempt
+from margin.providers.gateway import longest_call_s
 from margin.runner import NoProgress, RunStats
 
 INSTALL = "pip install 'margin[ray]'"
@@ -80,6 +84,49 @@ class _RemoteBudget(Budget):
             self._ask("settle", reserved, billed)
 
 
+class ModelLimiter:
+    """One model's concurrency and rate for the whole cluster (a Ray actor's state).
+
+    Slots are counted per holder (a worker), so a dead worker's come back — but only once its
+    calls have ended for certain, `call_s` (the longest a call can last) after its death was
+    noticed: its process is gone, yet the provider may still be working on what it sent.
+    Handing them back at once let the other workers put twice the limit in flight.
+    """
+
+    def __init__(self, concurrency: int, rpm: int | None, call_s: float) -> None:
+        self.slots = asyncio.Semaphore(concurrency)
+        self.rate = AsyncLimiter(1, 60.0 / rpm) if rpm else None
+        self.call_s = call_s
+        self.held: dict[int, int] = {}
+        self.dead: set[int] = set()
+
+    async def acquire(self, holder: int) -> None:
+        await self.slots.acquire()
+        if holder in self.dead:  # asked before its worker died: no call will be made
+            self.slots.release()
+            return
+        self.held[holder] = self.held.get(holder, 0) + 1
+        if self.rate is not None:
+            await self.rate.acquire()
+
+    async def release(self, holder: int) -> None:
+        if self.held.get(holder, 0) > 0:
+            self.held[holder] -= 1
+            self.slots.release()
+
+    async def forget(self, holder: int) -> None:
+        """`holder` died: its slots come back once its calls have ended; the calls it still had
+        queued here give theirs back as soon as they get one (else nobody would)."""
+        self.dead.add(holder)
+        held = self.held.pop(holder, 0)
+        if held:
+            asyncio.get_running_loop().call_later(self.call_s, self._give_back, held)
+
+    def _give_back(self, count: int) -> None:
+        for _ in range(count):
+            self.slots.release()
+
+
 def _actors(ray: Any) -> tuple[Any, Any, Any, Any]:
     """The limiter, budget, collector and worker actor classes (defined once Ray is imported)."""
 
@@ -96,39 +143,6 @@ def _actors(ray: Any) -> tuple[Any, Any, Any, Any]:
         def take(self) -> list[tuple[str | None, str]]:
             items, self.items = self.items, []
             return items
-
-    @ray.remote(num_cpus=0, max_concurrency=100_000)
-    class ModelLimiter:
-        """One model's concurrency and rate, for the whole cluster."""
-
-        def __init__(self, concurrency: int, rpm: int | None) -> None:
-            from aiolimiter import AsyncLimiter
-
-            self.slots = asyncio.Semaphore(concurrency)
-            self.rate = AsyncLimiter(1, 60.0 / rpm) if rpm else None
-            self.held: dict[int, int] = {}
-            self.dead: set[int] = set()
-
-        async def acquire(self, holder: int) -> None:
-            await self.slots.acquire()
-            if holder in self.dead:  # asked before its worker died: nobody would give it back
-                self.slots.release()
-                return
-            self.held[holder] = self.held.get(holder, 0) + 1
-            if self.rate is not None:
-                await self.rate.acquire()
-
-        async def release(self, holder: int) -> None:
-            if self.held.get(holder, 0) > 0:
-                self.held[holder] -= 1
-                self.slots.release()
-
-        async def forget(self, holder: int) -> None:
-            """A worker died: the slots it held come back, and so does every slot its calls
-            still queued here would take (else the other workers would wait forever)."""
-            self.dead.add(holder)
-            for _ in range(self.held.pop(holder, 0)):
-                self.slots.release()
 
     @ray.remote(num_cpus=0)
     class BudgetAccount:
@@ -193,7 +207,8 @@ def _actors(ray: Any) -> tuple[Any, Any, Any, Any]:
                 if cache is not None:
                     cache.close()
 
-    return ModelLimiter, BudgetAccount, Collector, Worker
+    limiter = ray.remote(num_cpus=0, max_concurrency=100_000)(ModelLimiter)
+    return limiter, BudgetAccount, Collector, Worker
 
 
 def execute_ray(
@@ -206,7 +221,10 @@ def execute_ray(
         workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
     limiter_cls, account_cls, collector_cls, worker_cls = _actors(ray)
     models = {a.model.name: a.model for a in pending}
-    limiters = {n: limiter_cls.remote(m.concurrency, m.rpm) for n, m in models.items()}
+    limiters = {
+        name: limiter_cls.remote(model.concurrency, model.rpm, longest_call_s(model))
+        for name, model in models.items()
+    }
     account = account_cls.remote(job.budget.cap, job.budget.spent)
     queue = collector_cls.remote()
     parts: list[list[Attempt]] = [[] for _ in range(max(1, workers))]

@@ -162,12 +162,9 @@ async def complete(
         kwargs["api_key"] = api_key
     elif model.api_base:
         kwargs["api_key"] = NO_KEY  # local OpenAI-compatible servers need none; litellm wants one
-    # litellm enforces the timeout on HTTP calls (the grace lets its own error, with its
-    # status, arrive first); an in-process call has only this one.
-    grace = 0.0 if model.provider in NO_HTTP_TIMEOUT else 5.0
     started = time.perf_counter()
     try:
-        response = await asyncio.wait_for(litellm.acompletion(**kwargs), model.timeout + grace)
+        response = await asyncio.wait_for(litellm.acompletion(**kwargs), longest_call_s(model))
     except TimeoutError:
         raise ProviderTimeout(f"no answer within {model.timeout:g} s") from None
     except Exception as exc:
@@ -177,6 +174,13 @@ async def complete(
         raise map_exception(exc) from None
     latency = time.perf_counter() - started
     return _read_response(response, latency, dropped)
+
+
+def longest_call_s(model: ModelSpec) -> float:
+    """How long one call to `model` can last before `complete` gives up on it: its timeout, plus
+    for HTTP calls a grace that lets litellm's own timeout error, with its status, arrive first
+    (an in-process call has only margin's timeout)."""
+    return model.timeout + (0.0 if model.provider in NO_HTTP_TIMEOUT else 5.0)
 
 
 def dropped_params(model: ModelSpec, sent: Sequence[str]) -> tuple[str, ...]:
