@@ -13,11 +13,19 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from margin.journal import finished_keys, latest_records, read_journal
 from margin.providers.fake import register_script
 from margin.providers.scripts import Rule, Script
 from tests.conftest import SUITES, run_cli
-from tests.runner.conftest import ROUTING_RULES, fast_settings, loopback, server_stats
+from tests.runner.conftest import (
+    ROUTING_RULES,
+    fast_settings,
+    loopback,
+    release,
+    server_stats,
+)
 
 ROUTING = str(SUITES / "routing.yaml")
 
@@ -61,21 +69,26 @@ def env_with(cache: Path) -> dict[str, str]:
     return {**os.environ, "MARGIN_CACHE_DIR": str(cache), "LOOP_KEY": "sk-loop-test"}
 
 
+@pytest.mark.timing
 def test_a_second_run_on_the_same_directory_is_refused(tmp_path, models_config) -> None:
-    with loopback(Script(rules=ROUTING_RULES, latency_s=0.05)) as url:
+    # The server holds every answer until released: the first run is surely still going when
+    # the second starts, on a machine of any speed.
+    with loopback(Script(rules=ROUTING_RULES, hold_after=0)) as url:
         models = models_config(url, concurrency=2)
         out = tmp_path / "run"
         args = ("run", ROUTING, "--models", str(models), "--repeats", "3", "--out", str(out))
         first = subprocess.Popen(
             margin_cmd(*args), env=env_with(tmp_path / "c1"), stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 60
-        while not (out / "journal.jsonl").exists() and time.monotonic() < deadline:
+        deadline = time.monotonic() + 120  # a hang guard only
+        while server_stats(url).get("held", 0) < 2:
+            assert first.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         second = subprocess.run(
             margin_cmd(*args), env=env_with(tmp_path / "c2"), capture_output=True, text=True,
-            timeout=60, check=False,
+            timeout=120, check=False,
         )  # fmt: skip
+        release(url)
         assert first.wait(timeout=120) == 0
     assert second.returncode == 2
     assert second.stderr.count("\n") == 1, second.stderr
@@ -140,8 +153,10 @@ def pooled_run(tmp_path: Path, models: Path) -> tuple[subprocess.Popen[bytes], s
     return proc, workers
 
 
+@pytest.mark.timing
 def test_workers_die_with_their_parent(tmp_path, models_config) -> None:
-    with loopback(Script(rules=ROUTING_RULES, latency_s=0.2)) as url:
+    # Every answer is held: the run cannot end before the signal, however fast the machine.
+    with loopback(Script(rules=ROUTING_RULES, hold_after=0)) as url:
         models = models_config(url, concurrency=4)
         for sig in (signal.SIGTERM, signal.SIGKILL):
             proc, workers = pooled_run(tmp_path / sig.name, models)
@@ -153,33 +168,38 @@ def test_workers_die_with_their_parent(tmp_path, models_config) -> None:
             assert not any(alive(w) for w in workers), f"workers outlived the parent ({sig.name})"
 
 
-def test_sigint_ends_a_pooled_run_within_seconds_and_keeps_what_finished(
-    tmp_path, models_config
-) -> None:
-    with loopback(Script(rules=ROUTING_RULES, latency_s=0.2)) as url:
+@pytest.mark.timing
+def test_sigint_ends_a_pooled_run_and_keeps_what_finished(tmp_path, models_config) -> None:
+    # The server answers 8 calls, then holds every later one for ever: a run that waited for its
+    # calls in flight would never end, so the 60 s hang guard tells "ends" from "hangs" on a
+    # machine of any speed, and exactly the 8 answered attempts are there to keep.
+    with loopback(Script(rules=ROUTING_RULES, hold_after=8)) as url:
         models = models_config(url, concurrency=4)
         proc, workers = pooled_run(tmp_path, models)
-        deadline = time.monotonic() + 30
-        while server_stats(url).get("ok", 0) < 8 and time.monotonic() < deadline:
+        journal = tmp_path / "run" / "journal.jsonl"
+        deadline = time.monotonic() + 120  # a hang guard only
+        while not (
+            journal.read_bytes().count(b"\n") == 8 and server_stats(url).get("held", 0) == 4
+        ):
+            assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-        took = time.monotonic() - sent
+        proc.wait(timeout=60)
         ok = server_stats(url)["ok"]
-    assert took < 8, took
     assert not any(alive(w) for w in workers)
-    records = list(read_journal(tmp_path / "run" / "journal.jsonl"))
-    # Every answer the server sent before the interrupt that reached a worker is kept; at most
-    # the calls in flight at the interrupt are lost, never a finished one twice.
-    assert 0 < len(records) <= ok and len({r.key for r in records}) == len(records)
-    assert ok - len(records) <= 4
+    records = list(read_journal(journal))
+    # Every answer the server sent is kept, once; the held calls are lost, never paid twice.
+    assert ok == 8 and len(records) == len({r.key for r in records}) == 8
 
 
+# When the bug ends the run, the next attempt may just have had litellm build its provider
+# coroutine (one call at a time, but its slot was free again): cancelled before it was awaited,
+# Python warns at collection. Whether that happens depends on scheduling, not on the code.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
 def test_a_bug_inside_margin_keeps_its_traceback(tmp_path, cache_dir) -> None:
     register_script("buggy", Script(rules=[Rule("(unclosed", "x")]))  # re.error inside margin
     config = tmp_path / "m.yaml"
-    # One call at a time: the bug ends the run before litellm starts any other call.
     config.write_text(
         json.dumps({"models": [{"name": "b", "model": "fake/buggy", "concurrency": 1}]})
     )
