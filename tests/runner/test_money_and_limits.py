@@ -256,10 +256,13 @@ def test_an_answer_is_cached_only_after_it_is_journaled(tmp_path) -> None:
     cache.close()
 
 
+@pytest.mark.timing
 def test_concurrency_one_with_four_workers_is_one_call_at_a_time(
     tmp_path, models_config, cache_dir
 ) -> None:
-    with loopback(Script(rules=ROUTING_RULES, latency_s=0.03)) as url:
+    # The server holds the first answer until a second call is in flight (or 1 s passed): a
+    # second call let through by any of the 4 workers is caught on a machine of any speed.
+    with loopback(Script(rules=ROUTING_RULES, gather=2, gather_wait_s=1.0)) as url:
         models = models_config(url, concurrency=1)
         result = run_cli(
             "run", ROUTING, "--models", str(models), "--workers", "4", "--repeats", "2",
@@ -296,6 +299,7 @@ def test_limits_are_split_never_multiplied() -> None:
     assert [s.concurrency for s, _ in split_limits(plan.attempts, tight, 4)] == [1, 1]
 
 
+@pytest.mark.timing
 def test_a_waiting_model_holds_no_global_slot(tmp_path, cache_dir) -> None:
     """Model A (one slot, slow) has more work queued than slots; model B must not wait for A."""
     register_script("slow-a", Script(default="1000", latency_s=0.4))
