@@ -405,6 +405,7 @@ def test_corpus_is_big_enough() -> None:
     assert len({case[0] for case in BROKEN}) == len(BROKEN)
 
 
+@pytest.mark.timing
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize(("name", "content", "message", "line"), BROKEN, ids=[b[0] for b in BROKEN])
 def test_broken_suite_gives_one_line_and_exit_2(
@@ -597,6 +598,7 @@ HOSTILE = [
 ten billion values rendered as text, a 1 GB string, a billion distractor sentences."""
 
 
+@pytest.mark.timing
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(("name", "command"), HOSTILE, ids=[h[0] for h in HOSTILE])
 def test_hostile_inputs_end_within_60_s_and_1_gb(write, name: str, command: str) -> None:
