@@ -260,6 +260,7 @@ def executions(steps: pd.DataFrame, policies: list[Policy]) -> pd.DataFrame:
         input_tokens=("input_tokens", "sum"),
         output_tokens=("output_tokens", "sum"),
         truncated=("truncated", "any"),
+        over_max_tokens=("over_max_tokens", "any"),
         cache_hit=("cache_hit", "all"),
         partial=("partial", "last"),
         paraphrase=("paraphrase", "first"),
