@@ -42,8 +42,10 @@ def build_app(script: Script) -> web.Application:
         if stats["in_flight"] >= script.gather:
             gathered.set()
         try:
-            with suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(gathered.wait(), script.gather_wait_s)
+            except TimeoutError:
+                gathered.set()  # held once, for gather_wait_s: the later calls go straight on
             if number > (script.hold_after or 0) and not released.is_set():
                 stats["held"] += 1
                 await released.wait()

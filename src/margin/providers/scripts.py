@@ -50,8 +50,9 @@ class Script:
     go (`POST /release`); 0 holds them all. A test can so stop a run at an exact point, or keep
     it in flight exactly as long as it needs, on a machine of any speed."""
     gather: int = 0
-    """The HTTP server holds the first answers until this many calls are in flight at once (or
-    `gather_wait_s` passed), so a concurrency limit is reached whatever the machine's speed."""
+    """The HTTP server holds the first answers until this many calls are in flight at once (or,
+    once, `gather_wait_s` passed), so a concurrency limit is reached whatever the machine's
+    speed; after that no call is held."""
     gather_wait_s: float = 10.0
     require_key: str | None = None
     """If set, the HTTP server answers 401 (quoting the key it got, as real providers do)
