@@ -40,6 +40,9 @@ def ray_module(local: bool = True) -> Any:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if local:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        # A local instance's workers do the run's own work: at Ray's default niceness (15) they
+        # starve beside any other busy process on the machine.
+        os.environ.setdefault("RAY_worker_niceness", "0")
     try:
         import ray
     except ImportError:

@@ -107,6 +107,7 @@ def verdicts(folder: Path) -> dict[str, bool | None]:
     return {r.key: r.passed for r in read_journal(folder / "journal.jsonl")}
 
 
+@pytest.mark.timing
 def test_ray_gives_the_inline_runs_keys_and_verdicts_within_a_cluster_wide_limit(
     tmp_path,
 ) -> None:
@@ -126,6 +127,7 @@ def test_ray_gives_the_inline_runs_keys_and_verdicts_within_a_cluster_wide_limit
     assert stats["max_in_flight"] <= 4
 
 
+@pytest.mark.timing
 def test_a_killed_ray_worker_loses_nothing_finished_and_the_rerun_completes(
     tmp_path, monkeypatch
 ) -> None:
@@ -161,6 +163,7 @@ def test_a_killed_ray_worker_loses_nothing_finished_and_the_rerun_completes(
     assert {r.key for r in first} <= set(again)
 
 
+@pytest.mark.timing
 def test_a_killed_workers_calls_count_against_the_limit_until_they_would_have_timed_out(
     tmp_path, monkeypatch
 ) -> None:
