@@ -47,6 +47,7 @@ def test_a_stopped_clock_never_runs_out() -> None:
     assert budget.left() == 5
 
 
+@pytest.mark.timing
 def test_a_budget_smaller_than_one_render_cuts_a_loop_bomb_with_the_in_all_message() -> None:
     seconds = RENDER_SECONDS / 10
     budget = RenderBudget(seconds, clock=lambda: 0.0)  # the clock never moves: the timer stops it
@@ -54,6 +55,7 @@ def test_a_budget_smaller_than_one_render_cuts_a_loop_bomb_with_the_in_all_messa
         render(LOOP_BOMB, {}, budget)
 
 
+@pytest.mark.timing
 def test_without_a_budget_a_loop_bomb_is_cut_at_one_render() -> None:
     with pytest.raises(TemplateProblem, match=rf"takes longer than {RENDER_SECONDS:g} s"):
         render(LOOP_BOMB, {})

@@ -24,6 +24,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from margin.journal import read_journal
 from margin.providers.scripts import Script
 from tests.conftest import SUITES, run_cli
@@ -63,6 +65,7 @@ def spend(folder: Path) -> float:
     return sum(r.cost_usd or 0.0 for r in read_journal(folder / "journal.jsonl"))
 
 
+@pytest.mark.timing
 def test_the_cap_holds_across_resumes_with_four_workers(tmp_path, models_config, cache_dir) -> None:
     suite = tmp_path / "capped.yaml"
     suite.write_text(CAPPED_SUITE)
@@ -90,6 +93,7 @@ def test_the_cap_holds_across_resumes_with_four_workers(tmp_path, models_config,
     assert len({r.key for r in records}) == len(records) == 40
 
 
+@pytest.mark.timing
 def test_five_parent_sigkills_with_four_workers_leave_no_orphan_and_resume_exactly(
     tmp_path, models_config, monkeypatch
 ) -> None:
@@ -137,6 +141,7 @@ def test_five_parent_sigkills_with_four_workers_leave_no_orphan_and_resume_exact
     assert {r.key: (r.output, r.passed) for r in after} == reference
 
 
+@pytest.mark.timing
 def test_a_second_run_through_a_symlink_to_the_directory_is_refused(
     tmp_path, models_config
 ) -> None:
@@ -189,6 +194,7 @@ runpy.run_module("margin.cli.main", run_name="__main__", alter_sys=True)
 """
 
 
+@pytest.mark.timing
 def test_a_run_with_worker_processes_connects_only_to_the_loopback_server(
     tmp_path, models_config
 ) -> None:
