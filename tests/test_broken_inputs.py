@@ -397,6 +397,17 @@ BROKEN: list[tuple[str, str | bytes, str, int | None]] = [
         "recursive alias *v",
         8,
     ),
+    (
+        "noise-thousands-of-levels",
+        mutate(
+            "    cases:",
+            "    perturb: {distractors: ["
+            + ", ".join(str(i) for i in range(1, 1001))
+            + "]}\n    cases:",
+        ),
+        "distractors lists 1,000 levels; at most 20",
+        6,
+    ),
 ]
 
 

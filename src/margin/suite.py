@@ -59,8 +59,16 @@ MAX_LEVELS: dict[str, tuple[int, str]] = {
 in memory for every case (10⁸ tokens of padding take minutes and 400 MB per prompt)."""
 
 
+MAX_LEVEL_COUNT = 20
+"""Levels one kind may list: each is a condition every case is run under, so a list of
+thousands (a typo, or a bomb of in-bound levels) multiplies the plan by thousands."""
+
+
 def check_levels(kind: str, levels: list[float]) -> list[float]:
-    """Levels of `kind` are shares ≤ 1, or whole counts/indices up to the kind's maximum."""
+    """Levels of `kind` are shares ≤ 1, or whole counts/indices up to the kind's maximum; at
+    most MAX_LEVEL_COUNT of them."""
+    if len(levels) > MAX_LEVEL_COUNT:
+        raise ValueError(f"{kind} lists {len(levels):,} levels; at most {MAX_LEVEL_COUNT}")
     if kind in SHARE_KINDS and any(level > 1 for level in levels):
         raise ValueError(f"{kind} levels are shares of words, between 0 and 1")
     if kind in MAX_LEVELS:
