@@ -326,3 +326,24 @@ def test_a_damaged_judges_file(
     (run / "judges.json").write_bytes(content)
     line = one_error_line(run_cli(command, str(run)), f"{run / 'judges.json'}:")
     assert message in line
+
+
+# -- run.json of the wrong shape ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("models", "field"),
+    [("notalist", ""), ([{"name": 3, "model": "fake/m"}], "name: "), ([{"nom": "m"}], "")],
+    ids=["not-a-list", "name-not-text", "unknown-key"],
+)
+@pytest.mark.parametrize("command", ["score", "report"])
+def test_a_run_file_of_the_wrong_shape_is_one_line(
+    tmp_path: Path, models: object, field: str, command: str
+) -> None:
+    folder = fixture_run(tmp_path / "run", results=False)
+    path = folder / "run.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["models"] = models
+    path.write_text(json.dumps(data), encoding="utf-8")
+    line = one_error_line(run_cli(command, str(folder)), f"{path}: {field}")
+    assert "not a margin run file" in line

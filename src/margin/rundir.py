@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pydantic_core
+from pydantic import ValidationError
 
 from margin.config import ModelSpec, RunSettings
-from margin.errors import UserError, not_utf8
+from margin.errors import UserError, invalid_data, not_utf8
 from margin.journal import JOURNAL_NAME
 from margin.lock import LOCK_SUFFIX, lock_path
 from margin.suite import Suite
@@ -161,7 +162,22 @@ def read_run_file(folder: Path) -> dict[str, Any] | None:
         ) from None
     if not isinstance(data, dict) or not isinstance(data.get("identity"), str):
         raise UserError("not a margin run file (no identity)", path=run_file)
+    _check_run_file(data, run_file)
     return data
+
+
+def _check_run_file(data: dict[str, Any], path: Path) -> None:
+    """The models and settings a run file holds fit their models (a hand-edited or damaged file
+    is one line naming the field, not a traceback from whichever stage reads it first)."""
+    models = data.get("models") or []
+    try:
+        if not isinstance(models, list):
+            ModelSpec.model_validate(models)  # names what is wrong with it
+        for spec in models:
+            ModelSpec.model_validate(spec)
+        RunSettings.model_validate(data.get("settings") or {})
+    except ValidationError as exc:
+        raise invalid_data(exc, "not a margin run file", path) from None
 
 
 def write_atomically(path: Path, text: str) -> None:
