@@ -45,6 +45,10 @@ class CachedAnswer:
     finish_reason: str | None = None
 
 
+_REPLAYABLE = "(cost_usd IS NULL OR (cost_usd >= 0 AND cost_usd < 1e308))"
+"""Rows a hit may replay: a cost that is not a finite number of dollars, 0 or more (a damaged
+or hand-edited cache), is no answer at all — the call is made again and overwrites it."""
+
 _KEY_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
 """The keys' JSON: `json.dumps(…, sort_keys=True, ensure_ascii=False)`'s bytes, without building an
 encoder per call (half of a key's cost)."""
@@ -106,7 +110,7 @@ class AnswerCache:
         """The cached answer for `key`, if any."""
         row = self._db.execute(
             "SELECT text, input_tokens, output_tokens, latency_s, cost_usd, finish_reason"
-            " FROM answers WHERE key = ?",
+            f" FROM answers WHERE key = ? AND {_REPLAYABLE}",
             (key,),
         ).fetchone()
         return CachedAnswer(*row) if row else None
@@ -126,7 +130,7 @@ class AnswerCache:
             chunk = keys[start : start + 1000]
             marks = ",".join("?" * len(chunk))
             yield from self._db.execute(
-                f"SELECT {columns} FROM answers WHERE key IN ({marks})", chunk
+                f"SELECT {columns} FROM answers WHERE key IN ({marks}) AND {_REPLAYABLE}", chunk
             )
 
     def put(self, key: str, answer: CachedAnswer) -> None:

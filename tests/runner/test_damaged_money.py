@@ -164,3 +164,27 @@ def test_a_price_map_entry_that_is_not_dollars_is_no_price(monkeypatch, bad: obj
     monkeypatch.setattr(prices, "_price_map", lambda: {"odd-model": entry})
     price = prices.price_for(ModelSpec(name="m", model="openai/odd-model"))
     assert not price.known and price.source == "unknown"
+
+
+@pytest.mark.parametrize("cost", ["1e999", "-0.5"], ids=["infinite", "negative"])
+def test_a_cached_cost_that_is_not_dollars_is_called_again_not_replayed(
+    tmp_path, models_config, cache_dir, cost: str
+) -> None:
+    import sqlite3
+
+    with loopback(Script(rules=ROUTING_RULES)) as url:
+        models = models_config(url)
+        first = run_cli("run", ROUTING, "--models", str(models), "--repeats", "1",
+                        "--out", str(tmp_path / "a"))  # fmt: skip
+        assert first.exit_code == 0, first.output
+        (database,) = cache_dir.rglob("answers.sqlite3")
+        with sqlite3.connect(database) as db:
+            db.execute(f"UPDATE answers SET cost_usd = {cost}")
+        calls = server_stats(url)["requests"]
+        again = run_cli("run", ROUTING, "--models", str(models), "--repeats", "1",
+                        "--out", str(tmp_path / "b"))  # fmt: skip
+        assert again.exit_code == 0, again.output
+        assert server_stats(url)["requests"] == 2 * calls  # every answer called again
+    records = list(read_journal(tmp_path / "b" / "journal.jsonl"))
+    assert len(records) == calls and not any(r.cache_hit for r in records)
+    assert all(r.cost_usd is not None and 0 < r.cost_usd < 1 for r in records)
