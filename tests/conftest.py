@@ -79,3 +79,13 @@ def write(tmp_path: Path):  # type: ignore[no-untyped-def]
         return path
 
     return _write
+
+
+def one_error_line(result, prefix: str) -> str:  # type: ignore[no-untyped-def]
+    """The command failed as a user error: exit 2 and one line on stderr starting `prefix`."""
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "Traceback" not in result.output and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {prefix}"), lines[0]
+    return lines[0]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from margin.report import render_report
-from tests.conftest import run_cli
+from tests.conftest import one_error_line, run_cli
 from tests.report.conftest import make_run
 from tests.stats.records import outcomes
 
@@ -29,16 +29,6 @@ def fixture_run(folder: Path, results: bool = True) -> Path:
 
 def files_in(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*")}
-
-
-def one_error_line(result, prefix: str) -> str:  # type: ignore[no-untyped-def]
-    """The command failed as a user error: exit 2 and one line on stderr starting `prefix`."""
-    assert result.exit_code == 2, (result.output, result.exception)
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"error: {prefix}"), lines[0]
-    return lines[0]
 
 
 def damage_results(folder: Path, change) -> Path:  # type: ignore[no-untyped-def]

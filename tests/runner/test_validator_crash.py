@@ -12,23 +12,9 @@ import pytest
 from margin.journal import read_journal
 from margin.providers.scripts import Rule, Script
 from margin.validators import CheckContext, Validator, Verdict, build_validator, register
-from tests.conftest import run_cli
+from tests.conftest import one_error_line, run_cli
 from tests.runner.conftest import loopback
-
-VALID = """\
-suite: s
-target: 0.9
-tasks:
-  - id: t
-    prompt: "Title for {{ complaint }}"
-    cases:
-      - id: c1
-        vars: {complaint: "order 1"}
-        expect: {order: "1"}
-    validators:
-      - max_words: 12
-      - contains_all: {from_expect: order}
-"""
+from tests.test_broken_inputs import VALID
 
 SELF_REFERENCES = [
     ("ref-root", "{$ref: '#'}"),
@@ -50,13 +36,9 @@ def test_a_schema_that_refers_to_itself_in_place_is_refused_at_load(
         f"{name}.yaml", VALID.replace("      - max_words: 12", f"      - json_schema: {schema}")
     )
     result = run_cli("validate", str(path))
-    assert result.exit_code == 2, result.output
+    line = one_error_line(result, f"{path}:11: ")
     assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"error: {path}:11: "), lines[0]
-    assert "json_schema" in lines[0] and "refers to itself" in lines[0], lines[0]
-    assert "Traceback" not in result.stderr
+    assert "json_schema" in line and "refers to itself" in line, line
 
 
 def test_the_same_refusal_for_contains_json() -> None:
