@@ -45,28 +45,28 @@ __all__ = [
 ]
 
 _WHERE = {
-    "AttemptRecord": "margin.journal",
+    "AttemptRecord": "margin.journal.records",
     "ConfigError": "margin.errors",
     "ModelSpec": "margin.config",
     "Plan": "margin.plan",
     "ProviderError": "margin.errors",
-    "RunResult": "margin.session",
+    "RunResult": "margin.run.session",
     "RunSettings": "margin.config",
-    "Suite": "margin.suite",
+    "Suite": "margin.suite.tasks",
     "SuiteError": "margin.errors",
     "UserError": "margin.errors",
     "Validator": "margin.validators",
     "Verdict": "margin.validators",
     "build_plan": "margin.plan",
-    "latest_records": "margin.journal",
+    "latest_records": "margin.journal.records",
     "load_config": "margin.config",
     "load_models": "margin.config",
     "load_run_settings": "margin.config",
-    "load_suite": "margin.suite",
-    "load_suites": "margin.suite",
-    "read_journal": "margin.journal",
+    "load_suite": "margin.suite.load",
+    "load_suites": "margin.suite.load",
+    "read_journal": "margin.journal.records",
     "register_validator": "margin.validators",
-    "run": "margin.session",
+    "run": "margin.run.session",
     "score": "margin.stats",
 }
 _RENAMED = {"register_validator": "register", "score": "score_run"}
@@ -74,11 +74,12 @@ _RENAMED = {"register_validator": "register", "score": "score_run"}
 if TYPE_CHECKING:
     from margin.config import ModelSpec, RunSettings, load_config, load_models, load_run_settings
     from margin.errors import ConfigError, ProviderError, SuiteError, UserError
-    from margin.journal import AttemptRecord, latest_records, read_journal
+    from margin.journal.records import AttemptRecord, latest_records, read_journal
     from margin.plan import Plan, build_plan
-    from margin.session import RunResult, run
+    from margin.run.session import RunResult, run
     from margin.stats import score_run as score
-    from margin.suite import Suite, load_suite, load_suites
+    from margin.suite.load import load_suite, load_suites
+    from margin.suite.tasks import Suite
     from margin.validators import Validator, Verdict
     from margin.validators import register as register_validator
 

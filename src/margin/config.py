@@ -12,8 +12,8 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from margin.errors import ConfigError
-from margin.source import read_yaml, validate_model
-from margin.suite import PERTURB_KINDS, Ident, Levels, check_levels
+from margin.suite.source import read_yaml, validate_model
+from margin.suite.tasks import PERTURB_KINDS, Ident, Levels, check_levels
 
 _SECRET_QUERY = frozenset(
     {"api_key", "apikey", "api-key", "key", "token", "access_token", "secret", "password", "sig"}

@@ -67,7 +67,7 @@ def invalid_data(
 ) -> UserError:
     """A file margin reads back whose data does not fit its model: the field at fault, and what
     the file should have been (`not a margin journal record`)."""
-    from margin.source import format_loc
+    from margin.suite.source import format_loc
 
     problem = exc.errors(include_url=False)[0]
     return UserError(

@@ -16,13 +16,14 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from margin.decide.regression import Comparison, paired_regression, unpaired_regression
 from margin.errors import ConfigError, UserError
-from margin.numbers import interval, percent, rate_with_interval, seconds
-from margin.regression import Comparison, paired_regression, unpaired_regression
-from margin.results import RESULTS_NAME, JudgeRow, Results, TaskRow, read_results
-from margin.source import read_yaml, validate_model
+from margin.results.document import RESULTS_NAME, Results, read_results
+from margin.results.rows import JudgeRow, TaskRow
 from margin.stats.frame import read_attempts
 from margin.stats.intervals import effective_n_to_decide
+from margin.stats.numbers import interval, percent, rate_with_interval, seconds
+from margin.suite.source import read_yaml, validate_model
 
 PASS, FAIL, USAGE, INSUFFICIENT = 0, 1, 2, 3
 

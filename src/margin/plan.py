@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 from margin.config import ModelSpec, RunSettings
 from margin.errors import UserError
 from margin.perturb import VERSIONS, NoiseContext, apply_noise, facts_in
-from margin.prices import price_for
-from margin.suite import PERTURB_KINDS, Case, Suite, Task
-from margin.templates import render
+from margin.providers.prices import price_for
+from margin.suite.tasks import PERTURB_KINDS, Case, Suite, Task
+from margin.suite.templates import render
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from margin.regression import detectable_drop, paired_regression
+from margin.decide.regression import detectable_drop, paired_regression
 from margin.report import render_report
 from tests.conftest import run_cli
 from tests.report.conftest import SUITE, make_run

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from margin.perturb import GENERATORS, INDEX_KINDS, NoiseContext, apply_noise, facts_in
 from margin.perturb.inserts import LONG_CONTEXT_HEADER, corpus
-from margin.suite import PERTURB_KINDS, SHARE_KINDS
+from margin.suite.tasks import PERTURB_KINDS, SHARE_KINDS
 from margin.validators import build_validator
 
 WORDS = st.text(alphabet=st.characters(whitelist_categories=("Ll", "Lu")), min_size=1, max_size=9)

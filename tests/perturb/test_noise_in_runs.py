@@ -8,10 +8,10 @@ import shutil
 import yaml
 
 from margin.config import ModelSpec, load_run_settings
-from margin.journal import read_journal
+from margin.journal.records import read_journal
 from margin.plan import build_plan, variants
 from margin.providers.fake import Script, register_script
-from margin.suite import load_suite, load_suites
+from margin.suite.load import load_suite, load_suites
 from tests.conftest import SUITES, run_cli
 
 DESK = SUITES / "support-desk.yaml"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from margin.journal import Journal, MessageRecord
+from margin.journal.records import Journal, MessageRecord
 from margin.validators import Verdict
 from tests.stats.records import record
 

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from margin.report import render_report
-from margin.results import SCHEMA_PATH, results_schema
+from margin.results.document import SCHEMA_PATH, results_schema
 from tests.conftest import ROOT, run_cli
 from tests.report.browser import Browser
 from tests.report.conftest import hostile_failure, make_run
@@ -146,7 +146,7 @@ def test_the_page_in_real_headless_chromium(report: Path) -> None:
 
 def test_results_of_another_version_are_refused(tmp_path: Path) -> None:
     from margin.errors import UserError
-    from margin.results import read_results
+    from margin.results.document import read_results
 
     (tmp_path / "results.json").write_text(json.dumps({"results_version": 99}))
     with pytest.raises(UserError, match="results version 99; this margin reads version 1"):
@@ -161,7 +161,7 @@ def test_report_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
 
 def test_margin_and_capability_charts_from_noisy_results(tmp_path: Path) -> None:
     from margin.report.views import capability_charts, margin_charts
-    from margin.results import read_results
+    from margin.results.document import read_results
     from tests.stats.records import outcomes
 
     records = outcomes("m", "1111111111") + outcomes("n", "1111100000")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from margin.journal import AttemptRecord
+from margin.journal.records import AttemptRecord
 from margin.validators import Verdict
 
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from margin.rank import pareto_frontier, rank_bands
+from margin.decide.rank import pareto_frontier, rank_bands
+from margin.decide.summary import recommendation_lines
 from margin.stats import (
     CONDITION,
     MODEL,
@@ -19,7 +20,6 @@ from margin.stats import (
     wilson_interval,
 )
 from margin.stats.robustness import margins, noise_drops, paraphrase_spread
-from margin.summary import recommendation_lines
 from tests.stats.records import outcomes, record
 
 TARGETS = {("s", "t"): 0.9}

@@ -10,7 +10,6 @@ import pytest
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 
-from margin.numbers import interval, percent, rate_with_interval
 from margin.stats import (
     design_effect,
     detectable_difference,
@@ -21,6 +20,7 @@ from margin.stats import (
     wilson_interval,
 )
 from margin.stats.intervals import paired_difference_interval, verdicts
+from margin.stats.numbers import interval, percent, rate_with_interval
 
 Z = 1.959963984540054
 

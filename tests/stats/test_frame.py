@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from margin.errors import UserError
-from margin.journal import Journal
+from margin.journal.records import Journal
 from margin.stats import attempts_of, read_attempts
 from margin.stats.frame import _from_records
 from tests.stats.records import record

@@ -50,7 +50,7 @@ def command(
     from rich.table import Table
 
     from margin.gate import gate_junit, gate_markdown, load_gate_config, run_gate
-    from margin.rundir import make_folder, write_atomically
+    from margin.journal.rundir import make_folder, write_atomically
 
     report = run_gate(run_dir, load_gate_config(config_path), baseline, allow_changed_suite)
     console = Console()

@@ -67,8 +67,8 @@ def promptfoo(
     from rich.table import Table
 
     from margin.errors import UserError
-    from margin.importers.promptfoo import dump_yaml, header, import_config, slug
-    from margin.suite import load_suite
+    from margin.integrations.promptfoo import dump_yaml, header, import_config, slug
+    from margin.suite.load import load_suite
 
     if not config.is_file():
         raise UserError("no such promptfoo config", path=config)

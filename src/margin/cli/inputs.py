@@ -7,7 +7,8 @@ from typing import Any
 
 from margin.config import ModelSpec, RunSettings, load_models, load_run_settings
 from margin.plan import Plan, build_plan
-from margin.suite import Suite, load_suites
+from margin.suite.load import load_suites
+from margin.suite.tasks import Suite
 
 
 @dataclass(frozen=True)

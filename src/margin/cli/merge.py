@@ -24,7 +24,7 @@ def command(shards: tuple[Path, ...], out: Path) -> None:
     shards of different runs, a missing or repeated shard, an attempt in two shards and a
     planned attempt in none (exit 2)."""
     from margin.report import render_report
-    from margin.shards import merge
+    from margin.run.shards import merge
 
     count = merge(list(shards), out)
     files = render_report(out)

@@ -68,7 +68,7 @@ def _availability(spec: object) -> tuple[str, str]:
 
 def _price(spec: object) -> str:
     from margin.config import ModelSpec
-    from margin.prices import price_for
+    from margin.providers.prices import price_for
 
     assert isinstance(spec, ModelSpec)
     price = price_for(spec)

@@ -37,9 +37,9 @@ def command(suite_path: str, models_path: str, model_name: str | None, count: in
 
     from margin.config import load_models
     from margin.errors import ConfigError
-    from margin.lock import paraphrase_request, parse_paraphrases, problem_with, write_lock
     from margin.providers.gateway import close_clients, complete
-    from margin.suite import load_suite
+    from margin.suite.load import load_suite
+    from margin.suite.lock import paraphrase_request, parse_paraphrases, problem_with, write_lock
 
     suite = load_suite(suite_path)
     models = load_models(models_path)

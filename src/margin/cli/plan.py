@@ -144,9 +144,9 @@ def _print_evidence(plan: object) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from margin.numbers import percent
     from margin.plan import Plan
     from margin.stats.evidence import evidence_table
+    from margin.stats.numbers import percent
 
     assert isinstance(plan, Plan)
     evidence = evidence_table(plan)
@@ -190,8 +190,8 @@ def _print_evidence(plan: object) -> None:
 def _print_adaptive(table: object, plan: object) -> None:
     import pandas as pd
 
-    from margin.adaptive import expected_share
     from margin.plan import Plan
+    from margin.run.adaptive import expected_share
     from margin.stats.evidence import evidence_table
 
     assert isinstance(table, pd.DataFrame) and isinstance(plan, Plan)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
 
-    from margin.policies import Policy
+    from margin.decide.policies import Policy
 
 
 @click.command("policies")
@@ -36,11 +36,11 @@ def command(run_dir: Path, texts: tuple[str, ...]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from margin.decide.policies import estimate_all, parse_policy
     from margin.errors import UserError
-    from margin.numbers import interval, money, percent, seconds
-    from margin.policies import estimate_all, parse_policy
-    from margin.rundir import read_run_file
+    from margin.journal.rundir import read_run_file
     from margin.stats.frame import read_attempts
+    from margin.stats.numbers import interval, money, percent, seconds
 
     run_file = read_run_file(run_dir)
     if run_file is None:
@@ -98,8 +98,8 @@ def _print_runs(
     """The policies run for real (`margin run --policy`), beside their estimates."""
     from rich.table import Table
 
-    from margin.numbers import inside, interval, money, percent, seconds
-    from margin.policies import measured
+    from margin.decide.policies import measured
+    from margin.stats.numbers import inside, interval, money, percent, seconds
     from margin.stats.score import run_targets
 
     if steps is None:

@@ -107,8 +107,8 @@ def command(
     never as model failures. Answers are cached on disk (MARGIN_CACHE_DIR).
     """
     from margin.cli.inputs import load_inputs
-    from margin.progress import progress_for_terminal
-    from margin.session import NO_CACHE, run
+    from margin.run.progress import progress_for_terminal
+    from margin.run.session import NO_CACHE, run
 
     inputs = load_inputs(
         suites,
@@ -127,16 +127,16 @@ def command(
     )
     settings = inputs.settings
     if settings.executor == "ray":
-        from margin.ray_executor import ray_module
+        from margin.run.executors.ray import ray_module
 
         ray_module(local=settings.ray_address is None)  # without Ray: one line, before any call
     shard = None
     if shard_text is not None:
-        from margin.shards import parse_shard
+        from margin.run.shards import parse_shard
 
         shard = parse_shard(shard_text)
     if policy_texts:
-        from margin.policies import parse_policy
+        from margin.decide.policies import parse_policy
 
         names = {m.name for m in inputs.models}
         texts = [parse_policy(t, names).name for t in [*settings.policies, *policy_texts]]
@@ -190,8 +190,8 @@ def command(
 
 def _print_summary(folder: Path) -> None:
     """The run's models with their intervals, then the recommendation (`margin score` has more)."""
+    from margin.decide.summary import model_lines, recommendation_lines, task_lines
     from margin.stats import score_run
-    from margin.summary import model_lines, recommendation_lines, task_lines
 
     scores = score_run(folder)
     if scores.models.empty:
@@ -202,7 +202,7 @@ def _print_summary(folder: Path) -> None:
     from margin.report import render_report
 
     files = render_report(folder, scores=scores)  # scored once, above
-    from margin.results import read_results
+    from margin.results.document import read_results
 
     results = read_results(files.results)
     for line in results.recommendation.lines:

@@ -25,7 +25,7 @@ def command(kind: str) -> None:
     `# yaml-language-server: $schema=margin-suite.schema.json` at the top of a suite.
     """
     if kind == "suite":
-        from margin.suite import suite_json_schema
+        from margin.suite.load import suite_json_schema
 
         schema = suite_json_schema()
     elif kind == "gate":
@@ -35,7 +35,7 @@ def command(kind: str) -> None:
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["title"] = "margin gate"
     elif kind == "results":
-        from margin.results import SCHEMA_PATH
+        from margin.results.document import SCHEMA_PATH
 
         schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     else:

@@ -43,8 +43,8 @@ def command(run_dir: Path, output: str, view: str) -> None:
 
     scores = score_run(run_dir)
     if output == "json":
-        from margin.results import build_results
-        from margin.summary import recommendation_lines
+        from margin.decide.summary import recommendation_lines
+        from margin.results.build import build_results
 
         results = build_results(run_dir, scores, recommendation_lines(scores))
         click.echo(results.model_dump_json(indent=2))
@@ -64,8 +64,8 @@ def _print_tables(scores: Any, view: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from margin.numbers import interval, money, percent, seconds
-    from margin.summary import recommendation_lines
+    from margin.decide.summary import recommendation_lines
+    from margin.stats.numbers import interval, money, percent, seconds
 
     console = Console()
     if not console.is_terminal:
@@ -109,7 +109,7 @@ _CAPTION = (
 def _detail_table(scores: Any, view: str) -> Any:
     from rich.table import Table
 
-    from margin.numbers import interval, percent
+    from margin.stats.numbers import interval, percent
 
     frame = _view(scores, view)
     title = {"task": "By task", "condition": "By condition", "validator": "By validator"}[view]

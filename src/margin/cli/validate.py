@@ -18,8 +18,8 @@ def command(suites: tuple[str, ...]) -> None:
     from pathlib import Path
 
     from margin.errors import UserError
-    from margin.suite import LOAD_RENDER_SECONDS, check_unique_name, load_suite, suite_files
-    from margin.templates import RenderBudget
+    from margin.suite.load import LOAD_RENDER_SECONDS, check_unique_name, load_suite, suite_files
+    from margin.suite.templates import RenderBudget
 
     failed = False
     seen: dict[str, Path] = {}

@@ -23,7 +23,7 @@ def command(
     from margin.config import load_run_settings
     from margin.errors import UserError
     from margin.plan import noise_seed, render_messages, variants
-    from margin.suite import load_suite
+    from margin.suite.load import load_suite
 
     suite = load_suite(suite_path)
     settings = load_run_settings(config_paths)

@@ -31,7 +31,7 @@ from margin.errors import (
     ServerError,
     margin_bug,
 )
-from margin.prices import price_for
+from margin.providers.prices import price_for
 
 LITELLM_ENV = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",

@@ -112,7 +112,7 @@ def part_paths(model: LocalModel) -> list[Path] | None:
 
 def models_cache_dir() -> Path:
     """Where joined model files go: `$MARGIN_CACHE_DIR/models`, else the XDG cache."""
-    from margin.cache import default_cache_dir
+    from margin.run.cache import default_cache_dir
 
     return default_cache_dir() / "models"
 

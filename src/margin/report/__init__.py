@@ -17,14 +17,15 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
 
-from margin import numbers
+from margin.decide.summary import task_verdicts_text
 from margin.errors import UserError
+from margin.journal.rundir import make_folder, read_run_file, write_atomically
 from margin.report import views
 from margin.report.junit import junit_xml
-from margin.results import RESULTS_NAME, Results, build_results, read_results, write_results
-from margin.rundir import make_folder, read_run_file, write_atomically
+from margin.results.build import build_results
+from margin.results.document import RESULTS_NAME, Results, read_results, write_results
+from margin.stats import numbers
 from margin.stats.score import Scores
-from margin.summary import task_verdicts_text
 
 SUMMARY_LIMIT = 1_000_000
 """GitHub's step-summary limit is 1 MiB: summary.md stays under it."""
@@ -72,8 +73,8 @@ def score_and_write(
 ) -> tuple[Path, Results]:
     """Score the run directory (unless `scores` already did) and write results.json (into
     `out`, default the run)."""
+    from margin.decide.summary import recommendation_lines
     from margin.stats import score_run
-    from margin.summary import recommendation_lines
 
     scores = scores if scores is not None else score_run(folder)
     results = build_results(folder, scores, recommendation_lines(scores))

@@ -6,8 +6,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 
-from margin.numbers import rate_with_interval
-from margin.results import Results, TaskRow
+from margin.results.document import Results
+from margin.results.rows import TaskRow
+from margin.stats.numbers import rate_with_interval
 
 
 def junit_xml(results: Results) -> str:

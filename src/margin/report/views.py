@@ -11,9 +11,10 @@ from typing import Any
 
 from markupsafe import Markup
 
-from margin.numbers import inside
 from margin.report.svg import Chart, Point, Series, render
-from margin.results import Results, TaskRow
+from margin.results.document import Results
+from margin.results.rows import TaskRow
+from margin.stats.numbers import inside
 
 MAX_FAILURES = 400
 """Failing attempts shown in the drill-down (the page says how many were left out)."""
@@ -194,7 +195,7 @@ def pareto_charts(results: Results) -> list[Markup]:
 def failures(journal: Path, results: Results) -> dict[str, Any]:
     """Failing attempts for the drill-down: at most MAX_PER_CELL per model × task and
     MAX_FAILURES in all, with the counts of what was left out."""
-    from margin.journal import AttemptRecord, journal_lines, parse_record
+    from margin.journal.records import AttemptRecord, journal_lines, parse_record
 
     latest: dict[str, AttemptRecord | None] = {}
     if journal.exists():
@@ -248,7 +249,7 @@ def _key_of(line: str, journal: Path, number: int) -> str:
     """The record's key, read without parsing the record when it is written the usual way."""
     start = line.find('"key":"')
     if start < 0:
-        from margin.journal import parse_record
+        from margin.journal.records import parse_record
 
         return parse_record(line, journal, number).key
     end = line.find('"', start + 7)
@@ -262,13 +263,13 @@ def _condition(paraphrase: int, kind: str, level: float) -> str:
 
 
 def _pct(value: float | None) -> str:
-    from margin.numbers import percent
+    from margin.stats.numbers import percent
 
     return "–" if value is None else percent(value)
 
 
 def _rate_label(row: Any) -> str:
-    from margin.numbers import rate_with_interval
+    from margin.stats.numbers import rate_with_interval
 
     return f"{rate_with_interval(row.passes, row.n, row.low, row.high)} {row.verdict}"
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from margin.journal import AttemptRecord, read_journal
+from margin.journal.records import AttemptRecord, read_journal
 
 LABELS = ["model", "suite", "task", "case", "variant", "noise_kind", "error"]
 """Text columns kept as categories (few distinct values, many rows)."""

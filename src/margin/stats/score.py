@@ -12,11 +12,11 @@ from typing import Any
 
 import pandas as pd
 
-from margin import rank  # a module, not names: rank reads margin.stats too
 from margin.config import ModelSpec, RunSettings
+from margin.decide import rank
 from margin.errors import UserError
-from margin.journal import JOURNAL_NAME
-from margin.rundir import read_run_file
+from margin.journal.records import JOURNAL_NAME
+from margin.journal.rundir import read_run_file
 from margin.stats.cells import (
     CONDITION,
     MODEL,
@@ -29,7 +29,8 @@ from margin.stats.cells import (
 from margin.stats.compare import ALPHA, compare_pairs, outcome_matrix
 from margin.stats.frame import Attempts, read_attempts
 from margin.stats.robustness import margins, noise_drops, paraphrase_spread
-from margin.suite import Suite, load_suite
+from margin.suite.load import load_suite
+from margin.suite.tasks import Suite
 
 Budgets = dict[tuple[str, str], float | None]
 

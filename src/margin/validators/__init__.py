@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from margin.source import short_repr
+from margin.suite.source import short_repr
 from margin.validators.base import (
     CheckContext,
     Validator,

@@ -127,7 +127,7 @@ class JudgeValidator(Validator):
     ) -> list[str]:
         """The judge's user messages: one, or for a pairwise rubric two — the output first,
         then the reference first — each with the answer format added."""
-        from margin.templates import render
+        from margin.suite.templates import render
 
         context = {**variables, "prompt": prompt, "output": output, "expect": dict(expect or {})}
         if self.reference is None:

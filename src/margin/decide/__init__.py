@@ -1,0 +1,2 @@
+"""Decide from scores: rank bands, the recommendation, delivery policies, regressions, and
+the recommendation in words."""

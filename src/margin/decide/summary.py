@@ -1,0 +1,145 @@
+"""The recommendation in words: what `margin run` ends with and `margin score` begins with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from margin.decide.rank import Shortfall
+from margin.stats.intervals import CROSSES, FALLS_SHORT, UNDECIDED
+from margin.stats.numbers import money, percent, rate_with_interval, seconds
+from margin.stats.score import Scores
+
+
+def model_lines(scores: Scores) -> list[str]:
+    """One line per model, best rank band first: reliability with n and interval, verdict."""
+    lines = []
+    ordered = scores.models.sort_values(["rank", "rate"], ascending=[True, False], kind="stable")
+    for row in ordered.to_dict("records"):
+        rate = rate_with_interval(
+            int(row["passes"]), int(row["n"]), float(row["low"]), float(row["high"])
+        )
+        tied = f", tied with {row['tied_with']}" if row["tied_with"] else ""
+        lines.append(
+            f"{row['model']}: {rate} over all tasks (rank {row['rank']}{tied});"
+            f" {task_verdicts_text(_verdicts_of(scores.tasks, str(row['model'])))};"
+            f" {row['infra_errors']} infra errors"
+        )
+    return lines
+
+
+def _verdicts_of(tasks: pd.DataFrame, model: str) -> list[str]:
+    return [str(v) for v in tasks.loc[tasks["model"] == model, "verdict"]]
+
+
+def task_verdicts_text(verdicts: list[str], noun: bool = True) -> str:
+    """`crosses every task`, or how many of a model's task `verdicts` fall short and are
+    undecided (`falls short on 1 of 6 tasks`; without `noun`, `falls short on 1 of 6`)."""
+    if verdicts and all(v == CROSSES for v in verdicts):
+        return "crosses every task"
+    tasks = f" task{'s' if len(verdicts) != 1 else ''}" if noun else ""
+    parts = [
+        f"{status} on {verdicts.count(status)} of {len(verdicts)}{tasks}"
+        for status in (FALLS_SHORT, UNDECIDED)
+        if verdicts.count(status)
+    ]
+    return ", ".join(parts) or "no judged attempts"
+
+
+def task_lines(scores: Scores) -> list[str]:
+    """One line per task: each model's verdict against the task's target, best rank first."""
+    lines = []
+    for (suite, task), group in scores.tasks.groupby(["suite", "task"], observed=True, sort=False):
+        target = float(group["target"].iloc[0])
+        ordered = group.sort_values(["rank", "rate"], ascending=[True, False], kind="stable")
+        parts = [
+            f"{row['model']} {row['verdict']} "
+            + rate_with_interval(
+                int(row["passes"]), int(row["n"]), float(row["low"]), float(row["high"])
+            )
+            for row in ordered.to_dict("records")
+        ]
+        lines.append(f"{suite}/{task} (target {target:g}): " + "; ".join(parts))
+    return lines
+
+
+def recommendation_lines(scores: Scores) -> list[str]:
+    """The answer first, then the runner-up, then where every other model falls short."""
+    rec = scores.recommendation
+    models = {str(row["model"]): row for row in scores.models.to_dict("records")}
+    lines: list[str] = []
+    if rec.model is not None:
+        lines.append(f"Recommended: {rec.model} — {_model_figures(models[rec.model])}.")
+        if rec.runner_up is not None:
+            lines.append(f"Runner-up: {rec.runner_up} — {_model_figures(models[rec.runner_up])}.")
+        else:
+            lines.append("Runner-up: none — no other model crosses every task.")
+    elif scores.tasks.empty:
+        return ["No judged attempts yet: nothing to recommend."]
+    else:
+        target = _targets_text(scores.tasks)
+        lines.append(f"No model crosses {target} on every task: nothing is recommended.")
+        if rec.closest is not None:
+            closest = next((s for s in rec.shortfalls if s.model == rec.closest), None)
+            where = f" (worst: {_shortfall_text(closest)})" if closest is not None else ""
+            lines.append(f"Closest: {rec.closest}{where}.")
+    for shortfall in rec.shortfalls:
+        if shortfall.model != rec.closest or rec.model is not None:
+            lines.append(f"{shortfall.model}: {_shortfall_text(shortfall)}.")
+    undecided = scores.tasks[scores.tasks["verdict"] == UNDECIDED]
+    if not undecided.empty:
+        lines.append(
+            f"Undecided: {len(undecided)} model × task cell(s); more attempts would decide them:"
+        )
+        for row in undecided.sort_values("more_attempts").to_dict("records"):
+            lines.append(f"  {row['model']} on {row['suite']}/{row['task']}: {_more_text(row)}")
+    return lines
+
+
+def _model_figures(row: dict[Any, Any]) -> str:
+    overall = rate_with_interval(
+        int(row["passes"]), int(row["n"]), float(row["low"]), float(row["high"])
+    )
+    cost, p95 = money(float(row["cost_per_1000"])), seconds(float(row["latency_p95"]))
+    return f"crosses every task; overall {overall}, {cost} per 1,000 tasks, p95 {p95}"
+
+
+def _targets_text(tasks: pd.DataFrame) -> str:
+    targets = sorted(set(tasks["target"].round(4)))
+    return (
+        f"its target ({', '.join(f'{t:g}' for t in targets)})"
+        if len(targets) > 1
+        else f"{targets[0]:g}"
+    )
+
+
+def _shortfall_text(s: Shortfall) -> str:
+    if s.status == "too slow":
+        return (
+            f"too slow on {s.task}: p95 {seconds(s.latency_p95)} > budget {seconds(s.budget_s)}"
+            f" (it crosses {s.target:g})"
+        )
+    text = (
+        f"{s.status} on {s.task}: {rate_with_interval(s.passes, s.n, s.low, s.high)}"
+        f" {'<' if s.status == FALLS_SHORT else 'straddles'} {s.target:g}"
+    )
+    if s.condition is not None and s.condition_rate is not None:
+        text += f"; worst condition {s.condition} ({percent(s.condition_rate)})"
+    if s.validator is not None and s.validator_rate is not None:
+        text += f"; breaks first: {s.validator} ({percent(s.validator_rate)})"
+    return text
+
+
+def _more_text(row: dict[Any, Any]) -> str:
+    n, passes = int(str(row["n"])), int(str(row["passes"]))
+    now = rate_with_interval(passes, n, float(str(row["low"])), float(str(row["high"])))
+    more = row["more_attempts"]
+    if more is None or more != more:
+        return (
+            f"{now}; its rate sits on the target, so no number of attempts at this rate settles it"
+        )
+    count = f"about {int(float(str(more))):,} more"
+    if float(str(row["deff"])) > 1.01:
+        return f"{now}; {count} attempts on new cases (its repeats agree: more of them add little)"
+    return f"{now}; {count} independent attempts (new cases, or repeats at a temperature above 0)"

@@ -1,1 +1,0 @@
-"""Bring checks kept in other tools into margin suites (`margin import …`)."""

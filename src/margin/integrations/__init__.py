@@ -1,0 +1,1 @@
+"""margin inside other tools: the pytest plugin and the promptfoo importer."""

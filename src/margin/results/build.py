@@ -1,0 +1,281 @@
+"""Build results.json from a run directory's scores."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from margin.errors import UserError
+from margin.journal.rundir import read_run_file
+from margin.results.document import RESULTS_VERSION, ModelFact, Results, RunFacts, SuiteFact
+from margin.results.rows import (
+    ConditionRow,
+    DropRow,
+    JudgeRow,
+    MarginRow,
+    ModelRow,
+    PairRow,
+    PassKRow,
+    PolicyRow,
+    PolicyRunRow,
+    RecommendationRow,
+    SpreadRow,
+    TaskRow,
+    ValidatorRow,
+)
+from margin.stats.score import Scores
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for row in frame.to_dict("records"):
+        clean = {}
+        for key, value in row.items():
+            if isinstance(value, float) and math.isnan(value):
+                value = None
+            elif hasattr(value, "item"):
+                value = value.item()
+            clean[str(key)] = value
+        if isinstance(clean.get("tied_with"), str):
+            clean["tied_with"] = [m for m in clean["tied_with"].split(", ") if m]
+        rows.append(clean)
+    return rows
+
+
+def build_results(folder: Path, scores: Scores, lines: list[str]) -> Results:
+    """The results of the run directory `folder` from its scores."""
+    run_file = read_run_file(folder)
+    if run_file is None:
+        raise UserError("not a margin run directory (no run.json)", path=folder)
+    estimated, run = _policy_records(run_file, scores)
+    policy_rows = [PolicyRow.model_validate(r) for r in estimated]
+    crossing, policy_lines = _crossing_policies(policy_rows, scores)
+    recommendation = {
+        **asdict(scores.recommendation),
+        "lines": [*lines, *policy_lines],
+        "policies": crossing,
+    }
+    recommendation["shortfalls"] = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in s.items()}
+        for s in recommendation["shortfalls"]
+    ]
+    return Results(
+        results_version=RESULTS_VERSION,
+        run=_run_facts(folder, run_file, scores),
+        recommendation=RecommendationRow.model_validate(recommendation),
+        models=[ModelRow.model_validate(r) for r in _records(scores.models)],
+        tasks=[TaskRow.model_validate(r) for r in _records(scores.tasks)],
+        conditions=[ConditionRow.model_validate(r) for r in _records(scores.conditions)],
+        validators=[ValidatorRow.model_validate(r) for r in _validator_records(scores.validators)],
+        validators_by_condition=[
+            ValidatorRow.model_validate(r)
+            for r in _validator_records(scores.validators_by_condition)
+        ],
+        pass_k=[PassKRow.model_validate(r) for r in _records(scores.pass_k)],
+        noise_drops=[DropRow.model_validate(r) for r in _records(scores.drops)],
+        paraphrase_spread=[SpreadRow.model_validate(r) for r in _records(scores.spread)],
+        margins=[MarginRow.model_validate(r) for r in _records(scores.margins)],
+        comparisons=[PairRow.model_validate(r) for r in _records(scores.pairs)],
+        policies=policy_rows,
+        policy_runs=[PolicyRunRow.model_validate(r) for r in run],
+        judges=[JudgeRow.model_validate(r) for r in _judge_records(folder, run_file)],
+    )
+
+
+def _targets(scores: Scores) -> dict[tuple[str, str], float]:
+    """Each scored task's target."""
+    return {
+        (str(suite), str(task)): float(target)
+        for suite, task, target in scores.tasks[["suite", "task", "target"]].to_numpy(dtype=object)
+    }
+
+
+def _crossing_policies(rows: list[PolicyRow], scores: Scores) -> tuple[list[str], list[str]]:
+    """Policies whose lower bound reaches the target on every task (none undecided), cheapest
+    first, and a line for each: its worst task and its cost against the recommended model's."""
+    from margin.stats.numbers import interval, money, percent
+
+    targets = _targets(scores)
+    by_policy: dict[str, list[PolicyRow]] = {}
+    for row in rows:
+        by_policy.setdefault(row.policy, []).append(row)
+    crossing = []
+    for policy, tasks in by_policy.items():
+        covers_all = {(r.suite, r.task) for r in tasks} == set(targets)
+        if covers_all and all(r.low >= targets[(r.suite, r.task)] for r in tasks):
+            cost = sum(r.cost_per_1000 or 0.0 for r in tasks) / len(tasks)
+            crossing.append((cost, policy, min(tasks, key=lambda r: r.low)))
+    crossing.sort(key=lambda item: item[0])
+    costs = {
+        str(model): float(cost)
+        for model, cost in scores.models[["model", "cost_per_1000"]].to_numpy(dtype=object)
+    }
+    chosen = scores.recommendation.model
+    lines = []
+    for cost, policy, worst in crossing:
+        text = (
+            f"Policy {policy} crosses every task (estimated from recorded repeats; worst"
+            f" {worst.suite}/{worst.task} {percent(worst.rate)} {interval(worst.low, worst.high)}),"
+            f" {money(cost)} per 1,000 tasks"
+        )
+        if chosen is not None:
+            reference = costs.get(chosen, float("nan"))
+            if reference > 0:
+                text += f", {cost / reference:.0%} of {chosen}'s cost"
+        lines.append(text + ".")
+    return [policy for _, policy, _ in crossing], lines
+
+
+def _policy_records(
+    run_file: dict[str, Any], scores: Scores
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The run's policies estimated from recorded repeats, and measured where run for real."""
+    from margin.decide.policies import estimate_all, measured, parse_policy
+
+    texts = list((run_file.get("settings") or {}).get("policies") or [])
+    if not texts:
+        return [], []
+    names = {str(m["name"]) for m in run_file.get("models") or []}
+    policies = [parse_policy(text, names) for text in texts]
+    targets = _targets(scores)
+    run = measured(scores.attempts.steps, policies, targets)
+    return _records(estimate_all(scores.attempts.frame, policies)), _records(run)
+
+
+def _judge_records(folder: Path, run_file: dict[str, Any]) -> list[dict[str, Any]]:
+    from margin.config import RunSettings
+    from margin.judges.trust import judge_rows
+
+    settings = RunSettings.model_validate(run_file.get("settings") or {})
+    return judge_rows(folder, settings.judge.min_kappa)
+
+
+def _validator_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {k: v for k, v in r.items() if k not in {"consistency", "retry_free"}}
+        for r in _records(frame)
+    ]
+
+
+def _run_facts(folder: Path, run_file: dict[str, Any], scores: Scores) -> RunFacts:
+    frame = scores.attempts.frame
+    suites = []
+    for name in run_file.get("suites") or {}:
+        copy = folder / "suites" / f"{name}.yaml"
+        digest = hashlib.sha256(copy.read_bytes()).hexdigest() if copy.exists() else None
+        tasks = scores.tasks[scores.tasks["suite"] == name]
+        targets = {str(t): float(v) for t, v in zip(tasks["task"], tasks["target"], strict=True)}
+        suites.append(
+            SuiteFact(
+                name=name,
+                sha256=digest,
+                tasks=sorted(targets),
+                targets=targets,
+                fingerprints=_fingerprints(copy) if copy.exists() else {},
+            )
+        )
+    batched = {
+        str(k): int(v) for k, v in frame.groupby("model", observed=True)["batched"].sum().items()
+    }
+    models = []
+    for spec in run_file.get("models") or []:
+        sampling = spec.get("sampling") or {}
+        price = spec.get("price")
+        models.append(
+            ModelFact(
+                name=spec["name"],
+                model=spec["model"],
+                params=spec.get("params"),
+                api_base=spec.get("api_base"),
+                temperature=float(sampling.get("temperature", 0.0)),
+                max_tokens=int(sampling.get("max_tokens", 256)),
+                price_per_mtok=price,
+                parallel=spec.get("parallel"),
+                batched_attempts=batched.get(spec["name"], 0),
+            )
+        )
+    errors = Counter(str(e) for e in frame["error"].dropna())
+    temperatures = sorted({m.temperature for m in models})
+    repeats = int(frame["repeat"].max()) + 1 if len(frame) else 0
+    return RunFacts(
+        identity=str(run_file["identity"]),
+        margin_version=_version("margin"),
+        litellm_version=_version("litellm"),
+        written_at=run_file.get("written_at"),
+        scored_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        suites=suites,
+        models=models,
+        settings=run_file.get("settings") or {},
+        attempts=len(frame),
+        judged=int(frame["judged"].sum()),
+        infra_errors=dict(sorted(errors.items())),
+        cache_hits=int(frame["cache_hit"].sum()),
+        over_max_tokens=int(frame["over_max_tokens"].sum()),
+        spent_usd=float(frame["cost_usd"].fillna(0).sum()),
+        repeats=repeats,
+        regime=_regime(temperatures, repeats),
+        latency_note=_latency_note(models),
+    )
+
+
+def _latency_note(models: list[ModelFact]) -> str | None:
+    loaded = [m for m in models if m.batched_attempts]
+    if not loaded:
+        return None
+    names = ", ".join(f"{m.name} (parallel: {m.parallel})" for m in loaded)
+    return (
+        f"Latency of {names} was measured under batching: each call shared the model with"
+        " others decoded together, so its p50 and p95 are a loaded server's, not one user's."
+    )
+
+
+def task_fingerprints(task: Any) -> dict[str, str]:
+    """sha256 of a task's wording, cases and validators (see SuiteFact.fingerprints)."""
+    parts = {
+        "prompt": task.model_dump(mode="json", include={"system", "prompt", "paraphrases", "vars"}),
+        "cases": task.model_dump(mode="json", include={"cases"}),
+        "validators": task.model_dump(mode="json", include={"validators"}),
+    }
+    return {
+        name: hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+        for name, value in parts.items()
+    }
+
+
+def _fingerprints(copy: Path) -> dict[str, dict[str, str]]:
+    from margin.suite.load import load_suite
+
+    return {task.id: task_fingerprints(task) for task in load_suite(copy).tasks}
+
+
+def _regime(temperatures: list[float], repeats: int) -> str:
+    if repeats <= 1:
+        return (
+            "One attempt per case and condition: the variation comes from cases, paraphrases "
+            "and noise; repeats were not measured."
+        )
+    if temperatures and max(temperatures) == 0:
+        return (
+            "Temperature 0: repeats mostly measure the provider's nondeterminism (a local model "
+            "returns the same answer); the variation comes from cases, paraphrases and noise."
+        )
+    return (
+        f"Sampling at temperature {', '.join(f'{t:g}' for t in temperatures)}: repeats measure "
+        "the model's own variation, as users will meet it."
+    )
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,674 @@
+"""Execute a plan: per-model concurrency and rate limits, retries, cache, budget, journal.
+
+Every attempt ends as exactly one journal record: a judged answer, or an infra error after its
+retries. Records are appended as attempts finish, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from aiolimiter import AsyncLimiter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_random_exponential
+
+from margin.config import ModelSpec, RunSettings
+from margin.errors import ConfigError, ProviderError, RateLimited
+from margin.journal.records import AttemptRecord, JournalSink, MessageRecord
+from margin.plan import Attempt, estimate_input_tokens
+from margin.providers.gateway import Completion, close_clients, complete, prepare
+from margin.providers.prices import TokenPrice, price_for
+from margin.run.budget import Budget
+from margin.run.cache import AnswerCache, CachedAnswer, cache_key, judge_cache_key
+from margin.validators import CheckContext, Verdict, run_validators
+from margin.validators.base import JudgeTrace
+from margin.validators.judge import JudgeValidator, combine, combine_pairs
+
+IN_PROCESS_PROVIDERS = frozenset({"local"})
+"""Providers that run the model inside margin's process, on its cores."""
+
+
+@dataclass
+class RunStats:
+    """Running totals, for the progress display and the closing summary."""
+
+    total: int
+    resumed: int = 0
+    done: int = 0
+    passed: int = 0
+    infra_errors: int = 0
+    cache_hits: int = 0
+    retries: int = 0
+    spent_usd: float = 0.0
+    saved_usd: float = 0.0
+    budget_stopped: bool = False
+    not_run: int = 0
+    failed_workers: int = 0
+    halted: dict[str, str] = field(default_factory=dict)
+    """Models stopped early because the provider refused every call, with the reason."""
+
+    def add(self, record: AttemptRecord) -> None:
+        """Count one finished attempt."""
+        self.done += 1
+        self.passed += bool(record.passed)
+        self.infra_errors += record.infra_error
+        self.cache_hits += record.cache_hit
+        self.retries += record.retries
+        self.spent_usd += (record.cost_usd or 0.0) + (record.judge_cost_usd or 0.0)
+        self.saved_usd += record.cost_saved_usd
+
+    @property
+    def judged(self) -> int:
+        """Attempts with a verdict (infra errors excluded)."""
+        return self.done - self.infra_errors
+
+
+class Progress(Protocol):
+    """What the runner tells a progress display."""
+
+    def start(self, stats: RunStats) -> None: ...
+    def advance(self, stats: RunStats) -> None: ...
+    def stop(self, stats: RunStats) -> None: ...
+
+
+class NoProgress:
+    """A silent progress display."""
+
+    def start(self, stats: RunStats) -> None:
+        return None
+
+    def advance(self, stats: RunStats) -> None:
+        return None
+
+    def stop(self, stats: RunStats) -> None:
+        return None
+
+
+@dataclass
+class _Lane:
+    """One model's limits and what every call to it needs."""
+
+    model: ModelSpec
+    api_key: str | None
+    price: TokenPrice
+    slots: asyncio.Semaphore
+    limiter: AsyncLimiter | None
+    queue: deque[Attempt] = field(default_factory=deque)
+    succeeded: int = 0
+    refused: int = 0
+    halted: str | None = None
+    """Why the lane stopped early (every call refused by the provider), or None."""
+
+
+@dataclass
+class _Outcome:
+    completion: Completion | None
+    error: ProviderError | None
+    retries: int
+    cost: float | None = None
+
+
+class _NotNow(Exception):
+    """The call must not be made in this run; its attempt stays unrun for a later one."""
+
+
+class _BudgetSpent(_NotNow):
+    """The next call could pass the spending cap."""
+
+
+class _LaneHalted(_NotNow):
+    """The model's provider refused every call so far."""
+
+
+SETTLE_GRACE_S = 60.0
+"""A call holding its worst case ends within its model's timeout (and this grace): near the cap,
+a wait that long with no call settling anywhere means the holder is gone (a killed worker)."""
+WAIT_SLICE_S = 1.0
+"""A wait for a settle wakes at once when one comes, else after this long to look again."""
+
+REFUSALS_TO_HALT = 3
+"""A model whose first calls are all refused (bad key, unknown model) stops after this many."""
+HALTING_ERRORS = frozenset({"AuthenticationFailed", "ModelNotFound"})
+
+
+class Runner:
+    """Runs attempts into a journal; one Runner per run (or per worker process)."""
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        journal: JournalSink,
+        cache: AnswerCache | None = None,
+        *,
+        read_cache: bool = True,
+        write_cache: bool = True,
+        budget: Budget | None = None,
+        progress: Progress | None = None,
+        shared_limits: Mapping[str, Callable[[], AbstractAsyncContextManager[None]]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.journal = journal
+        self.cache = cache
+        self.read_cache = read_cache
+        self.write_cache = write_cache
+        self.budget = budget if budget is not None else Budget(settings.max_cost)
+        self.progress = progress or NoProgress()
+        self.shared_limits = dict(shared_limits or {})
+        """Per model: a slot held across worker machines, taken after the model's own limits."""
+        self._global = asyncio.Semaphore(settings.concurrency)
+        self._budget_line = asyncio.Lock()
+        """Near the cap, one call at a time waits on the shared account (in one thread)."""
+        self._longest_call_s = 0.0
+        self._backoff = wait_random_exponential(
+            multiplier=settings.backoff_s, max=settings.backoff_max_s
+        )
+        # In-process models share the machine's cores: one call at a time across all of them
+        # (or a model's `parallel` calls batched together), so none is slowed by another.
+        self._in_process = _CoreRoom()
+        self._judges: dict[str, _Lane] = {}
+        self.stats = RunStats(total=0)
+        self._keys: dict[str, str] = {}
+        self._answers: dict[str, CachedAnswer] = {}
+        self._known: set[str] = set()
+        self._secrets: tuple[str, ...] = ()
+        """Every api key a call of this runner sends (models' and judges'), longest first."""
+
+    def prefetched(
+        self, keys: dict[str, str], answers: dict[str, CachedAnswer], known: set[str]
+    ) -> None:
+        """The cache was probed for these attempts already: `keys` gives each one's cache key
+        (by attempt key), `known` the keys the cache holds, `answers` those answers read ahead
+        (all of them, or none on a run too big to hold them). A key known absent is not looked
+        up again."""
+        self._keys, self._answers, self._known = dict(keys), dict(answers), set(known)
+
+    async def run(self, pending: Iterable[Attempt], resumed: int = 0) -> RunStats:
+        """Run every pending attempt (plan order within a model) and return the totals."""
+        pending = list(pending)
+        lanes = self._lanes(pending)
+        for attempt in pending:  # judges' lanes (and a missing price) before any call
+            for judge in attempt.judges:
+                if judge.name not in self._judges:
+                    self._judges[judge.name] = self._lane(judge)
+        self.stats = RunStats(
+            total=resumed + sum(len(lane.queue) for lane in lanes), resumed=resumed
+        )
+        self.progress.start(self.stats)
+        try:
+            for lane in [*lanes, *self._judges.values()]:  # load local weights before timing
+                if (lane.queue or lane.model.name in self._judges) and (
+                    lane.model.provider in IN_PROCESS_PROVIDERS
+                ):
+                    async with self._in_process.slot(lane.model):
+                        await prepare(lane.model)
+            async with asyncio.TaskGroup() as group:
+                for lane in lanes:
+                    workers = min(len(lane.queue), lane.model.concurrency * 2)
+                    for _ in range(workers):
+                        group.create_task(self._worker(lane))
+        finally:
+            await close_clients()
+            self.stats.not_run = sum(len(lane.queue) for lane in lanes)
+            self.stats.budget_stopped = self.budget.stopped
+            self.stats.halted = {lane.model.name: lane.halted for lane in lanes if lane.halted}
+            self.progress.stop(self.stats)
+        return self.stats
+
+    async def judge_only(
+        self, check: JudgeValidator, items: list[tuple[Attempt, str]]
+    ) -> list[Verdict]:
+        """The judge's verdict on each (attempt, output), without calling the attempts' model:
+        what `margin judge-check` measures against human labels."""
+        for attempt, _ in items:
+            for judge in attempt.judges:
+                if judge.name not in self._judges:
+                    self._judges[judge.name] = self._lane(judge)
+        try:
+            for lane in self._judges.values():
+                if lane.model.provider in IN_PROCESS_PROVIDERS:
+                    async with self._in_process.slot(lane.model):
+                        await prepare(lane.model)
+
+            async def one(attempt: Attempt, output: str) -> Verdict:
+                ctx = CheckContext(attempt.task.case_vars(attempt.case), attempt.case.expect)
+                return await self._judge(attempt, check, output, ctx)
+
+            return list(await asyncio.gather(*(one(a, o) for a, o in items)))
+        finally:
+            await close_clients()
+
+    def _lanes(self, pending: Iterable[Attempt]) -> list[_Lane]:
+        lanes: dict[str, _Lane] = {}
+        for attempt in pending:
+            lane = lanes.get(attempt.model.name)
+            if lane is None:
+                lane = lanes[attempt.model.name] = self._lane(attempt.model)
+            lane.queue.append(attempt)
+        return list(lanes.values())
+
+    def _lane(self, model: ModelSpec) -> _Lane:
+        price = price_for(model)
+        if self.budget.cap is not None and not price.known:
+            raise ConfigError(
+                f"--max-cost needs a price for model {model.name!r} ({model.model}): "
+                "add `price: {input_per_mtok: …, output_per_mtok: …}` to its config"
+            )
+        limiter = AsyncLimiter(1, 60.0 / model.rpm) if model.rpm else None
+        self._longest_call_s = max(self._longest_call_s, model.timeout)
+        api_key = model.resolve_api_key()
+        if api_key:
+            self._secrets = tuple(sorted({*self._secrets, api_key}, key=len, reverse=True))
+        return _Lane(model, api_key, price, asyncio.Semaphore(model.concurrency), limiter)
+
+    async def _worker(self, lane: _Lane) -> None:
+        while lane.queue and not self.budget.stopped and lane.halted is None:
+            attempt = lane.queue.popleft()
+            try:
+                record, cache_key = await self._attempt(lane, attempt)
+            except _NotNow:  # leave it for a resumed run (a higher cap, a fixed key)
+                lane.queue.appendleft(attempt)
+                return
+            except BaseException:  # a bug or an interrupt: the attempt is counted as not run
+                lane.queue.appendleft(attempt)
+                raise
+            self._watch_refusals(lane, record)
+            self.journal.append(record, cache_key)
+            self.stats.add(record)
+            self.progress.advance(self.stats)
+
+    def _watch_refusals(self, lane: _Lane, record: AttemptRecord) -> None:
+        """Halt a model whose calls are all refused (a bad key): a line, not thousands of rows."""
+        if record.error is None:
+            lane.succeeded += 1
+        elif record.error in HALTING_ERRORS:
+            lane.refused += 1
+            if lane.succeeded == 0 and lane.refused >= REFUSALS_TO_HALT and lane.halted is None:
+                lane.halted = f"{record.error}: {record.error_message}"
+
+    async def _attempt(self, lane: _Lane, attempt: Attempt) -> tuple[AttemptRecord, str | None]:
+        started = datetime.now(UTC)
+        probed = self._keys.pop(str(attempt.key), None)
+        key = probed or (cache_key(lane.model, attempt) if self.cache is not None else None)
+        if key is not None and self.read_cache:
+            if probed is not None and key not in self._known:
+                hit = None  # the probe found no answer: no second look
+            elif probed is not None and key in self._answers:
+                hit = self._answers[key]
+            else:
+                hit = self.cache.get(key) if self.cache is not None else None
+            if hit is not None:
+                verdicts = await self._verdicts(attempt, hit.text)
+                return self._judged(attempt, started, hit, verdicts, cache_hit=True), None
+        messages = [{"role": m.role, "content": m.content} for m in attempt.messages]
+        worst = self._worst_case(lane, attempt)
+        outcome = await self._call(lane, messages, attempt.seed, attempt.max_tokens, worst)
+        if outcome.completion is None:
+            return self._infra_error(lane, attempt, started, outcome), None
+        done = outcome.completion
+        answer = self._received(done, outcome.cost)
+        verdicts = await self._verdicts(attempt, answer.text)
+        record = self._judged(
+            attempt,
+            started,
+            answer,
+            verdicts,
+            retries=outcome.retries,
+            dropped=done.dropped_params,
+        )
+        return record, key if self.write_cache else None
+
+    async def _verdicts(self, attempt: Attempt, output: str) -> list[Verdict]:
+        """Every validator's verdict in the task's order; a judge's through its model calls."""
+        ctx = CheckContext(attempt.task.case_vars(attempt.case), attempt.case.expect)
+        checks = attempt.task.checks()
+        plain = iter(run_validators(checks, output, ctx))
+        verdicts = []
+        for check in checks:
+            if isinstance(check, JudgeValidator):
+                if (check.model or self.settings.judge.model) is None:
+                    continue  # no judge configured: skipped, and the report says so
+                verdicts.append(await self._judge(attempt, check, output, ctx))
+            else:
+                verdicts.append(next(plain))
+        return verdicts
+
+    async def _judge(
+        self, attempt: Attempt, check: JudgeValidator, output: str, ctx: CheckContext
+    ) -> Verdict:
+        """Ask the judge (`repeats` times) through the gateway: cached, budgeted, retried."""
+        name = check.model or self.settings.judge.model
+        lane = self._judges[str(name)]
+        prompt = next((m.content for m in reversed(attempt.messages) if m.role == "user"), "")
+        texts = check.messages(output, prompt, ctx.vars, ctx.expect)
+        worst = (
+            lane.price.cost(max(len(t) for t in texts) // 4 + 4, check.max_tokens)
+            if self.budget.cap
+            else 0.0
+        )
+        answers: list[str | None] = []
+        errors: list[str] = []
+        calls: list[CachedAnswer] = []  # the answers paid for now
+        hits: list[CachedAnswer] = []  # the answers from the cache
+        for repeat in range(check.repeats or self.settings.judge.repeats):
+            for order, text in enumerate(texts):  # a pairwise rubric: both orders each time
+                index = repeat * len(texts) + order
+                messages = [{"role": "user", "content": text}]
+                key = judge_cache_key(lane.model, messages, check.max_tokens, index)
+                hit = self.cache.get(key) if self.cache is not None and self.read_cache else None
+                if hit is not None:
+                    hits.append(hit)
+                    answers.append(hit.text)
+                    continue
+                seed = (attempt.seed * 7919 + index + 1) & 0x7FFFFFFF
+                outcome = await self._call(lane, messages, seed, check.max_tokens, worst)
+                if outcome.completion is None:
+                    assert outcome.error is not None
+                    answers.append(None)
+                    errors.append(outcome.error.error_class)
+                    continue
+                answer = self._received(outcome.completion, outcome.cost)
+                calls.append(answer)
+                answers.append(answer.text)
+                if self.cache is not None and self.write_cache and check.is_usable(answer.text):
+                    self.cache.put(key, answer)  # only a usable answer: garbage is asked again
+        both = [*calls, *hits]
+        costs = [a.cost_usd for a in calls]
+        trace = JudgeTrace(
+            model=lane.model.name,
+            prompt=texts[0],
+            swapped_prompt=texts[1] if len(texts) > 1 else None,
+            answers=answers,
+            errors=errors,
+            cost_usd=None if None in costs else sum(c or 0.0 for c in costs),
+            cost_saved_usd=sum(a.cost_usd or 0.0 for a in hits),
+            latency_s=sum(a.latency_s for a in both),
+            input_tokens=sum(a.input_tokens for a in both),
+            output_tokens=sum(a.output_tokens for a in both),
+            cache_hits=len(hits),
+        )
+        if check.reference is not None:
+            return combine_pairs(check.name, answers, trace, check.pass_on)
+        return combine(check.name, answers, trace)
+
+    def _received(self, done: Completion, cost: float | None) -> CachedAnswer:
+        """A call's answer as margin keeps it, every api key it echoes scrubbed: validators,
+        judges, the journal, the cache and the report only ever see this text."""
+        text = scrub_answer(done.text, self._secrets)
+        return CachedAnswer(
+            text, done.input_tokens, done.output_tokens, done.latency_s, cost, done.finish_reason
+        )
+
+    def _worst_case(self, lane: _Lane, attempt: Attempt) -> float:
+        """The most a call can cost: its prompt and a full `max_tokens` answer."""
+        if self.budget.cap is None:
+            return 0.0
+        return lane.price.cost(estimate_input_tokens(attempt.messages), attempt.max_tokens)
+
+    async def _call(
+        self,
+        lane: _Lane,
+        messages: list[dict[str, str]],
+        seed: int,
+        max_tokens: int,
+        worst: float,
+    ) -> _Outcome:
+        retries = 0
+        try:
+            async for trial in AsyncRetrying(
+                stop=stop_after_attempt(self.settings.retries + 1),
+                wait=self._wait,
+                retry=retry_if_exception(_retryable),
+                reraise=True,
+            ):
+                with trial:
+                    retries = trial.retry_state.attempt_number - 1
+                    async with self._slot(lane):
+                        if lane.halted is not None:
+                            raise _LaneHalted
+                        # Reserved only now, with every slot taken: what finished while this
+                        # call waited is already counted, so the check is against today's spend.
+                        await self._reserve(worst)
+                        billed = 0.0
+                        try:
+                            completion = await complete(
+                                lane.model,
+                                messages,
+                                seed=seed,
+                                max_tokens=max_tokens,
+                                api_key=lane.api_key,
+                            )
+                            cost = self._cost(lane, completion)
+                            billed = cost or 0.0
+                        finally:
+                            self.budget.settle(worst, billed)
+                    return _Outcome(completion, None, retries, cost)
+        except ProviderError as exc:
+            return _Outcome(None, exc, retries)
+        raise AssertionError("unreachable: tenacity either returns or reraises")
+
+    async def _reserve(self, amount: float) -> None:
+        """Hold `amount` against the cap. Near it, wait for a call in flight (in any process)
+        to settle and ask again; _BudgetSpent when it can never fit: nothing is in flight and
+        it still does not."""
+        unsettled = 0.0
+        while True:
+            seen = self.budget.settles
+            if self.budget.reserve(amount):
+                return
+            if self.budget.stopped:
+                raise _BudgetSpent
+            async with self._budget_line:  # the others wait here, holding no thread
+                settled = await asyncio.to_thread(self.budget.wait, seen, WAIT_SLICE_S)
+            unsettled = 0.0 if settled else unsettled + WAIT_SLICE_S
+            if unsettled > self._longest_call_s + SETTLE_GRACE_S:
+                self.budget.stop()
+                raise _BudgetSpent
+
+    @staticmethod
+    def _cost(lane: _Lane, done: Completion) -> float | None:
+        if not lane.price.known:
+            return None
+        return lane.price.cost(done.input_tokens, done.output_tokens)
+
+    @asynccontextmanager
+    async def _slot(self, lane: _Lane) -> AsyncIterator[None]:
+        """The model's slot and rate token first, then the global slot: a call waiting on its
+        own model's limits never holds global capacity another model could use."""
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(lane.slots)
+            if lane.limiter is not None:
+                await stack.enter_async_context(lane.limiter)
+            shared = self.shared_limits.get(lane.model.name)
+            if shared is not None:  # a limit held across machines (the Ray executor)
+                await stack.enter_async_context(shared())
+            if lane.model.provider in IN_PROCESS_PROVIDERS:
+                await stack.enter_async_context(self._in_process.slot(lane.model))
+            await stack.enter_async_context(self._global)
+            yield
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Honour Retry-After (with a little jitter), else exponential backoff with jitter."""
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RateLimited) and error.retry_after is not None:
+            return error.retry_after * (1 + random.random() * 0.1)
+        return float(self._backoff(state))
+
+    def _judged(
+        self,
+        attempt: Attempt,
+        started: datetime,
+        answer: CachedAnswer,
+        verdicts: list[Verdict],
+        *,
+        cache_hit: bool = False,
+        retries: int = 0,
+        dropped: tuple[str, ...] = (),
+    ) -> AttemptRecord:
+        passed = sum(v.passed for v in verdicts)
+        unscored = [v for v in verdicts if v.unscored]
+        judges = [v.judge for v in verdicts if v.judge is not None]
+        judge_costs = [j.cost_usd for j in judges]
+        return _record(
+            attempt,
+            started,
+            output=answer.text,
+            verdicts=verdicts,
+            passed=None if unscored else passed == len(verdicts),
+            partial=None if unscored else (passed / len(verdicts) if verdicts else 1.0),
+            error="Unscored" if unscored else None,
+            error_message=f"{unscored[0].validator}: {unscored[0].reason}" if unscored else None,
+            judge_cost_usd=None if None in judge_costs else sum(c or 0.0 for c in judge_costs),
+            latency_s=answer.latency_s,
+            input_tokens=answer.input_tokens,
+            output_tokens=answer.output_tokens,
+            cost_usd=0.0 if cache_hit else answer.cost_usd,
+            cost_saved_usd=(answer.cost_usd or 0.0) if cache_hit else 0.0,
+            cache_hit=cache_hit,
+            retries=retries,
+            finish_reason=answer.finish_reason,
+            truncated=answer.finish_reason == "length",
+            over_max_tokens=answer.output_tokens > attempt.max_tokens,
+            dropped_params=list(dropped),
+        )
+
+    def _infra_error(
+        self, lane: _Lane, attempt: Attempt, started: datetime, outcome: _Outcome
+    ) -> AttemptRecord:
+        assert outcome.error is not None
+        return _record(
+            attempt,
+            started,
+            output=None,
+            verdicts=[],
+            passed=None,
+            partial=None,
+            latency_s=None,
+            cost_usd=0.0,
+            error=outcome.error.error_class,
+            error_message=scrub(str(outcome.error), lane.api_key),
+            retries=outcome.retries,
+        )
+
+
+class _CoreRoom:
+    """The machine's cores, for in-process models: one model at a time, and one call of it at a
+    time — or up to its `parallel` calls decoded together — so no call is slowed by another
+    model's and each latency is the model's own (or, batched, says so)."""
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Condition()
+        self._holder: str | None = None
+        self._inside = 0
+
+    @asynccontextmanager
+    async def slot(self, model: ModelSpec) -> AsyncIterator[None]:
+        room = model.parallel or 1
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: self._inside == 0 or (self._holder == model.name and self._inside < room)
+            )
+            self._holder, self._inside = model.name, self._inside + 1
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._inside -= 1
+                if self._inside == 0:
+                    self._holder = None
+                self._changed.notify_all()
+
+
+def _retryable(error: BaseException) -> bool:
+    return isinstance(error, ProviderError) and error.retryable
+
+
+_MASKED = re.compile(r"[A-Za-z0-9_\-]{2,}\*{3,}[A-Za-z0-9_\-]*|\*{3,}[A-Za-z0-9_\-]{2,}")
+"""A key as providers echo it, masked in the middle: `sk-abc***********xyz1`."""
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """`text` with the secret, pieces of it, and any masked key a provider echoed replaced by
+    `***`: a masked key still gives away its first and last characters."""
+    if secret:
+        text = text.replace(secret, "***")
+        if len(secret) >= 12:
+            for piece in (secret[:8], secret[-6:], secret[-4:]):
+                text = text.replace(piece, "***")
+    return _MASKED.sub("***", text)
+
+
+LEAK_CHARS = 8
+"""In an answer, this many characters of a key in a row are a leak of it (a key cut off at
+max_tokens still leaks its start); a key shorter than this (a local server's placeholder such
+as `none`) cannot be told from words, and is left alone in answers."""
+
+
+def scrub_answer(text: str, secrets: Iterable[str]) -> str:
+    """`text` with each secret, and each run of LEAK_CHARS or more of its characters, replaced
+    by `***`. Unlike `scrub`, nothing shaped like a masked key is touched: an answer's `***`
+    and short words are the model's own."""
+    for secret in secrets:
+        if len(secret) < LEAK_CHARS:
+            continue
+        text = text.replace(secret, "***")
+        spans = []
+        for start in range(len(secret) - LEAK_CHARS + 1):
+            piece = secret[start : start + LEAK_CHARS]
+            at = text.find(piece)
+            while at != -1:
+                spans.append((at, at + LEAK_CHARS))
+                at = text.find(piece, at + 1)
+        if spans:
+            text = _blank(text, spans)
+    return text
+
+
+def _blank(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` with each run of overlapping or touching spans replaced by one `***`."""
+    kept: list[str] = []
+    end = 0
+    for start, stop in sorted(spans):
+        if start > end or not kept:
+            kept.append(text[end:start])
+            kept.append("***")
+        end = max(end, stop)
+    return "".join(kept) + text[end:]
+
+
+def _record(attempt: Attempt, started: datetime, **fields: object) -> AttemptRecord:
+    key = attempt.key
+    return AttemptRecord.model_validate(
+        {
+            "key": str(key),
+            "model": key.model,
+            "litellm_model": attempt.model.model,
+            "suite": key.suite,
+            "task": key.task,
+            "case": key.case,
+            "variant": key.variant,
+            "paraphrase": attempt.variant.paraphrase,
+            "noise_kind": attempt.variant.kind,
+            "noise_level": attempt.variant.level,
+            "variant_version": attempt.variant.version,
+            "noise_seed": attempt.noise_seed,
+            "repeat": key.repeat,
+            "seed": attempt.seed,
+            "temperature": attempt.model.sampling.temperature,
+            "messages": [MessageRecord(role=m.role, content=m.content) for m in attempt.messages],
+            "max_tokens": attempt.max_tokens,
+            "batched": attempt.model.batched,
+            "policy": key.policy or None,
+            "step": key.step if key.policy else None,
+            "started_at": started,
+            "finished_at": datetime.now(UTC),
+            **fields,
+        }
+    )

@@ -1,0 +1,145 @@
+"""Paraphrase lock files: wordings generated once by a model, frozen for human review.
+
+`margin paraphrase` writes `<suite>.lock.yaml` beside the suite with `approved: false`. A
+person reads it, edits or deletes lines, and sets `approved: true`; only then are its wordings
+added to the tasks' paraphrases (after the authored ones). Each is checked like an authored
+paraphrase: it must keep every variable of the prompt and render for every case.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from margin.errors import SuiteError
+from margin.suite.source import read_yaml, validate_model
+from margin.suite.tasks import Suite, Task
+from margin.suite.templates import TemplateProblem, render, template_variables
+
+LOCK_SUFFIX = ".lock.yaml"
+
+
+class ParaphraseLock(BaseModel):
+    """The lock file's content."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    suite: str
+    """The suite these wordings belong to."""
+    generated_by: str
+    """The litellm model id that wrote them."""
+    generated_at: datetime
+    """When."""
+    approved: bool = False
+    """Set to true after review; until then the wordings are not used."""
+    tasks: dict[str, list[str]]
+    """Task id → generated wordings of its prompt."""
+
+
+def lock_path(suite_path: Path) -> Path:
+    """`suites/x.yaml` → `suites/x.lock.yaml`."""
+    return suite_path.with_name(suite_path.stem + LOCK_SUFFIX)
+
+
+def problem_with(task: Task, wording: str) -> str | None:
+    """Why `wording` cannot serve as a paraphrase of `task`'s prompt, or None."""
+    try:
+        used = template_variables(wording)
+    except TemplateProblem as exc:
+        return str(exc)
+    dropped = sorted(template_variables(task.prompt) - used)
+    if dropped:
+        return f"drops {{{{ {dropped[0]} }}}}"
+    for case in task.cases:
+        try:
+            render(wording, task.case_vars(case))
+        except TemplateProblem as exc:
+            return f"case {case.id!r}: {exc}"
+    return None
+
+
+def apply_lock(suite: Suite, suite_path: Path) -> Suite:
+    """`suite` with its approved lock file's wordings added to the tasks' paraphrases."""
+    path = lock_path(suite_path)
+    if not path.exists():
+        return suite
+    source = read_yaml(path, SuiteError)
+    lock = validate_model(ParaphraseLock, source, SuiteError)
+    if lock.suite != suite.suite:
+        raise source.error(f"this lock belongs to suite {lock.suite!r}", ("suite",), SuiteError)
+    if not lock.approved:
+        return suite
+    tasks = {task.id: task for task in suite.tasks}
+    updated = []
+    for task_id, wordings in lock.tasks.items():
+        if task_id not in tasks:
+            raise source.error(f"no task {task_id!r} in the suite", ("tasks", task_id), SuiteError)
+        for index, wording in enumerate(wordings):
+            problem = problem_with(tasks[task_id], wording)
+            if problem:
+                raise source.error(f"paraphrase {problem}", ("tasks", task_id, index), SuiteError)
+    for task in suite.tasks:
+        extra = [w for w in lock.tasks.get(task.id, []) if w not in task.paraphrases]
+        updated.append(task.model_copy(update={"paraphrases": [*task.paraphrases, *extra]}))
+    return suite.model_copy(update={"tasks": updated})
+
+
+PARAPHRASE_INSTRUCTION = """\
+Rewrite the instruction below in {count} different ways. Keep its meaning, every constraint and
+every placeholder written in double curly braces (like {example}) exactly as it is.
+Write one rewrite per line, numbered 1. to {count}., and nothing else.
+
+Instruction:
+{prompt}"""
+
+
+def paraphrase_request(task: Task, count: int) -> str:
+    """The message asking a model for `count` paraphrases of the task's prompt."""
+    names = sorted(template_variables(task.prompt))
+    example = "{{ " + names[0] + " }}" if names else "{{ name }}"
+    flat = " ".join(task.prompt.split())
+    return PARAPHRASE_INSTRUCTION.format(count=count, example=example, prompt=flat)
+
+
+_NUMBERED = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*(?P<text>.+?)\s*$")
+
+
+def parse_paraphrases(answer: str) -> list[str]:
+    """The numbered (or bulleted) lines of a model's answer, unquoted."""
+    found = []
+    for line in answer.splitlines():
+        match = _NUMBERED.match(line)
+        if match:
+            text = match.group("text").strip().strip('"').strip("“”").strip()
+            if text:
+                found.append(text)
+    return found
+
+
+def write_lock(
+    suite: Suite, suite_path: Path, model_id: str, wordings: dict[str, list[str]]
+) -> Path:
+    """Write the lock file for review (`approved: false`); returns its path."""
+    lock = ParaphraseLock(
+        suite=suite.suite,
+        generated_by=model_id,
+        generated_at=datetime.now(UTC),
+        approved=False,
+        tasks=wordings,
+    )
+    data: dict[str, Any] = lock.model_dump(mode="json")
+    header = (
+        f"# Generated by `margin paraphrase` with {model_id}. Review every line: edit or delete\n"
+        "# it, then set approved: true. Until then margin does not use these wordings.\n"
+    )
+    path = lock_path(suite_path)
+    path.write_text(
+        header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000),
+        encoding="utf-8",
+    )
+    return path
