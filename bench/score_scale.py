@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from margin.journal import AttemptRecord, MessageRecord
+from margin.journal.records import AttemptRecord, MessageRecord
 from margin.validators import Verdict
 
 LIMIT_S, LIMIT_BYTES = 20.0, 2 << 30
