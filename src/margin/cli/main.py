@@ -1,40 +1,76 @@
 """`margin`: which model should this feature ship on?
 
 Wires the commands together. User mistakes (UserError) print one line and exit 2; bugs keep
-their traceback. Heavy libraries are imported inside commands so `margin --help` stays fast.
+their traceback. Each command's module is imported only when that command runs, so `margin
+--help` lists them all (their short help read from the source) without loading pandas or litellm.
 """
 
 from __future__ import annotations
 
+import ast
 import sys
+from importlib import import_module
+from importlib.util import find_spec
 from typing import Any
 
 import click
 
-from margin.cli import (
-    gate,
-    import_,
-    judge_check,
-    merge,
-    models,
-    paraphrase,
-    plan,
-    policies,
-    report,
-    run,
-    schema,
-    score,
-    validate,
-    variants,
-)
+from margin.errors import UserError
+
+COMMANDS = {
+    "validate": "margin.cli.validate",
+    "schema": "margin.cli.schema",
+    "plan": "margin.cli.plan",
+    "run": "margin.cli.run",
+    "score": "margin.cli.score",
+    "report": "margin.cli.report",
+    "gate": "margin.cli.gate",
+    "import": "margin.cli.import_",
+    "policies": "margin.cli.policies",
+    "judge-check": "margin.cli.judge_check",
+    "merge": "margin.cli.merge",
+    "models": "margin.cli.models",
+    "variants": "margin.cli.variants",
+    "paraphrase": "margin.cli.paraphrase",
+}
+"""Each command's name and the module whose `command` it is."""
+
+
+def command_doc(module: str) -> str:
+    """The docstring of `module`'s `command`, read from its source without importing it."""
+    spec = find_spec(module)
+    assert spec is not None and spec.origin is not None, module
+    with open(spec.origin, encoding="utf-8") as file:
+        tree = ast.parse(file.read())
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "command":
+            return ast.get_docstring(node, clean=False) or ""
+    return ""
 
 
 class MarginGroup(click.Group):
-    """A click group that turns margin's UserError into one line on stderr and exit code 2."""
+    """The commands of COMMANDS, loaded on use; margin's UserError becomes one line on stderr and
+    exit code 2."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        command: click.Command = import_module(COMMANDS[cmd_name]).command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [
+            (name, click.Command(name, help=command_doc(COMMANDS[name])).get_short_help_str(limit))
+            for name in self.list_commands(ctx)
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
-        from margin.errors import UserError
-
         try:
             return super().invoke(ctx)
         except UserError as exc:
@@ -50,22 +86,6 @@ def cli() -> None:
     Run business-task suites against models of several sizes, repeatedly, under paraphrases
     and noise, and find the cheapest, fastest model that reliably clears the task's bar.
     """
-
-
-cli.add_command(validate.command)
-cli.add_command(schema.command)
-cli.add_command(plan.command)
-cli.add_command(run.command)
-cli.add_command(score.command)
-cli.add_command(report.command)
-cli.add_command(gate.command)
-cli.add_command(import_.command)
-cli.add_command(policies.command)
-cli.add_command(judge_check.command)
-cli.add_command(merge.command)
-cli.add_command(models.command)
-cli.add_command(variants.command)
-cli.add_command(paraphrase.command)
 
 
 def main() -> None:
