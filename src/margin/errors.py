@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
+
+
+_PACKAGE_ROOT = Path(__file__).resolve().parent
+"""margin's own source folder: a frame whose file is under it is margin's code."""
 
 
 class MarginError(Exception):
@@ -67,12 +72,21 @@ def invalid_data(
 ) -> UserError:
     """A file margin reads back whose data does not fit its model: the field at fault, and what
     the file should have been (`not a margin journal record`)."""
-    from margin.suite.source import format_loc
-
     problem = exc.errors(include_url=False)[0]
     return UserError(
         f"{what}: {problem['msg']}", path=path, line=line, field=format_loc(problem["loc"]) or None
     )
+
+
+def format_loc(loc: Iterable[str | int]) -> str:
+    """`('tasks', 0, 'prompt')` → `tasks[0].prompt`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
 
 
 class SuiteError(UserError):
@@ -92,9 +106,7 @@ def margin_bug(exc: BaseException, *, deep: bool = True) -> BaseException | None
     (a fault inside `re`, called by margin's code, is still margin's); otherwise only at the
     frame that raised it.
     """
-    import margin
-
-    root = Path(next(iter(margin.__path__))).resolve()
+    root = _PACKAGE_ROOT
 
     def ours(frame_tb: TracebackType) -> bool:
         try:

@@ -41,10 +41,9 @@ def command(
     names these labels carries it into its report, where a judge below run.judge.min_kappa is
     flagged and cannot decide a gate.
     """
-    from margin.config import load_models, load_run_settings
+    from margin.config import default_cache_dir, load_models, load_run_settings
     from margin.journal.rundir import write_atomically
     from margin.judges.check import check_path, load_labels, run_check
-    from margin.run.cache import default_cache_dir
     from margin.suite.load import load_suite
 
     loaded = load_suite(suite)

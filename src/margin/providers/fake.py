@@ -15,6 +15,7 @@ from typing import Any
 from margin.errors import (
     ConnectionFailed,
     MalformedResponse,
+    ModelNotFound,
     ProviderTimeout,
     RateLimited,
     ServerError,
@@ -39,8 +40,6 @@ def scripts() -> dict[str, Script]:
 def _script_for(model: str) -> Script:
     name = model.split("/", 1)[1] if "/" in model else model
     if name not in _SCRIPTS:
-        from margin.errors import ModelNotFound
-
         raise ModelNotFound(f"no fake script named {name!r}; known: {sorted(_SCRIPTS)}")
     return _SCRIPTS[name]
 
@@ -68,6 +67,7 @@ async def _fake_call(
 
 def fake_handler() -> Any:
     """A litellm CustomLLM instance serving `fake/<name>` (litellm imported by the caller)."""
+    # litellm on use: importing it takes seconds, and a cache-hit run never loads it
     from litellm.llms.custom_llm import CustomLLM
     from litellm.types.utils import Choices, Message, ModelResponse, Usage
 

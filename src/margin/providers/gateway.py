@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import email.utils
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ from margin.errors import (
     ServerError,
     margin_bug,
 )
+from margin.providers.custom import custom_providers
+from margin.providers.local import LATENCY_KEY, preload
+from margin.providers.local_models import ModelFileError
 from margin.providers.prices import price_for
 
 LITELLM_ENV = {
@@ -54,9 +58,6 @@ SAMPLING_PARAMS = ("temperature", "top_p", "seed", "max_tokens")
 NO_HTTP_TIMEOUT = frozenset({"local", "fake"})
 """Providers margin serves inside its own process: no HTTP client enforces their timeout."""
 
-LATENCY_KEY = "margin_latency_s"
-"""Where an in-process provider puts the model's own time (its queueing and loading excluded)."""
-
 
 @dataclass(frozen=True)
 class Completion:
@@ -77,12 +78,10 @@ def litellm_module() -> Any:
     """Import litellm once, configured, with margin's custom providers registered."""
     for key, value in LITELLM_ENV.items():
         os.environ.setdefault(key, value)
-    import litellm
+    import litellm  # on first call: it takes seconds, and a cache-hit run must never load it
 
     litellm.suppress_debug_info = True
     litellm.drop_params = False
-    from margin.providers.custom import custom_providers
-
     known = {item["provider"] for item in litellm.custom_provider_map}
     for item in custom_providers():
         if item["provider"] not in known:
@@ -96,7 +95,7 @@ def warm(models: Sequence[ModelSpec]) -> None:
     `mock_response`), so the hundreds of modules a first call imports lazily are loaded here —
     in the parent, once — and not again in every worker process forked from it."""
     litellm = litellm_module()
-    import openai
+    import openai  # loaded by litellm just above; named here to build its client classes
 
     openai.AsyncOpenAI(api_key=NO_KEY, base_url="http://127.0.0.1:9").chat.completions  # noqa: B018
 
@@ -207,9 +206,6 @@ async def prepare(model: ModelSpec) -> None:
     its weights here, so that time is never counted as the first call's latency. A model that
     cannot load is left to fail on its calls, where the failure is recorded."""
     if model.provider == "local":
-        from margin.providers.local import preload
-        from margin.providers.local_models import ModelFileError
-
         try:
             await preload(model.model.split("/", 1)[1], model.parallel)
         except ModelFileError:
@@ -218,8 +214,6 @@ async def prepare(model: ModelSpec) -> None:
 
 def forget_clients() -> None:
     """Drop litellm's cached HTTP clients without closing them (in a freshly forked process)."""
-    import sys
-
     if "litellm" in sys.modules:
         sys.modules["litellm"].in_memory_llm_clients_cache.flush_cache()
 
@@ -227,8 +221,6 @@ def forget_clients() -> None:
 async def close_clients() -> None:
     """Close and forget litellm's cached HTTP clients (they belong to this event loop); a run
     that never called a model (every answer from the cache) never imports litellm for it."""
-    import sys
-
     if "litellm" not in sys.modules:
         return
     litellm = litellm_module()

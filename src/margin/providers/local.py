@@ -8,6 +8,7 @@ applied by llama.cpp; temperature, top_p, seed and max_tokens are honoured; usag
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import threading
 import time
@@ -15,8 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from margin.errors import BadRequest, ModelNotFound, ProviderError, margin_bug
-from margin.providers.gateway import LATENCY_KEY
 from margin.providers.local_models import ModelFileError, model_file, model_info
+
+LATENCY_KEY = "margin_latency_s"
+"""Where an in-process provider puts the model's own time (its queueing and loading excluded)."""
 
 CONTEXT_TOKENS = 4096
 """Context window given to every local model (long-context noise stays inside it)."""
@@ -37,8 +40,6 @@ _LOADING = threading.Lock()
 
 def runtime_available() -> bool:
     """Whether xllamacpp is installed (the `local` extra)."""
-    import importlib.util
-
     return importlib.util.find_spec("xllamacpp") is not None
 
 
@@ -61,7 +62,7 @@ def _load(name: str, parallel: int | None = None) -> _Loaded:
             raise ModelFileError(
                 "the local runtime is not installed: run `pip install 'margin[local]'`"
             )
-        import xllamacpp
+        import xllamacpp  # the optional `local` extra, and a large native library
 
         params = xllamacpp.CommonParams()
         params.model.path = str(path)
@@ -210,6 +211,7 @@ def _load_warm(name: str, parallel: int | None) -> None:
 
 def local_handler() -> Any:
     """A litellm CustomLLM serving `local/<name>` (litellm imported by the caller)."""
+    # litellm on use: importing it takes seconds, and a cache-hit run never loads it
     from litellm.llms.custom_llm import CustomLLM
     from litellm.types.utils import Choices, Message, ModelResponse, Usage
 

@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from margin.config import default_cache_dir
 from margin.errors import UserError
 
 
@@ -112,8 +113,6 @@ def part_paths(model: LocalModel) -> list[Path] | None:
 
 def models_cache_dir() -> Path:
     """Where joined model files go: `$MARGIN_CACHE_DIR/models`, else the XDG cache."""
-    from margin.run.cache import default_cache_dir
-
     return default_cache_dir() / "models"
 
 

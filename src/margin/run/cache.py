@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,17 +19,7 @@ from margin.config import ModelSpec
 from margin.journal.records import AttemptRecord, Journal
 from margin.plan import Attempt
 
-CACHE_ENV = "MARGIN_CACHE_DIR"
 CACHE_FILE = "answers.sqlite3"
-
-
-def default_cache_dir() -> Path:
-    """`$MARGIN_CACHE_DIR`, else the user's XDG cache folder for margin."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("margin"))
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from margin.config import ModelSpec, RunSettings
+from margin.config import ModelSpec, RunSettings, default_cache_dir
 from margin.decide.policies import Policy
 from margin.errors import UserError
 from margin.journal.records import JOURNAL_NAME, Journal, journal_state
 from margin.journal.rundir import default_run_dir, prepare_run_dir, run_dir_lock
 from margin.plan import Attempt, Plan, build_plan
-from margin.run.cache import default_cache_dir
 from margin.run.runner import Progress, RunStats
 from margin.suite.tasks import Suite
 

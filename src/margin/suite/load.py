@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from margin.errors import SuiteError
+from margin.suite.lock import apply_lock
 from margin.suite.source import Loc, Source, read_yaml, validate_model
 from margin.suite.tasks import Suite, Task
 from margin.suite.templates import RenderBudget, TemplateProblem, render, template_variables
@@ -38,8 +39,6 @@ def load_suite(path: Path | str, budget: RenderBudget | None = None) -> Suite:
         check_suite(suite, source, budget)
     except TemplateProblem as exc:  # the shared budget ran out
         raise SuiteError(str(exc), path=path) from None
-    from margin.suite.lock import apply_lock  # the lock builds on this module
-
     suite = apply_lock(suite, Path(path))
     suite._path = Path(path)
     return suite

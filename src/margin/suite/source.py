@@ -11,7 +11,7 @@ at it.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from margin.errors import UserError
+from margin.errors import UserError, format_loc
 
 MAX_BYTES = 2 * 1024 * 1024
 """Largest suite or config file accepted; real suites are a few kilobytes."""
@@ -127,17 +127,6 @@ class Source:
     ) -> UserError:
         """An error pointing at `loc` in this file."""
         return cls(message, path=self.path, line=self.line_of(loc), field=format_loc(loc) or None)
-
-
-def format_loc(loc: Iterable[str | int]) -> str:
-    """`('tasks', 0, 'prompt')` → `tasks[0].prompt`."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
 
 
 def read_yaml(path: Path, cls: type[UserError] = UserError) -> Source:

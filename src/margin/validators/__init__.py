@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import types
 import typing
 from collections.abc import Mapping
 from functools import lru_cache
@@ -18,6 +19,7 @@ from margin.validators.base import (
     ValidatorSpecError,
     Verdict,
 )
+from margin.validators.judge import JudgeValidator
 from margin.validators.structured import STRUCTURED_VALIDATORS
 from margin.validators.text import TEXT_VALIDATORS
 
@@ -49,8 +51,6 @@ def register(cls: type[Validator]) -> type[Validator]:
 @lru_cache(maxsize=1)
 def registry() -> Mapping[str, type[Validator]]:
     """Every validator by name: built-ins, `margin.validators` entry points, register()."""
-    from margin.validators.judge import JudgeValidator
-
     builtins: list[type[Validator]] = [*TEXT_VALIDATORS, *STRUCTURED_VALIDATORS, JudgeValidator]
     found: dict[str, type[Validator]] = {cls.name: cls for cls in builtins}
     for point in entry_points(group=ENTRY_POINT_GROUP):
@@ -112,8 +112,6 @@ def build_validator(spec: Any) -> Validator:
 
 def describe(annotation: Any) -> str:
     """A type annotation in words: `str | list[str] | None` → "text or a list of texts"."""
-    import types
-
     origin = typing.get_origin(annotation)
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if origin in (typing.Union, types.UnionType):

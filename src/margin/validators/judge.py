@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from margin.suite.templates import render
 from margin.validators.base import CheckContext, JudgeTrace, Validator, Verdict
 
 ANSWER_FORMAT = (
@@ -127,8 +128,6 @@ class JudgeValidator(Validator):
     ) -> list[str]:
         """The judge's user messages: one, or for a pairwise rubric two — the output first,
         then the reference first — each with the answer format added."""
-        from margin.suite.templates import render
-
         context = {**variables, "prompt": prompt, "output": output, "expect": dict(expect or {})}
         if self.reference is None:
             return [render(self.rubric, context) + ANSWER_FORMAT]
