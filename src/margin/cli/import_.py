@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
+from rich.console import Console
+from rich.table import Table
 
 from margin.cli.options import option
+from margin.errors import UserError
+from margin.integrations.promptfoo import Imported, dump_yaml, header, import_config, slug
+from margin.suite.load import load_suite
 
 
 @click.group("import")
@@ -63,13 +69,26 @@ def promptfoo(
     semantics, case sensitivity included), providers models with litellm ids. Everything that
     does not convert, or converts with a shifted meaning, is listed; --strict makes a loss exit 2.
     """
-    from rich.console import Console
-    from rich.table import Table
+    result, writes = _convert(config, out, models_out, gate_out, target)
+    _print_losses(result)
+    if strict and result.lost:
+        raise UserError(
+            f"{len(result.lost)} item(s) of {config} do not convert (listed above); --strict"
+            " writes nothing"
+        )
+    _write(config, result, writes, force)
+    _summarise(result, writes)
 
-    from margin.errors import UserError
-    from margin.integrations.promptfoo import dump_yaml, header, import_config, slug
-    from margin.suite.load import load_suite
 
+Write = tuple[Path, dict[str, Any], str]
+"""A file to write: its path, its data and what it is (`suite`, `models config`, …)."""
+
+
+def _convert(
+    config: Path, out: Path | None, models_out: Path | None, gate_out: Path | None, target: float
+) -> tuple[Imported, list[Write]]:
+    """The converted config, and the files to write: the suite, then the models config and
+    the gate file if there is anything to put in them (NAME from the config's folder)."""
     if not config.is_file():
         raise UserError("no such promptfoo config", path=config)
     stem = (
@@ -80,7 +99,16 @@ def promptfoo(
     models_out = models_out or Path("configs") / f"{name}.yaml"
     gate_out = gate_out or Path("configs") / f"{name}.gate.yaml"
     result = import_config(config, out.stem if slug(out.stem, "") == out.stem else name, target)
+    writes = [(out, result.suite, "suite")]
+    if result.models is not None:
+        writes.append((models_out, result.models, "models config"))
+    if result.gate is not None:
+        writes.append((gate_out, result.gate, "gate file"))
+    return result, writes
 
+
+def _print_losses(result: Imported) -> None:
+    """The tables of what did not convert and what converted with a shifted meaning."""
     console = Console(stderr=False, width=max(Console().width, 120))
     if result.lost:
         table = Table(title=f"Not converted ({len(result.lost)})", title_justify="left")
@@ -98,16 +126,11 @@ def promptfoo(
         for change in result.changed:
             table.add_row(change.where, change.what, change.why)
         console.print(table)
-    if strict and result.lost:
-        raise UserError(
-            f"{len(result.lost)} item(s) of {config} do not convert (listed above); --strict"
-            " writes nothing"
-        )
-    writes = [(out, result.suite, "suite")]
-    if result.models is not None:
-        writes.append((models_out, result.models, "models config"))
-    if result.gate is not None:
-        writes.append((gate_out, result.gate, "gate file"))
+
+
+def _write(config: Path, result: Imported, writes: list[Write], force: bool) -> None:
+    """Write the converted files (the suite first, checked like any other suite), or nothing."""
+    out = writes[0][0]
     existing = [str(path) for path, _, _ in writes if path.exists()]
     if existing and not force:
         raise UserError(f"{', '.join(existing)} exist(s); --force overwrites")
@@ -124,9 +147,13 @@ def promptfoo(
     for path, data, _ in writes:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(dump_yaml(data, lines), encoding="utf-8")
+
+
+def _summarise(result: Imported, writes: list[Write]) -> None:
+    """What was converted, and where each file went."""
     click.echo(
         f"{result.tests} promptfoo test(s) → {len(result.suite['tasks'])} task(s),"
-        f" {result.cases} case(s): {out}"
+        f" {result.cases} case(s): {writes[0][0]}"
     )
     for path, _, what in writes[1:]:
         click.echo(f"{what}: {path}")
