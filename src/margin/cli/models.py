@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import click
+from rich.console import Console
+from rich.table import Table
 
 from margin.cli.options import models_option
+from margin.config import ModelSpec, load_models
+from margin.providers.local import runtime_available
+from margin.providers.local_models import CATALOGUE, part_paths
+from margin.providers.prices import price_for
 
 
 @click.command("models")
@@ -14,12 +22,6 @@ def command(models_path: str | None) -> None:
 
     Without --models, lists the embedded local family.
     """
-    from rich.console import Console
-    from rich.table import Table
-
-    from margin.config import ModelSpec, load_models
-    from margin.providers.local_models import CATALOGUE
-
     if models_path:
         specs = load_models(models_path)
     else:
@@ -39,14 +41,7 @@ def command(models_path: str | None) -> None:
     console.print(table)
 
 
-def _availability(spec: object) -> tuple[str, str]:
-    import os
-
-    from margin.config import ModelSpec
-    from margin.providers.local import runtime_available
-    from margin.providers.local_models import CATALOGUE, part_paths
-
-    assert isinstance(spec, ModelSpec)
+def _availability(spec: ModelSpec) -> tuple[str, str]:
     if spec.provider == "local":
         name = spec.model.split("/", 1)[1]
         info = CATALOGUE.get(name)
@@ -66,11 +61,7 @@ def _availability(spec: object) -> tuple[str, str]:
     return ("yes (no key needed)" if spec.api_base else "yes"), "–"
 
 
-def _price(spec: object) -> str:
-    from margin.config import ModelSpec
-    from margin.providers.prices import price_for
-
-    assert isinstance(spec, ModelSpec)
+def _price(spec: ModelSpec) -> str:
     price = price_for(spec)
     if not price.known:
         return "unknown"

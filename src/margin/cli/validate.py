@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from margin.cli.options import suites_argument
+from margin.errors import UserError
+from margin.suite.load import LOAD_RENDER_SECONDS, check_unique_name, load_suite, suite_files
+from margin.suite.templates import RenderBudget
 
 
 @click.command("validate")
@@ -15,12 +20,6 @@ def command(suites: tuple[str, ...]) -> None:
     Prints one line per suite; a broken suite prints file:line: field: problem and the command
     exits 2 after checking every file.
     """
-    from pathlib import Path
-
-    from margin.errors import UserError
-    from margin.suite.load import LOAD_RENDER_SECONDS, check_unique_name, load_suite, suite_files
-    from margin.suite.templates import RenderBudget
-
     failed = False
     seen: dict[str, Path] = {}
     budget = RenderBudget(LOAD_RENDER_SECONDS)

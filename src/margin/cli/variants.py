@@ -5,6 +5,10 @@ from __future__ import annotations
 import click
 
 from margin.cli.options import config_option, option
+from margin.config import load_run_settings
+from margin.errors import UserError
+from margin.plan import noise_seed, render_messages, variants
+from margin.suite.load import load_suite
 
 
 @click.command("variants")
@@ -20,11 +24,6 @@ def command(
     Variants are the clean prompt (p0), the paraphrases (p1…) and each noise level
     (p0~KIND@LEVELvVERSION), as `margin run` would plan them with the same run settings.
     """
-    from margin.config import load_run_settings
-    from margin.errors import UserError
-    from margin.plan import noise_seed, render_messages, variants
-    from margin.suite.load import load_suite
-
     suite = load_suite(suite_path)
     settings = load_run_settings(config_paths)
     task = next((t for t in suite.tasks if task_id in (None, t.id)), None)
