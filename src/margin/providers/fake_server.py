@@ -26,38 +26,55 @@ TIMEOUT_SLEEP_S = 3600.0
 
 def build_app(script: Script) -> web.Application:
     """The aiohttp application answering `/v1/chat/completions` from `script`."""
-    stats: Counter[str] = Counter()
-    released = asyncio.Event()  # `hold_after`: set by POST /release
-    gathered = asyncio.Event()  # `gather`: set once that many calls were in flight together
-    if script.hold_after is None:
-        released.set()
-    if script.gather <= 1:
-        gathered.set()
+    server = _Server(script)
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", server.chat)
+    app.router.add_post("/chat/completions", server.chat)
+    app.router.add_get("/stats", server.get_stats)
+    app.router.add_post("/release", server.release)
+    return app
 
-    async def chat(request: web.Request) -> web.StreamResponse:
+
+class _Server:
+    """One application's state — its counters and the `hold_after` and `gather` gates — and its
+    request handlers."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.stats: Counter[str] = Counter()
+        self.released = asyncio.Event()  # `hold_after`: set by POST /release
+        self.gathered = asyncio.Event()  # `gather`: set once that many calls were in flight
+        if script.hold_after is None:
+            self.released.set()
+        if script.gather <= 1:
+            self.gathered.set()
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        stats, script = self.stats, self.script
         stats["requests"] += 1
         number = stats["requests"]
         stats["in_flight"] += 1
         stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
         if stats["in_flight"] >= script.gather:
-            gathered.set()
+            self.gathered.set()
         try:
             try:
-                await asyncio.wait_for(gathered.wait(), script.gather_wait_s)
+                await asyncio.wait_for(self.gathered.wait(), script.gather_wait_s)
             except TimeoutError:
-                gathered.set()  # held once, for gather_wait_s: the later calls go straight on
-            if number > (script.hold_after or 0) and not released.is_set():
+                self.gathered.set()  # held once, for gather_wait_s: the later calls go straight on
+            if number > (script.hold_after or 0) and not self.released.is_set():
                 stats["held"] += 1
-                await released.wait()
-            return await answer(request)
+                await self.released.wait()
+            return await self.answer(request)
         finally:
             stats["in_flight"] -= 1
 
-    async def release(request: web.Request) -> web.Response:
-        released.set()
+    async def release(self, request: web.Request) -> web.Response:
+        self.released.set()
         return web.json_response({"released": True})
 
-    async def answer(request: web.Request) -> web.StreamResponse:
+    async def answer(self, request: web.Request) -> web.StreamResponse:
+        stats, script = self.stats, self.script
         body = await request.json()
         if script.require_key is not None:
             sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -97,15 +114,8 @@ def build_app(script: Script) -> web.Application:
             }
         )
 
-    async def get_stats(request: web.Request) -> web.Response:
-        return web.json_response(dict(stats))
-
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    app.router.add_post("/chat/completions", chat)
-    app.router.add_get("/stats", get_stats)
-    app.router.add_post("/release", release)
-    return app
+    async def get_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(dict(self.stats))
 
 
 async def _fault(request: web.Request, fault: str, script: Script) -> web.StreamResponse:
