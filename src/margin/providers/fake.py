@@ -67,9 +67,9 @@ async def _fake_call(
 
 def fake_handler() -> Any:
     """A litellm CustomLLM instance serving `fake/<name>` (litellm imported by the caller)."""
-    # litellm on use: importing it takes seconds, and a cache-hit run never loads it
+    # litellm here, when gateway.litellm_module registers us: a cache-hit run never loads it
     from litellm.llms.custom_llm import CustomLLM
-    from litellm.types.utils import Choices, Message, ModelResponse, Usage
+    from litellm.types.utils import Choices, Message, ModelResponse, Usage  # (the same reason)
 
     class FakeLLM(CustomLLM):
         async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:

@@ -211,9 +211,9 @@ def _load_warm(name: str, parallel: int | None) -> None:
 
 def local_handler() -> Any:
     """A litellm CustomLLM serving `local/<name>` (litellm imported by the caller)."""
-    # litellm on use: importing it takes seconds, and a cache-hit run never loads it
+    # litellm here, when gateway.litellm_module registers us: a cache-hit run never loads it
     from litellm.llms.custom_llm import CustomLLM
-    from litellm.types.utils import Choices, Message, ModelResponse, Usage
+    from litellm.types.utils import Choices, Message, ModelResponse, Usage  # (the same reason)
 
     class LocalLLM(CustomLLM):
         async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
