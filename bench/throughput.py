@@ -34,7 +34,8 @@ from margin.config import ModelSpec, RunSettings
 from margin.journal.records import Journal
 from margin.plan import build_plan
 from margin.providers.gateway import close_clients, litellm_module
-from margin.run.executors.pool import choose_workers, execute
+from margin.run.executors import execute
+from margin.run.executors.pool import choose_workers
 from margin.suite.tasks import Suite
 
 CASES = 100

@@ -10,7 +10,7 @@ import pytest
 
 from margin.journal.records import read_journal
 from margin.providers.scripts import Script
-from margin.run.runner import scrub_answer
+from margin.run.scrub import scrub_answer
 from tests.conftest import run_cli
 from tests.run.conftest import loopback
 

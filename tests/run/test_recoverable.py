@@ -232,7 +232,7 @@ def test_the_python_api_runs_a_suite_and_reads_it_back(tmp_path, cache_dir) -> N
 
 
 def test_masked_keys_in_provider_messages_are_scrubbed() -> None:
-    from margin.run.runner import scrub
+    from margin.run.scrub import scrub
 
     key = "sk-proj-0123456789abcdefWXYZ"
     message = (

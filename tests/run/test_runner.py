@@ -476,11 +476,11 @@ def test_the_core_room_admits_one_model_at_a_time_and_its_parallel_calls() -> No
     import asyncio
 
     from margin.config import ModelSpec
-    from margin.run.runner import _CoreRoom
+    from margin.run.lanes import CoreRoom
 
     wide = ModelSpec(name="wide", model="local/a", parallel=3, concurrency=3)
     narrow = ModelSpec(name="narrow", model="local/b")
-    room = _CoreRoom()
+    room = CoreRoom()
     inside: Counter[str] = Counter()
     seen: list[dict[str, int]] = []
 
@@ -526,12 +526,12 @@ def test_a_big_run_probes_which_answers_are_cached_without_holding_them(
 ) -> None:
     """Above PREFETCH_MAX pending attempts the probe keeps only which keys are cached; each hit
     is read when its attempt runs, and the misses are called, each once."""
-    import margin.run.executors.pool
+    import margin.run.cache
 
     _one_more_repeat(
         tmp_path,
         models_config,
-        lambda: monkeypatch.setattr(margin.run.executors.pool, "PREFETCH_MAX", 0),
+        lambda: monkeypatch.setattr(margin.run.cache, "PREFETCH_MAX", 0),
     )
 
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from margin.config import RunSettings
 from margin.stats.cells import CONDITION, TASK, Targets, case_counts, interval_table
 from margin.stats.frame import read_attempts
 from margin.stats.intervals import UNDECIDED
@@ -22,6 +24,14 @@ from margin.stats.sequential import sequential_verdicts
 
 FIRST_ROUND = 2
 GROWTH = 1.5
+
+
+def planned_settings(settings: RunSettings) -> RunSettings:
+    """The settings a run is planned with: an adaptive run's plan holds every repeat up to its
+    cap (its rounds run them in turn); any other run's, its settings as they are."""
+    if not settings.adaptive:
+        return settings
+    return settings.model_copy(update={"repeats": settings.max_repeats})
 
 
 def round_sizes(cap: int) -> list[int]:
@@ -64,10 +74,6 @@ def expected_share(
     """The share of a fixed plan's attempts an adaptive run is expected to make on one cell of
     `cases` cases, simulated with true rates spread evenly over 0.5–1.0 and repeats that vary
     (at temperature 0 repeats are copies, so undecided cells run to the cap: the worst case)."""
-    import numpy as np
-
-    from margin.stats.sequential import sequential_verdicts
-
     rng = np.random.default_rng(seed)
     rates = rng.uniform(0.5, 1.0, cells)
     draws = rng.random((cells, cap * cases)) < rates[:, None]

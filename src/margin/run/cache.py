@@ -11,7 +11,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,9 @@ from margin.journal.records import AttemptRecord, Journal
 from margin.plan import Attempt
 
 CACHE_FILE = "answers.sqlite3"
+PREFETCH_MAX = 20_000
+"""Up to this many pending attempts, cached answers are read ahead in one pass (a few MB);
+above it only which are cached, and each answer is read when its attempt runs."""
 
 
 @dataclass(frozen=True)
@@ -171,3 +174,36 @@ class JournalAndCache:
         self.journal.append(record)
         if cache_key and self.cache is not None and record.output is not None:
             self.cache.put(cache_key, answer_of(record))
+
+
+@dataclass
+class CacheProbe:
+    """What the cache already answers, looked up in one pass before the run."""
+
+    calls: list[Attempt]
+    """The attempts that will call their model: those without an answer in the cache."""
+    keys: dict[str, str] = field(default_factory=dict)
+    """Each probed attempt's cache key, by attempt key (computed once)."""
+    known: set[str] = field(default_factory=set)
+    """The cache keys the cache holds an answer for."""
+    answers: dict[str, CachedAnswer] = field(default_factory=dict)
+    """Those answers, read ahead when the run is small enough to hold them (PREFETCH_MAX)."""
+
+
+def probe_cache(pending: Sequence[Attempt], cache_dir: Path | None, read_cache: bool) -> CacheProbe:
+    """Look every attempt up in the cache at once. Workers are chosen for the calls only: answers
+    replayed from the cache need neither worker processes nor litellm."""
+    if cache_dir is None or not read_cache or not (cache_dir / CACHE_FILE).exists():
+        return CacheProbe(list(pending))
+    keys = {str(a.key): cache_key(a.model, a) for a in pending}
+    cache = AnswerCache(cache_dir)
+    try:
+        if len(keys) <= PREFETCH_MAX:
+            answers = cache.get_many(list(keys.values()))
+            known = set(answers)
+        else:
+            answers, known = {}, cache.known(list(keys.values()))
+    finally:
+        cache.close()
+    calls = [a for a in pending if keys[str(a.key)] not in known]
+    return CacheProbe(calls, keys, known, answers)

@@ -21,7 +21,7 @@ from margin.config import RunSettings
 from margin.decide.policies import Policy
 from margin.journal.records import JournalState, journal_state
 from margin.plan import Attempt, AttemptKey, Plan, derive_seed
-from margin.run.runner import RunStats
+from margin.run.delivery import RunStats
 from margin.run.shards import shard_of
 
 Batch = Callable[[Sequence[Attempt], JournalState], RunStats]

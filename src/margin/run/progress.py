@@ -6,7 +6,10 @@ import sys
 import time
 from typing import TextIO
 
-from margin.run.runner import RunStats
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as Bar
+
+from margin.run.delivery import RunStats
 
 
 def _summary(stats: RunStats) -> str:
@@ -58,15 +61,7 @@ class RichProgress:
     """A live bar: attempts done/total, pass rate so far, infra errors, spend, ETA."""
 
     def __init__(self) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(
+        self._progress = Bar(
             TextColumn("margin"),
             BarColumn(),
             MofNCompleteColumn(),

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
 
 from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -22,98 +18,18 @@ from tenacity.wait import wait_random_exponential
 
 from margin.config import ModelSpec, RunSettings
 from margin.errors import ConfigError, ProviderError, RateLimited
-from margin.journal.records import AttemptRecord, JournalSink, MessageRecord
+from margin.journal.records import AttemptRecord, JournalSink
 from margin.plan import Attempt, estimate_input_tokens
 from margin.providers.gateway import Completion, close_clients, complete, prepare
-from margin.providers.prices import TokenPrice, price_for
+from margin.providers.prices import price_for
 from margin.run.budget import Budget
 from margin.run.cache import AnswerCache, CachedAnswer, cache_key, judge_cache_key
+from margin.run.delivery import Delivery, NoProgress, Progress, RunStats
+from margin.run.lanes import IN_PROCESS_PROVIDERS, CoreRoom, Lane
+from margin.run.outcome import Outcome, error_record, judge_verdict, judged_record
+from margin.run.scrub import scrub_answer
 from margin.validators import CheckContext, Verdict, run_validators
-from margin.validators.base import JudgeTrace
-from margin.validators.judge import JudgeValidator, combine, combine_pairs
-
-IN_PROCESS_PROVIDERS = frozenset({"local"})
-"""Providers that run the model inside margin's process, on its cores."""
-
-
-@dataclass
-class RunStats:
-    """Running totals, for the progress display and the closing summary."""
-
-    total: int
-    resumed: int = 0
-    done: int = 0
-    passed: int = 0
-    infra_errors: int = 0
-    cache_hits: int = 0
-    retries: int = 0
-    spent_usd: float = 0.0
-    saved_usd: float = 0.0
-    budget_stopped: bool = False
-    not_run: int = 0
-    failed_workers: int = 0
-    halted: dict[str, str] = field(default_factory=dict)
-    """Models stopped early because the provider refused every call, with the reason."""
-
-    def add(self, record: AttemptRecord) -> None:
-        """Count one finished attempt."""
-        self.done += 1
-        self.passed += bool(record.passed)
-        self.infra_errors += record.infra_error
-        self.cache_hits += record.cache_hit
-        self.retries += record.retries
-        self.spent_usd += (record.cost_usd or 0.0) + (record.judge_cost_usd or 0.0)
-        self.saved_usd += record.cost_saved_usd
-
-    @property
-    def judged(self) -> int:
-        """Attempts with a verdict (infra errors excluded)."""
-        return self.done - self.infra_errors
-
-
-class Progress(Protocol):
-    """What the runner tells a progress display."""
-
-    def start(self, stats: RunStats) -> None: ...
-    def advance(self, stats: RunStats) -> None: ...
-    def stop(self, stats: RunStats) -> None: ...
-
-
-class NoProgress:
-    """A silent progress display."""
-
-    def start(self, stats: RunStats) -> None:
-        return None
-
-    def advance(self, stats: RunStats) -> None:
-        return None
-
-    def stop(self, stats: RunStats) -> None:
-        return None
-
-
-@dataclass
-class _Lane:
-    """One model's limits and what every call to it needs."""
-
-    model: ModelSpec
-    api_key: str | None
-    price: TokenPrice
-    slots: asyncio.Semaphore
-    limiter: AsyncLimiter | None
-    queue: deque[Attempt] = field(default_factory=deque)
-    succeeded: int = 0
-    refused: int = 0
-    halted: str | None = None
-    """Why the lane stopped early (every call refused by the provider), or None."""
-
-
-@dataclass
-class _Outcome:
-    completion: Completion | None
-    error: ProviderError | None
-    retries: int
-    cost: float | None = None
+from margin.validators.judge import JudgeValidator
 
 
 class _NotNow(Exception):
@@ -133,10 +49,6 @@ SETTLE_GRACE_S = 60.0
 a wait that long with no call settling anywhere means the holder is gone (a killed worker)."""
 WAIT_SLICE_S = 1.0
 """A wait for a settle wakes at once when one comes, else after this long to look again."""
-
-REFUSALS_TO_HALT = 3
-"""A model whose first calls are all refused (bad key, unknown model) stops after this many."""
-HALTING_ERRORS = frozenset({"AuthenticationFailed", "ModelNotFound"})
 
 
 class Runner:
@@ -172,9 +84,11 @@ class Runner:
         )
         # In-process models share the machine's cores: one call at a time across all of them
         # (or a model's `parallel` calls batched together), so none is slowed by another.
-        self._in_process = _CoreRoom()
-        self._judges: dict[str, _Lane] = {}
+        self._in_process = CoreRoom()
+        self._judges: dict[str, Lane] = {}
         self.stats = RunStats(total=0)
+        self._delivery = Delivery(journal, self.stats, self.progress)
+        """Each finished record: journaled (or sent to the journal's owner), counted, shown."""
         self._keys: dict[str, str] = {}
         self._answers: dict[str, CachedAnswer] = {}
         self._known: set[str] = set()
@@ -194,21 +108,14 @@ class Runner:
         """Run every pending attempt (plan order within a model) and return the totals."""
         pending = list(pending)
         lanes = self._lanes(pending)
-        for attempt in pending:  # judges' lanes (and a missing price) before any call
-            for judge in attempt.judges:
-                if judge.name not in self._judges:
-                    self._judges[judge.name] = self._lane(judge)
+        self._judge_lanes(pending)  # judges' lanes (and a missing price) before any call
         self.stats = RunStats(
             total=resumed + sum(len(lane.queue) for lane in lanes), resumed=resumed
         )
+        self._delivery = Delivery(self.journal, self.stats, self.progress)
         self.progress.start(self.stats)
         try:
-            for lane in [*lanes, *self._judges.values()]:  # load local weights before timing
-                if (lane.queue or lane.model.name in self._judges) and (
-                    lane.model.provider in IN_PROCESS_PROVIDERS
-                ):
-                    async with self._in_process.slot(lane.model):
-                        await prepare(lane.model)
+            await self._prepare(lanes)  # load local weights before any call is timed
             async with asyncio.TaskGroup() as group:
                 for lane in lanes:
                     workers = min(len(lane.queue), lane.model.concurrency * 2)
@@ -227,15 +134,9 @@ class Runner:
     ) -> list[Verdict]:
         """The judge's verdict on each (attempt, output), without calling the attempts' model:
         what `margin judge-check` measures against human labels."""
-        for attempt, _ in items:
-            for judge in attempt.judges:
-                if judge.name not in self._judges:
-                    self._judges[judge.name] = self._lane(judge)
+        self._judge_lanes(attempt for attempt, _ in items)
         try:
-            for lane in self._judges.values():
-                if lane.model.provider in IN_PROCESS_PROVIDERS:
-                    async with self._in_process.slot(lane.model):
-                        await prepare(lane.model)
+            await self._prepare([])
 
             async def one(attempt: Attempt, output: str) -> Verdict:
                 ctx = CheckContext(attempt.task.case_vars(attempt.case), attempt.case.expect)
@@ -245,8 +146,22 @@ class Runner:
         finally:
             await close_clients()
 
-    def _lanes(self, pending: Iterable[Attempt]) -> list[_Lane]:
-        lanes: dict[str, _Lane] = {}
+    def _judge_lanes(self, attempts: Iterable[Attempt]) -> None:
+        """A lane for each judge model the attempts' validators call."""
+        for attempt in attempts:
+            for judge in attempt.judges:
+                if judge.name not in self._judges:
+                    self._judges[judge.name] = self._lane(judge)
+
+    async def _prepare(self, lanes: list[Lane]) -> None:
+        """Load the weights of the in-process models among `lanes` and every judge's."""
+        for lane in [*lanes, *self._judges.values()]:
+            if lane.model.provider in IN_PROCESS_PROVIDERS:
+                async with self._in_process.slot(lane.model):
+                    await prepare(lane.model)
+
+    def _lanes(self, pending: Iterable[Attempt]) -> list[Lane]:
+        lanes: dict[str, Lane] = {}
         for attempt in pending:
             lane = lanes.get(attempt.model.name)
             if lane is None:
@@ -254,7 +169,7 @@ class Runner:
             lane.queue.append(attempt)
         return list(lanes.values())
 
-    def _lane(self, model: ModelSpec) -> _Lane:
+    def _lane(self, model: ModelSpec) -> Lane:
         price = price_for(model)
         if self.budget.cap is not None and not price.known:
             raise ConfigError(
@@ -266,9 +181,9 @@ class Runner:
         api_key = model.resolve_api_key()
         if api_key:
             self._secrets = tuple(sorted({*self._secrets, api_key}, key=len, reverse=True))
-        return _Lane(model, api_key, price, asyncio.Semaphore(model.concurrency), limiter)
+        return Lane(model, api_key, price, asyncio.Semaphore(model.concurrency), limiter)
 
-    async def _worker(self, lane: _Lane) -> None:
+    async def _worker(self, lane: Lane) -> None:
         while lane.queue and not self.budget.stopped and lane.halted is None:
             attempt = lane.queue.popleft()
             try:
@@ -279,21 +194,10 @@ class Runner:
             except BaseException:  # a bug or an interrupt: the attempt is counted as not run
                 lane.queue.appendleft(attempt)
                 raise
-            self._watch_refusals(lane, record)
-            self.journal.append(record, cache_key)
-            self.stats.add(record)
-            self.progress.advance(self.stats)
+            lane.watch_refusals(record)
+            self._delivery.deliver(record, cache_key)
 
-    def _watch_refusals(self, lane: _Lane, record: AttemptRecord) -> None:
-        """Halt a model whose calls are all refused (a bad key): a line, not thousands of rows."""
-        if record.error is None:
-            lane.succeeded += 1
-        elif record.error in HALTING_ERRORS:
-            lane.refused += 1
-            if lane.succeeded == 0 and lane.refused >= REFUSALS_TO_HALT and lane.halted is None:
-                lane.halted = f"{record.error}: {record.error_message}"
-
-    async def _attempt(self, lane: _Lane, attempt: Attempt) -> tuple[AttemptRecord, str | None]:
+    async def _attempt(self, lane: Lane, attempt: Attempt) -> tuple[AttemptRecord, str | None]:
         started = datetime.now(UTC)
         probed = self._keys.pop(str(attempt.key), None)
         key = probed or (cache_key(lane.model, attempt) if self.cache is not None else None)
@@ -306,16 +210,16 @@ class Runner:
                 hit = self.cache.get(key) if self.cache is not None else None
             if hit is not None:
                 verdicts = await self._verdicts(attempt, hit.text)
-                return self._judged(attempt, started, hit, verdicts, cache_hit=True), None
+                return judged_record(attempt, started, hit, verdicts, cache_hit=True), None
         messages = [{"role": m.role, "content": m.content} for m in attempt.messages]
         worst = self._worst_case(lane, attempt)
         outcome = await self._call(lane, messages, attempt.seed, attempt.max_tokens, worst)
         if outcome.completion is None:
-            return self._infra_error(lane, attempt, started, outcome), None
+            return error_record(attempt, started, outcome, lane.api_key), None
         done = outcome.completion
         answer = self._received(done, outcome.cost)
         verdicts = await self._verdicts(attempt, answer.text)
-        record = self._judged(
+        record = judged_record(
             attempt,
             started,
             answer,
@@ -379,24 +283,7 @@ class Runner:
                 answers.append(answer.text)
                 if self.cache is not None and self.write_cache and check.is_usable(answer.text):
                     self.cache.put(key, answer)  # only a usable answer: garbage is asked again
-        both = [*calls, *hits]
-        costs = [a.cost_usd for a in calls]
-        trace = JudgeTrace(
-            model=lane.model.name,
-            prompt=texts[0],
-            swapped_prompt=texts[1] if len(texts) > 1 else None,
-            answers=answers,
-            errors=errors,
-            cost_usd=None if None in costs else sum(c or 0.0 for c in costs),
-            cost_saved_usd=sum(a.cost_usd or 0.0 for a in hits),
-            latency_s=sum(a.latency_s for a in both),
-            input_tokens=sum(a.input_tokens for a in both),
-            output_tokens=sum(a.output_tokens for a in both),
-            cache_hits=len(hits),
-        )
-        if check.reference is not None:
-            return combine_pairs(check.name, answers, trace, check.pass_on)
-        return combine(check.name, answers, trace)
+        return judge_verdict(check, lane.model.name, texts, answers, errors, calls, hits)
 
     def _received(self, done: Completion, cost: float | None) -> CachedAnswer:
         """A call's answer as margin keeps it, every api key it echoes scrubbed: validators,
@@ -406,7 +293,7 @@ class Runner:
             text, done.input_tokens, done.output_tokens, done.latency_s, cost, done.finish_reason
         )
 
-    def _worst_case(self, lane: _Lane, attempt: Attempt) -> float:
+    def _worst_case(self, lane: Lane, attempt: Attempt) -> float:
         """The most a call can cost: its prompt and a full `max_tokens` answer."""
         if self.budget.cap is None:
             return 0.0
@@ -414,12 +301,12 @@ class Runner:
 
     async def _call(
         self,
-        lane: _Lane,
+        lane: Lane,
         messages: list[dict[str, str]],
         seed: int,
         max_tokens: int,
         worst: float,
-    ) -> _Outcome:
+    ) -> Outcome:
         retries = 0
         try:
             async for trial in AsyncRetrying(
@@ -449,9 +336,9 @@ class Runner:
                             billed = cost or 0.0
                         finally:
                             self.budget.settle(worst, billed)
-                    return _Outcome(completion, None, retries, cost)
+                    return Outcome(completion, None, retries, cost)
         except ProviderError as exc:
-            return _Outcome(None, exc, retries)
+            return Outcome(None, exc, retries)
         raise AssertionError("unreachable: tenacity either returns or reraises")
 
     async def _reserve(self, amount: float) -> None:
@@ -473,13 +360,13 @@ class Runner:
                 raise _BudgetSpent
 
     @staticmethod
-    def _cost(lane: _Lane, done: Completion) -> float | None:
+    def _cost(lane: Lane, done: Completion) -> float | None:
         if not lane.price.known:
             return None
         return lane.price.cost(done.input_tokens, done.output_tokens)
 
     @asynccontextmanager
-    async def _slot(self, lane: _Lane) -> AsyncIterator[None]:
+    async def _slot(self, lane: Lane) -> AsyncIterator[None]:
         """The model's slot and rate token first, then the global slot: a call waiting on its
         own model's limits never holds global capacity another model could use."""
         async with AsyncExitStack() as stack:
@@ -501,174 +388,6 @@ class Runner:
             return error.retry_after * (1 + random.random() * 0.1)
         return float(self._backoff(state))
 
-    def _judged(
-        self,
-        attempt: Attempt,
-        started: datetime,
-        answer: CachedAnswer,
-        verdicts: list[Verdict],
-        *,
-        cache_hit: bool = False,
-        retries: int = 0,
-        dropped: tuple[str, ...] = (),
-    ) -> AttemptRecord:
-        passed = sum(v.passed for v in verdicts)
-        unscored = [v for v in verdicts if v.unscored]
-        judges = [v.judge for v in verdicts if v.judge is not None]
-        judge_costs = [j.cost_usd for j in judges]
-        return _record(
-            attempt,
-            started,
-            output=answer.text,
-            verdicts=verdicts,
-            passed=None if unscored else passed == len(verdicts),
-            partial=None if unscored else (passed / len(verdicts) if verdicts else 1.0),
-            error="Unscored" if unscored else None,
-            error_message=f"{unscored[0].validator}: {unscored[0].reason}" if unscored else None,
-            judge_cost_usd=None if None in judge_costs else sum(c or 0.0 for c in judge_costs),
-            latency_s=answer.latency_s,
-            input_tokens=answer.input_tokens,
-            output_tokens=answer.output_tokens,
-            cost_usd=0.0 if cache_hit else answer.cost_usd,
-            cost_saved_usd=(answer.cost_usd or 0.0) if cache_hit else 0.0,
-            cache_hit=cache_hit,
-            retries=retries,
-            finish_reason=answer.finish_reason,
-            truncated=answer.finish_reason == "length",
-            over_max_tokens=answer.output_tokens > attempt.max_tokens,
-            dropped_params=list(dropped),
-        )
-
-    def _infra_error(
-        self, lane: _Lane, attempt: Attempt, started: datetime, outcome: _Outcome
-    ) -> AttemptRecord:
-        assert outcome.error is not None
-        return _record(
-            attempt,
-            started,
-            output=None,
-            verdicts=[],
-            passed=None,
-            partial=None,
-            latency_s=None,
-            cost_usd=0.0,
-            error=outcome.error.error_class,
-            error_message=scrub(str(outcome.error), lane.api_key),
-            retries=outcome.retries,
-        )
-
-
-class _CoreRoom:
-    """The machine's cores, for in-process models: one model at a time, and one call of it at a
-    time — or up to its `parallel` calls decoded together — so no call is slowed by another
-    model's and each latency is the model's own (or, batched, says so)."""
-
-    def __init__(self) -> None:
-        self._changed = asyncio.Condition()
-        self._holder: str | None = None
-        self._inside = 0
-
-    @asynccontextmanager
-    async def slot(self, model: ModelSpec) -> AsyncIterator[None]:
-        room = model.parallel or 1
-        async with self._changed:
-            await self._changed.wait_for(
-                lambda: self._inside == 0 or (self._holder == model.name and self._inside < room)
-            )
-            self._holder, self._inside = model.name, self._inside + 1
-        try:
-            yield
-        finally:
-            async with self._changed:
-                self._inside -= 1
-                if self._inside == 0:
-                    self._holder = None
-                self._changed.notify_all()
-
 
 def _retryable(error: BaseException) -> bool:
     return isinstance(error, ProviderError) and error.retryable
-
-
-_MASKED = re.compile(r"[A-Za-z0-9_\-]{2,}\*{3,}[A-Za-z0-9_\-]*|\*{3,}[A-Za-z0-9_\-]{2,}")
-"""A key as providers echo it, masked in the middle: `sk-abc***********xyz1`."""
-
-
-def scrub(text: str, secret: str | None) -> str:
-    """`text` with the secret, pieces of it, and any masked key a provider echoed replaced by
-    `***`: a masked key still gives away its first and last characters."""
-    if secret:
-        text = text.replace(secret, "***")
-        if len(secret) >= 12:
-            for piece in (secret[:8], secret[-6:], secret[-4:]):
-                text = text.replace(piece, "***")
-    return _MASKED.sub("***", text)
-
-
-LEAK_CHARS = 8
-"""In an answer, this many characters of a key in a row are a leak of it (a key cut off at
-max_tokens still leaks its start); a key shorter than this (a local server's placeholder such
-as `none`) cannot be told from words, and is left alone in answers."""
-
-
-def scrub_answer(text: str, secrets: Iterable[str]) -> str:
-    """`text` with each secret, and each run of LEAK_CHARS or more of its characters, replaced
-    by `***`. Unlike `scrub`, nothing shaped like a masked key is touched: an answer's `***`
-    and short words are the model's own."""
-    for secret in secrets:
-        if len(secret) < LEAK_CHARS:
-            continue
-        text = text.replace(secret, "***")
-        spans = []
-        for start in range(len(secret) - LEAK_CHARS + 1):
-            piece = secret[start : start + LEAK_CHARS]
-            at = text.find(piece)
-            while at != -1:
-                spans.append((at, at + LEAK_CHARS))
-                at = text.find(piece, at + 1)
-        if spans:
-            text = _blank(text, spans)
-    return text
-
-
-def _blank(text: str, spans: list[tuple[int, int]]) -> str:
-    """`text` with each run of overlapping or touching spans replaced by one `***`."""
-    kept: list[str] = []
-    end = 0
-    for start, stop in sorted(spans):
-        if start > end or not kept:
-            kept.append(text[end:start])
-            kept.append("***")
-        end = max(end, stop)
-    return "".join(kept) + text[end:]
-
-
-def _record(attempt: Attempt, started: datetime, **fields: object) -> AttemptRecord:
-    key = attempt.key
-    return AttemptRecord.model_validate(
-        {
-            "key": str(key),
-            "model": key.model,
-            "litellm_model": attempt.model.model,
-            "suite": key.suite,
-            "task": key.task,
-            "case": key.case,
-            "variant": key.variant,
-            "paraphrase": attempt.variant.paraphrase,
-            "noise_kind": attempt.variant.kind,
-            "noise_level": attempt.variant.level,
-            "variant_version": attempt.variant.version,
-            "noise_seed": attempt.noise_seed,
-            "repeat": key.repeat,
-            "seed": attempt.seed,
-            "temperature": attempt.model.sampling.temperature,
-            "messages": [MessageRecord(role=m.role, content=m.content) for m in attempt.messages],
-            "max_tokens": attempt.max_tokens,
-            "batched": attempt.model.batched,
-            "policy": key.policy or None,
-            "step": key.step if key.policy else None,
-            "started_at": started,
-            "finished_at": datetime.now(UTC),
-            **fields,
-        }
-    )

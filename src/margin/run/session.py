@@ -13,12 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from margin.config import ModelSpec, RunSettings, default_cache_dir
-from margin.decide.policies import Policy
+from margin.decide.policies import Policy, parse_policy
+from margin.decide.scores import task_targets
 from margin.errors import UserError
-from margin.journal.records import JOURNAL_NAME, Journal, journal_state
+from margin.journal.records import JOURNAL_NAME, Journal, JournalState, journal_state
 from margin.journal.rundir import default_run_dir, prepare_run_dir, run_dir_lock
+from margin.judges.trust import record_judges
 from margin.plan import Attempt, Plan, build_plan
-from margin.run.runner import Progress, RunStats
+from margin.run.adaptive import decided_cells, planned_settings, round_sizes
+from margin.run.delivery import Progress, RunStats
+from margin.run.executors import execute
+from margin.run.policy_run import run_policies
+from margin.run.shards import Shard, shard_of
+from margin.stats.frame import condition_name
 from margin.suite.tasks import Suite
 
 NO_CACHE = Path("")
@@ -50,119 +57,127 @@ def run(
     retry_errors: bool = False,
     progress: Progress | None = None,
     judges: Sequence[ModelSpec] = (),
-    shard: tuple[int, int] | None = None,
+    shard: Shard | None = None,
+    plan: Plan | None = None,
 ) -> RunResult:
     """Plan and run `suites` on `models` into a run directory (default `reports/run-<id>`).
 
     Resumable: attempts already in the journal are not run again. `cache_dir` defaults to
-    `$MARGIN_CACHE_DIR` (else the user cache folder); NO_CACHE turns the cache off.
+    `$MARGIN_CACHE_DIR` (else the user cache folder); NO_CACHE turns the cache off. `plan`: the
+    plan of these suites, models, settings and judges, when the caller has built it already
+    (an adaptive run's up to its cap: `planned_settings`).
     """
-    from margin.decide.policies import parse_policy
-    from margin.run.executors.pool import execute
-
     names = {m.name for m in models}  # a bad policy is refused before any call is made
     policies = [parse_policy(t, names) for t in settings.policies] if settings.run_policies else []
     executions = settings.repeats  # policy executions per prompt, also in an adaptive run
-    if settings.adaptive:
-        settings = settings.model_copy(update={"repeats": settings.max_repeats})
-    plan = whole = build_plan(suites, models, settings, judges)
-    if shard is not None:
-        from margin.run.shards import shard_of
-
-        if settings.adaptive:
-            raise UserError("--shard and --adaptive do not mix: adaptive decisions need every case")
-        index, count = shard
-        kept = tuple(a for a in plan.attempts if shard_of(a.key, count) == index)
-        plan = Plan(kept, plan.settings, plan.models)
+    settings = planned_settings(settings)
+    whole = plan if plan is not None else build_plan(suites, models, settings, judges)
+    plan = _sharded(whole, settings, shard)
     folder = out if out is not None else default_run_dir(suites, models, settings, shard=shard)
     with run_dir_lock(folder):
         prepare_run_dir(folder, suites, models, settings, shard)
-        from margin.judges.trust import record_judges
-
         record_judges(folder, suites, settings)
-        journal_path = folder / JOURNAL_NAME
         cache = default_cache_dir() if cache_dir is None else cache_dir
-        from margin.run.adaptive import round_sizes
-
-        rounds = round_sizes(settings.max_repeats) if settings.adaptive else [settings.repeats]
-        for size in rounds:
-            before = journal_state(journal_path)
-            done = before.finished(retry_errors)
-            pending = [a for a in plan.attempts if a.key.repeat < size and str(a.key) not in done]
-            if settings.adaptive and size != rounds[0]:
-                pending = _still_open(pending, journal_path, suites, settings)
-                if not pending:
-                    continue  # every cell that could use this round is decided (or already run)
-            reached = [a for a in plan.attempts if a.key.repeat < size]
-            with Journal(journal_path) as journal:
-                stats = execute(
-                    pending,
-                    settings,
-                    journal,
-                    cache_dir=None if cache == NO_CACHE else cache,
-                    read_cache=read_cache,
-                    resumed=len(reached) - len(pending),
-                    spent=before.spent_usd,
-                    progress=progress,
-                )
-            if stats.halted or stats.budget_stopped or stats.not_run:
-                break
-        else:
-            if policies:
-                ran = _run_policies(
-                    whole,
-                    policies,
-                    settings.model_copy(update={"repeats": executions}),
-                    journal_path,
-                    cache,
-                    read_cache,
-                    retry_errors,
-                    progress,
-                    shard,
-                )
-                stats = ran or stats
+        batches = _Batches(
+            folder / JOURNAL_NAME, None if cache == NO_CACHE else cache, read_cache, progress
+        )
+        stats, whole_run = _rounds(plan, suites, settings, batches, retry_errors)
+        if whole_run and policies:
+            repeats = settings.model_copy(update={"repeats": executions})
+            ran = _run_policies(whole, policies, repeats, batches, retry_errors, shard)
+            stats = ran or stats
     return RunResult(folder, stats, plan)
+
+
+def _sharded(plan: Plan, settings: RunSettings, shard: Shard | None) -> Plan:
+    """The plan's attempts of `shard` (all of them without one)."""
+    if shard is None:
+        return plan
+    if settings.adaptive:
+        raise UserError("--shard and --adaptive do not mix: adaptive decisions need every case")
+    index, count = shard
+    kept = tuple(a for a in plan.attempts if shard_of(a.key, count) == index)
+    return Plan(kept, plan.settings, plan.models)
+
+
+@dataclass(frozen=True)
+class _Batches:
+    """Executes each batch of a run's attempts into its journal, with the run's cache."""
+
+    journal: Path
+    cache_dir: Path | None
+    read_cache: bool
+    progress: Progress | None
+
+    def run(
+        self,
+        pending: Sequence[Attempt],
+        settings: RunSettings,
+        before: JournalState,
+        resumed: int = 0,
+    ) -> RunStats:
+        """Run `pending`; `before`, the journal's state before, says what it spent already."""
+        with Journal(self.journal) as journal:
+            return execute(
+                pending,
+                settings,
+                journal,
+                cache_dir=self.cache_dir,
+                read_cache=self.read_cache,
+                resumed=resumed,
+                spent=before.spent_usd,
+                progress=self.progress,
+            )
+
+
+def _rounds(
+    plan: Plan,
+    suites: list[Suite],
+    settings: RunSettings,
+    batches: _Batches,
+    retry_errors: bool,
+) -> tuple[RunStats, bool]:
+    """Run the plan's attempts not yet journaled, round by round (one round unless adaptive).
+    The last round's totals, and whether every round ran through (no model halted, no budget
+    stop, no attempt left unrun)."""
+    rounds = round_sizes(settings.max_repeats) if settings.adaptive else [settings.repeats]
+    stats = None
+    for size in rounds:
+        before = journal_state(batches.journal)
+        done = before.finished(retry_errors)
+        pending = [a for a in plan.attempts if a.key.repeat < size and str(a.key) not in done]
+        if settings.adaptive and size != rounds[0]:
+            pending = _still_open(pending, batches.journal, suites, settings)
+            if not pending:
+                continue  # every cell that could use this round is decided (or already run)
+        reached = sum(1 for a in plan.attempts if a.key.repeat < size)
+        stats = batches.run(pending, settings, before, resumed=reached - len(pending))
+        if stats.halted or stats.budget_stopped or stats.not_run:
+            return stats, False
+    assert stats is not None  # the first round always runs
+    return stats, True
 
 
 def _run_policies(
     plan: Plan,
     policies: list[Policy],
     settings: RunSettings,
-    journal_path: Path,
-    cache: Path,
-    read_cache: bool,
+    batches: _Batches,
     retry_errors: bool,
-    progress: Progress | None,
-    shard: tuple[int, int] | None,
+    shard: Shard | None,
 ) -> RunStats | None:
     """Run `policies` for real after the bare attempts, stage by stage."""
-    from margin.journal.records import JournalState
-    from margin.run.executors.pool import execute
-    from margin.run.policy_run import run_policies
 
     def batch(pending: Sequence[Attempt], before: JournalState) -> RunStats:
-        with Journal(journal_path) as journal:
-            return execute(
-                pending,
-                settings,
-                journal,
-                cache_dir=None if cache == NO_CACHE else cache,
-                read_cache=read_cache,
-                spent=before.spent_usd,
-                progress=progress,
-            )
+        return batches.run(pending, settings, before)
 
-    return run_policies(plan, policies, settings, journal_path, batch, retry_errors, shard)
+    return run_policies(plan, policies, settings, batches.journal, batch, retry_errors, shard)
 
 
 def _still_open(
     pending: list[Attempt], journal: Path, suites: list[Suite], settings: RunSettings
 ) -> list[Attempt]:
     """The attempts whose condition cell or task cell the confidence sequence left open."""
-    from margin.run.adaptive import decided_cells
-    from margin.stats.frame import condition_name
-    from margin.stats.score import task_targets
-
     targets, _ = task_targets(suites, settings)
     conditions, tasks = decided_cells(
         journal, targets, settings.adaptive_alpha, settings.adaptive_delta

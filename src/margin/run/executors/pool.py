@@ -1,4 +1,4 @@
-"""Run attempts in one process, or split them over worker processes (one per core).
+"""The pool executor: attempts split over forked worker processes (one per core).
 
 One process spends ~5 ms of CPU in litellm per call, so it tops out near 200 calls/s on this
 kind of machine. Worker processes each run a Runner on a share of the attempts and stream
@@ -11,6 +11,7 @@ exactly c and r; the spending cap is one account in shared memory.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import json
 import os
@@ -18,25 +19,26 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
+from multiprocessing.context import ForkProcess
 from typing import Any
 
 from margin.config import ModelSpec, RunSettings
-from margin.journal.records import AttemptRecord, Journal
+from margin.journal.records import AttemptRecord
 from margin.plan import Attempt
+from margin.providers.gateway import forget_clients, warm
 from margin.providers.prices import LOCAL_PROVIDERS
 from margin.run.budget import Budget
-from margin.run.cache import CACHE_FILE, AnswerCache, CachedAnswer, JournalAndCache, cache_key
-from margin.run.runner import IN_PROCESS_PROVIDERS, NoProgress, Progress, Runner, RunStats
+from margin.run.cache import AnswerCache
+from margin.run.delivery import Delivery, RunStats
+from margin.run.executors.base import Job, Owner, owning
+from margin.run.lanes import IN_PROCESS_PROVIDERS
+from margin.run.runner import Runner
 
 AUTO_MIN_ATTEMPTS = 200
 AUTO_MIN_CONCURRENCY = 16
-PREFETCH_MAX = 20_000
-"""Up to this many pending attempts, cached answers are read ahead in one pass (a few MB);
-above it only which are cached, and each answer is read when its attempt runs."""
 STOP_GRACE_S = 5.0
 """After an interrupt, how long workers get to hand over what they finished."""
 
@@ -59,168 +61,74 @@ def choose_workers(pending: Sequence[Attempt], settings: RunSettings) -> int:
     return min(cores, 4)
 
 
-def execute(
-    pending: Sequence[Attempt],
-    settings: RunSettings,
-    journal: Journal,
-    *,
-    cache_dir: Path | None,
-    read_cache: bool = True,
-    resumed: int = 0,
-    spent: float = 0.0,
-    progress: Progress | None = None,
-) -> RunStats:
-    """Run `pending` into `journal` with as many processes as `choose_workers` says.
-
-    `spent` is what the run directory has already spent: the cap counts it.
-    """
-    for model in {a.model.name: a.model for a in pending}.values():
-        model.resolve_api_key()  # a missing key is the user's one-line error, not a dead worker
-    job = _Job(settings, cache_dir, read_cache, resumed, progress, Budget(settings.max_cost, spent))
-    # What exists now (modules, suites, the plan) lives to the end of the run: frozen, no
-    # collection during the run walks it again — nor, after a fork, copies it page by page.
-    gc.freeze()
-    try:
-        if settings.executor == "ray":
-            from margin.run.executors.ray import execute_ray
-
-            count = None if settings.workers == "auto" else settings.workers
-            return execute_ray(pending, journal, job, count, settings.ray_address)
-        probe = _probe(pending, job)
-        workers = min(choose_workers(pending, settings), choose_workers(probe.calls, settings))
-        if not probe.calls or workers <= 1 or len(pending) < workers:
-            return asyncio.run(_single(pending, journal, job, probe))
-        return _pool(pending, journal, job, workers, probe)
-    finally:
-        gc.unfreeze()
+def pool_size(job: Job) -> int:
+    """How many processes `job` is worth: `choose_workers` for its attempts and for the calls
+    among them (answers replayed from the cache need neither worker processes nor litellm)."""
+    calls = job.probe.calls if job.probe is not None else job.attempts
+    return min(choose_workers(job.attempts, job.settings), choose_workers(calls, job.settings))
 
 
-@dataclass
-class _Probe:
-    """What the cache already answers, looked up in one pass before the run."""
+class PoolExecutor:
+    """Worker processes, forked, each a Runner on a share of the attempts (limits split, one
+    shared budget); they send their records over pipes to this process, the journal's owner."""
 
-    calls: list[Attempt]
-    """The attempts that will call their model: those without an answer in the cache."""
-    keys: dict[str, str] = field(default_factory=dict)
-    """Each probed attempt's cache key, by attempt key (computed once)."""
-    known: set[str] = field(default_factory=set)
-    """The cache keys the cache holds an answer for."""
-    answers: dict[str, CachedAnswer] = field(default_factory=dict)
-    """Those answers, read ahead when the run is small enough to hold them (PREFETCH_MAX)."""
-
-
-def _probe(pending: Sequence[Attempt], job: _Job) -> _Probe:
-    """Look every attempt up in the cache at once. Workers are chosen for the calls only: answers
-    replayed from the cache need neither worker processes nor litellm."""
-    if job.cache_dir is None or not job.read_cache or not (job.cache_dir / CACHE_FILE).exists():
-        return _Probe(list(pending))
-    keys = {str(a.key): cache_key(a.model, a) for a in pending}
-    cache = AnswerCache(job.cache_dir)
-    try:
-        if len(keys) <= PREFETCH_MAX:
-            answers = cache.get_many(list(keys.values()))
-            known = set(answers)
-        else:
-            answers, known = {}, cache.known(list(keys.values()))
-    finally:
-        cache.close()
-    calls = [a for a in pending if keys[str(a.key)] not in known]
-    return _Probe(calls, keys, known, answers)
+    def run(self, job: Job, owner: Owner) -> RunStats:
+        # Import litellm and its first call's lazy imports once, before forking: each worker
+        # would spend seconds of CPU on them. Then freeze them too (`execute` froze the rest),
+        # so that no collector, the parent's or a worker's, walks them again.
+        warm([a.model for a in job.attempts])
+        gc.freeze()
+        children, pipes = _fork(job, owner.budget, pool_size(job))
+        # The display starts after forking: no display thread is copied into a child.
+        with owning(job, owner) as delivery:
+            try:
+                with _terminate_on_sigterm():
+                    _collect(pipes, delivery)
+            except BaseException:
+                for child in children:  # interrupted: stop making calls, keep what finished
+                    if child.is_alive():
+                        child.terminate()
+                with suppress(Exception):
+                    _collect(pipes, delivery, deadline_s=STOP_GRACE_S)
+                raise
+            finally:
+                delivery.stats.failed_workers += _join(children)
+                delivery.stats.budget_stopped = owner.budget.stopped
+        return delivery.stats
 
 
-@dataclass(frozen=True)
-class _Job:
-    """How to run a batch of attempts, whichever process runs it."""
-
-    settings: RunSettings
-    cache_dir: Path | None
-    read_cache: bool
-    resumed: int
-    progress: Progress | None
-    budget: Budget
-
-
-async def _single(
-    pending: Sequence[Attempt], journal: Journal, job: _Job, probe: _Probe | None = None
-) -> RunStats:
-    cache = AnswerCache(job.cache_dir) if job.cache_dir is not None else None
-    try:
-        runner = Runner(
-            job.settings,
-            JournalAndCache(journal, cache),
-            cache,
-            read_cache=job.read_cache,
-            budget=job.budget,
-            progress=job.progress,
-        )
-        if probe is not None:
-            runner.prefetched(probe.keys, probe.answers, probe.known)
-        return await runner.run(pending, job.resumed)
-    finally:
-        if cache is not None:
-            cache.close()
-
-
-def _pool(
-    pending: Sequence[Attempt], journal: Journal, job: _Job, workers: int, probe: _Probe
-) -> RunStats:
-    from margin.providers.gateway import warm
-
-    # Import litellm and its first call's lazy imports once, before forking: each worker would
-    # spend seconds of CPU on them. Then freeze them too (`execute` froze the rest), so that no
-    # collector, the parent's or a worker's, walks them again.
-    warm([a.model for a in pending])
-    gc.freeze()
+def _fork(job: Job, budget: Budget, workers: int) -> tuple[list[ForkProcess], list[Connection]]:
+    """One worker process per share of `job`, and the pipe each sends its records on."""
     context = get_context("fork")
-    shares = split_limits(pending, job.settings, workers)
     children, pipes = [], []
-    for settings, part in shares:
+    for settings, part in split_limits(job.attempts, job.settings, workers):
         receive, send = context.Pipe(duplex=False)
-        share = replace(job, settings=settings, resumed=0, progress=None)
+        share = replace(job, attempts=part, settings=settings)
         child = context.Process(
-            target=_child, args=(part, share, send, os.getpid(), probe), daemon=True
+            target=_child, args=(share, budget, send, os.getpid()), daemon=True
         )  # forked: the probe's keys and answers are inherited, not sent
         child.start()
         send.close()
         children.append(child)
         pipes.append(receive)
-    stats = RunStats(total=job.resumed + len(pending), resumed=job.resumed)
-    display = job.progress or NoProgress()
-    display.start(stats)  # after forking: no display thread is copied into a child
-    cache = AnswerCache(job.cache_dir) if job.cache_dir is not None else None
-    sink = JournalAndCache(journal, cache)
-    try:
-        with _terminate_on_sigterm():
-            _collect(pipes, sink, stats, display)
-    except BaseException:
-        for child in children:  # interrupted: stop making calls, keep what finished
-            if child.is_alive():
-                child.terminate()
-        with suppress(Exception):
-            _collect(pipes, sink, stats, display, deadline_s=STOP_GRACE_S)
-        raise
-    finally:
-        for child in children:
-            child.join(STOP_GRACE_S)
-            if child.is_alive():
-                child.kill()
-                child.join()
-            stats.failed_workers += child.exitcode != 0
-        if cache is not None:
-            cache.close()
-        stats.not_run = stats.total - stats.resumed - stats.done
-        stats.budget_stopped = job.budget.stopped
-        display.stop(stats)
-    return stats
+    return children, pipes
 
 
-def _collect(
-    pipes: list[Connection],
-    sink: JournalAndCache,
-    stats: RunStats,
-    display: Progress,
-    deadline_s: float | None = None,
-) -> None:
+def _join(children: list[ForkProcess]) -> int:
+    """Wait for the workers (killing any still alive after STOP_GRACE_S); how many failed."""
+    failed = 0
+    for child in children:
+        child.join(STOP_GRACE_S)
+        if child.is_alive():
+            child.kill()
+            child.join()
+        failed += child.exitcode != 0
+    return failed
+
+
+def _collect(pipes: list[Connection], delivery: Delivery, deadline_s: float | None = None) -> None:
+    """Deliver the records the workers send until every pipe is closed (or `deadline_s` passes
+    with nothing to read)."""
     live = list(pipes)
     while live:
         ready = wait(live, timeout=deadline_s)
@@ -237,13 +145,10 @@ def _collect(
                 continue
             kind, body = data[:1], data[1:]
             if kind == b"H":
-                stats.halted.update(_halted(body))
+                delivery.stats.halted.update(_halted(body))
                 continue
             key, _, line = body.partition(b"\0")
-            record = AttemptRecord.model_validate_json(line)
-            sink.append(record, key.decode() or None)
-            stats.add(record)
-            display.advance(stats)
+            delivery.receive(key.decode() or None, line)
 
 
 def _halted(body: bytes) -> dict[str, str]:
@@ -323,8 +228,6 @@ def _die_with_parent(parent: int) -> None:
     """Ask Linux to SIGKILL this worker when its parent dies, even by SIGKILL."""
     if not sys.platform.startswith("linux"):
         return
-    import ctypes
-
     with suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -332,9 +235,7 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _child(part: list[Attempt], job: _Job, conn: Connection, parent: int, probe: _Probe) -> None:
-    from margin.providers.gateway import forget_clients
-
+def _child(job: Job, budget: Budget, conn: Connection, parent: int) -> None:
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -342,10 +243,11 @@ def _child(part: list[Attempt], job: _Job, conn: Connection, parent: int, probe:
     cache = AnswerCache(job.cache_dir) if job.cache_dir is not None else None
     try:
         runner = Runner(
-            job.settings, _PipeSink(conn), cache, read_cache=job.read_cache, budget=job.budget
+            job.settings, _PipeSink(conn), cache, read_cache=job.read_cache, budget=budget
         )
-        runner.prefetched(probe.keys, probe.answers, probe.known)
-        stats = asyncio.run(runner.run(part))
+        if job.probe is not None:
+            runner.prefetched(job.probe.keys, job.probe.answers, job.probe.known)
+        stats = asyncio.run(runner.run(job.attempts))
         if stats.halted:
             conn.send_bytes(b"H" + json.dumps(stats.halted).encode())
     finally:

@@ -1,4 +1,5 @@
-"""Run attempts over a Ray cluster (`margin run --executor ray`), the driver the journal's writer.
+"""The Ray executor: attempts run over a Ray cluster (`margin run --executor ray`), the driver
+the journal's writer.
 
 Each Ray worker actor runs margin's own Runner on a share of the attempts — the same retries,
 cache reads, validators and judges as on one machine — and puts every finished record on a
@@ -15,19 +16,22 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiolimiter import AsyncLimiter
 
 from margin.errors import UserError
-from margin.journal.records import AttemptRecord, Journal
+from margin.journal.records import AttemptRecord
 from margin.plan import Attempt
 from margin.providers.gateway import longest_call_s
 from margin.run.budget import Budget
-from margin.run.cache import AnswerCache, JournalAndCache
-from margin.run.runner import NoProgress, RunStats
+from margin.run.cache import AnswerCache
+from margin.run.delivery import Delivery, RunStats
+from margin.run.executors.base import Job, Owner, owning
+from margin.run.runner import Runner
 
 INSTALL = "pip install 'margin[ray]'"
 _POLL_S = 0.05
@@ -44,7 +48,7 @@ def ray_module(local: bool = True) -> Any:
         # starve beside any other busy process on the machine.
         os.environ.setdefault("RAY_worker_niceness", "0")
     try:
-        import ray
+        import ray  # optional dependency (margin[ray]), loaded only for --executor ray
     except ImportError:
         raise UserError(f"--executor ray needs Ray: {INSTALL}") from None
     return ray
@@ -71,7 +75,7 @@ class _RemoteBudget(Budget):
         self._account = account
 
     def _ask(self, method: str, *args: float) -> Any:
-        import ray
+        import ray  # optional dependency (margin[ray]): present wherever this budget lives
 
         return ray.get(getattr(self._account, method).remote(*args))
 
@@ -130,155 +134,180 @@ class ModelLimiter:
             self.slots.release()
 
 
+class RecordQueue:
+    """Finished records on their way to the driver, taken in batches (a Ray actor's state)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str | None, str]] = []
+
+    def put(self, item: tuple[str | None, str]) -> None:
+        self.items.append(item)
+
+    def take(self) -> list[tuple[str | None, str]]:
+        items, self.items = self.items, []
+        return items
+
+
+class BudgetAccount:
+    """The run's budget for the whole cluster (a Ray actor's state)."""
+
+    def __init__(self, cap: float | None, spent: float) -> None:
+        self.budget = Budget(cap, spent)
+
+    def reserve(self, amount: float) -> bool:
+        return self.budget.reserve(amount)
+
+    def settle(self, reserved: float, billed: float) -> None:
+        self.budget.settle(reserved, billed)
+
+    def is_stopped(self) -> bool:
+        return self.budget.stopped
+
+
+class _QueueSink:
+    """A journal stand-in on a Ray worker: each record (and its cache key) goes on the queue."""
+
+    def __init__(self, ray: Any, queue: Any) -> None:
+        self.ray, self.queue = ray, queue
+
+    def append(self, record: AttemptRecord, cache_key: str | None = None) -> None:
+        self.ray.get(self.queue.put.remote((cache_key, record.model_dump_json())))
+
+
+def _shared_slot(limiter: Any, holder: int) -> Callable[[], AbstractAsyncContextManager[None]]:
+    """A slot of the model's cluster-wide limiter, held by `holder` for one call."""
+
+    @asynccontextmanager
+    async def slot() -> AsyncIterator[None]:
+        await limiter.acquire.remote(holder)
+        try:
+            yield
+        finally:
+            await limiter.release.remote(holder)
+
+    return slot
+
+
+class RayWorker:
+    """Runs margin's Runner on a share of the attempts; records go on the queue (a Ray actor)."""
+
+    def run(
+        self,
+        job: Job,
+        holder: int,
+        cap: float | None,
+        limiters: dict[str, Any],
+        account: Any,
+        queue: Any,
+    ) -> dict[str, str]:
+        """Run `job`; the models halted early, with the reason."""
+        import ray  # optional dependency (margin[ray]): this runs on a Ray worker
+
+        cache = AnswerCache(job.cache_dir) if job.cache_dir is not None else None
+        try:
+            runner = Runner(
+                job.settings,
+                _QueueSink(ray, queue),
+                cache,
+                read_cache=job.read_cache,
+                budget=_RemoteBudget(cap, account),
+                shared_limits={name: _shared_slot(lim, holder) for name, lim in limiters.items()},
+            )
+            stats = asyncio.run(runner.run(job.attempts))
+            return stats.halted
+        finally:
+            if cache is not None:
+                cache.close()
+
+
 def _actors(ray: Any) -> tuple[Any, Any, Any, Any]:
-    """The limiter, budget, collector and worker actor classes (defined once Ray is imported)."""
-
-    @ray.remote(num_cpus=0, max_concurrency=1000)
-    class Collector:
-        """Finished records on their way to the driver, taken in batches."""
-
-        def __init__(self) -> None:
-            self.items: list[tuple[str | None, str]] = []
-
-        def put(self, item: tuple[str | None, str]) -> None:
-            self.items.append(item)
-
-        def take(self) -> list[tuple[str | None, str]]:
-            items, self.items = self.items, []
-            return items
-
-    @ray.remote(num_cpus=0)
-    class BudgetAccount:
-        def __init__(self, cap: float | None, spent: float) -> None:
-            self.budget = Budget(cap, spent)
-
-        def reserve(self, amount: float) -> bool:
-            return self.budget.reserve(amount)
-
-        def settle(self, reserved: float, billed: float) -> None:
-            self.budget.settle(reserved, billed)
-
-        def is_stopped(self) -> bool:
-            return self.budget.stopped
-
+    """The limiter, budget, queue and worker actor classes (made once Ray is imported)."""
+    limiter = ray.remote(num_cpus=0, max_concurrency=100_000)(ModelLimiter)
+    account = ray.remote(num_cpus=0)(BudgetAccount)
+    queue = ray.remote(num_cpus=0, max_concurrency=1000)(RecordQueue)
     # Calls wait on the network, not the CPU: a worker reserves no CPU, so asking for more
     # workers than the cluster has cores never leaves one unscheduled; SPREAD deals them over
     # the nodes.
-    @ray.remote(num_cpus=0, scheduling_strategy="SPREAD")
-    class Worker:
-        """Runs margin's Runner on a share of the attempts; records go on the queue."""
+    worker = ray.remote(num_cpus=0, scheduling_strategy="SPREAD")(RayWorker)
+    return limiter, account, queue, worker
 
-        def run(
-            self,
-            part: list[Attempt],
-            holder: int,
-            job: dict[str, Any],
-            limiters: dict[str, Any],
-            account: Any,
-            queue: Any,
-        ) -> dict[str, str]:
-            from margin.run.runner import Runner
 
-            class QueueSink:
-                def append(self, record: AttemptRecord, cache_key: str | None = None) -> None:
-                    ray.get(queue.put.remote((cache_key, record.model_dump_json())))
+@dataclass(frozen=True)
+class _Cluster:
+    """The actors of one run: limiters by model, the budget account, the record queue, the
+    workers, and each worker's pending result with its holder number."""
 
-            def shared(limiter: Any) -> Any:
-                @asynccontextmanager
-                async def slot() -> AsyncIterator[None]:
-                    await limiter.acquire.remote(holder)
-                    try:
-                        yield
-                    finally:
-                        await limiter.release.remote(holder)
+    limiters: dict[str, Any]
+    account: Any
+    queue: Any
+    workers: list[Any]
+    holders: dict[Any, int]
 
-                return slot
 
-            cache = AnswerCache(job["cache_dir"]) if job["cache_dir"] is not None else None
+class RayExecutor:
+    """Worker actors over a Ray cluster, each a Runner on a share of the attempts; limits and
+    the budget held cluster-wide by actors; records come back to this process on a queue."""
+
+    def run(self, job: Job, owner: Owner) -> RunStats:
+        """`settings.workers` worker actors (for "auto": one per CPU of the cluster)."""
+        ray = start(job.settings.ray_address)
+        count = None if job.settings.workers == "auto" else job.settings.workers
+        cluster = _launch(ray, job, owner.budget, count)
+        with owning(job, owner) as delivery:
             try:
-                runner = Runner(
-                    job["settings"],
-                    QueueSink(),
-                    cache,
-                    read_cache=job["read_cache"],
-                    budget=_RemoteBudget(job["cap"], account),
-                    shared_limits={name: shared(lim) for name, lim in limiters.items()},
-                )
-                stats = asyncio.run(runner.run(part))
-                return stats.halted
+                _collect(ray, cluster, delivery)
             finally:
-                if cache is not None:
-                    cache.close()
+                stopped = ray.get(cluster.account.is_stopped.remote())
+                delivery.stats.budget_stopped = bool(stopped)
+                limiters = cluster.limiters.values()
+                for actor in [*cluster.workers, cluster.queue, cluster.account, *limiters]:
+                    ray.kill(actor)
+        return delivery.stats
 
-    limiter = ray.remote(num_cpus=0, max_concurrency=100_000)(ModelLimiter)
-    return limiter, BudgetAccount, Collector, Worker
 
-
-def execute_ray(
-    pending: Sequence[Attempt], journal: Journal, job: Any, workers: int | None, address: str | None
-) -> RunStats:
-    """Run `pending` over the cluster into `journal` (the driver writes it) with `workers`
-    worker actors (default: one per CPU of the cluster)."""
-    ray = start(address)
+def _launch(ray: Any, job: Job, budget: Budget, workers: int | None) -> _Cluster:
+    """Start the actors and give each worker its share of `job` (dealt round-robin)."""
     if workers is None:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    limiter_cls, account_cls, collector_cls, worker_cls = _actors(ray)
-    models = {a.model.name: a.model for a in pending}
+    limiter_cls, account_cls, queue_cls, worker_cls = _actors(ray)
+    models = {a.model.name: a.model for a in job.attempts}
     limiters = {
         name: limiter_cls.remote(model.concurrency, model.rpm, longest_call_s(model))
         for name, model in models.items()
     }
-    account = account_cls.remote(job.budget.cap, job.budget.spent)
-    queue = collector_cls.remote()
+    account = account_cls.remote(budget.cap, budget.spent)
+    queue = queue_cls.remote()
     parts: list[list[Attempt]] = [[] for _ in range(max(1, workers))]
-    for index, attempt in enumerate(pending):
+    for index, attempt in enumerate(job.attempts):
         parts[index % len(parts)].append(attempt)
-    share = {  # what a worker needs, without what cannot leave this process
-        "settings": job.settings,
-        "cache_dir": job.cache_dir,
-        "read_cache": job.read_cache,
-        "cap": job.budget.cap,
-    }
     parts = [p for p in parts if p]
     actors = [worker_cls.remote() for _ in parts]
+    shares = [replace(job, attempts=part, probe=None) for part in parts]  # plain data to send
     refs = [
-        actor.run.remote(part, holder, share, limiters, account, queue)
-        for holder, (actor, part) in enumerate(zip(actors, parts, strict=True))
+        actor.run.remote(share, holder, budget.cap, limiters, account, queue)
+        for holder, (actor, share) in enumerate(zip(actors, shares, strict=True))
     ]
     holders = {ref: holder for holder, ref in enumerate(refs)}
-    stats = RunStats(total=job.resumed + len(pending), resumed=job.resumed)
-    display = job.progress or NoProgress()
-    display.start(stats)
-    cache = AnswerCache(job.cache_dir) if job.cache_dir is not None else None
-    sink = JournalAndCache(journal, cache)
+    return _Cluster(limiters, account, queue, actors, holders)
 
-    def drain() -> None:
-        for key, line in ray.get(queue.take.remote()):
-            record = AttemptRecord.model_validate_json(line)
-            sink.append(record, key)
-            stats.add(record)
-            display.advance(stats)
 
-    try:
-        waiting = list(refs)
-        while waiting:
-            done, waiting = ray.wait(waiting, timeout=_POLL_S)
-            drain()
-            for ref in done:
-                try:
-                    stats.halted.update(ray.get(ref))
-                except ray.exceptions.RayError:
-                    stats.failed_workers += 1  # its finished records are already journaled
-                    for limiter in limiters.values():
-                        ray.get(limiter.forget.remote(holders[ref]))
-        time.sleep(_POLL_S)
-        drain()
-    finally:
-        stats.budget_stopped = bool(ray.get(account.is_stopped.remote()))
-        for actor in [*actors, queue, account, *limiters.values()]:
-            ray.kill(actor)
-        if cache is not None:
-            cache.close()
-        stats.not_run = stats.total - stats.resumed - stats.done
-        display.stop(stats)
-    return stats
+def _collect(ray: Any, cluster: _Cluster, delivery: Delivery) -> None:
+    """Deliver the workers' records as they come, until every worker has ended."""
+    waiting = list(cluster.holders)
+    while waiting:
+        done, waiting = ray.wait(waiting, timeout=_POLL_S)
+        _drain(ray, cluster.queue, delivery)
+        for ref in done:
+            try:
+                delivery.stats.halted.update(ray.get(ref))
+            except ray.exceptions.RayError:
+                delivery.stats.failed_workers += 1  # its finished records are already journaled
+                for limiter in cluster.limiters.values():
+                    ray.get(limiter.forget.remote(cluster.holders[ref]))
+    time.sleep(_POLL_S)
+    _drain(ray, cluster.queue, delivery)
+
+
+def _drain(ray: Any, queue: Any, delivery: Delivery) -> None:
+    for key, line in ray.get(queue.take.remote()):
+        delivery.receive(key, line)
