@@ -67,17 +67,17 @@ _WHERE = {
     "read_journal": "margin.journal.records",
     "register_validator": "margin.validators",
     "run": "margin.run.session",
-    "score": "margin.stats",
+    "score": "margin.decide.scores",
 }
 _RENAMED = {"register_validator": "register", "score": "score_run"}
 
 if TYPE_CHECKING:
     from margin.config import ModelSpec, RunSettings, load_config, load_models, load_run_settings
+    from margin.decide.scores import score_run as score
     from margin.errors import ConfigError, ProviderError, SuiteError, UserError
     from margin.journal.records import AttemptRecord, latest_records, read_journal
     from margin.plan import Plan, build_plan
     from margin.run.session import RunResult, run
-    from margin.stats import score_run as score
     from margin.suite.load import load_suite, load_suites
     from margin.suite.tasks import Suite
     from margin.validators import Validator, Verdict

@@ -72,3 +72,12 @@ def outcomes(model: str, results: str, **kwargs: object) -> list[AttemptRecord]:
         record(model, f"c{i}", table[ch], **kwargs)  # type: ignore[arg-type]
         for i, ch in enumerate(results)
     ]
+
+
+def repeated(model: str, table: list[str]) -> list:  # type: ignore[type-arg]
+    """table[case] = outcomes of its repeats, e.g. ["110", "111"]."""
+    return [
+        record(model, f"c{i}", ch == "1", repeat=r)
+        for i, row in enumerate(table)
+        for r, ch in enumerate(row)
+    ]

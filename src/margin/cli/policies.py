@@ -99,8 +99,8 @@ def _print_runs(
     from rich.table import Table
 
     from margin.decide.policies import measured
+    from margin.decide.scores import run_targets
     from margin.stats.numbers import inside, interval, money, percent, seconds
-    from margin.stats.score import run_targets
 
     if steps is None:
         return

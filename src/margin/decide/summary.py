@@ -7,9 +7,9 @@ from typing import Any
 import pandas as pd
 
 from margin.decide.rank import Shortfall
+from margin.decide.scores import Scores
 from margin.stats.intervals import CROSSES, FALLS_SHORT, UNDECIDED
 from margin.stats.numbers import money, percent, rate_with_interval, seconds
-from margin.stats.score import Scores
 
 
 def model_lines(scores: Scores) -> list[str]:

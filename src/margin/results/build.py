@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from margin.decide.scores import Scores
 from margin.errors import UserError
 from margin.journal.rundir import read_run_file
 from margin.results.document import RESULTS_VERSION, ModelFact, Results, RunFacts, SuiteFact
@@ -32,7 +33,6 @@ from margin.results.rows import (
     TaskRow,
     ValidatorRow,
 )
-from margin.stats.score import Scores
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -1,8 +1,9 @@
 """Pure statistics over the journal (pandas; scipy and statsmodels for the distributions).
 
-`score_run(folder)` scores a run directory; the pieces are importable on their own: the
-journal's frames (`read_attempts`), intervals and tests (`wilson_interval`, `design_effect`,
-`mcnemar_mid_p`, …), cells (`cell_table`) and comparisons (`compare_pairs`).
+The journal's frames (`read_attempts`), intervals and tests (`wilson_interval`,
+`design_effect`, `mcnemar_mid_p`, …), cells (`cell_table`), comparisons (`compare_pairs`) and
+robustness. Nothing here decides: `margin.decide.scores.score_run` scores a run directory from
+these pieces, then ranks and recommends.
 """
 
 from margin.stats.cells import CONDITION, MODEL, TASK, cell_table, pass_k_table, validator_table
@@ -19,7 +20,6 @@ from margin.stats.intervals import (
     straight_passes_to_cross,
     wilson_interval,
 )
-from margin.stats.score import Scores, score_attempts, score_run, task_targets
 
 __all__ = [
     "CONDITION",
@@ -29,7 +29,6 @@ __all__ = [
     "TASK",
     "UNDECIDED",
     "Attempts",
-    "Scores",
     "attempts_of",
     "cell_table",
     "compare_pairs",
@@ -42,10 +41,7 @@ __all__ = [
     "pass_hat_k",
     "pass_k_table",
     "read_attempts",
-    "score_attempts",
-    "score_run",
     "straight_passes_to_cross",
-    "task_targets",
     "validator_table",
     "wilson_interval",
 ]

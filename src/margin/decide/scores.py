@@ -1,7 +1,9 @@
-"""Score a run directory: every table of statistics, the comparisons and the recommendation.
+"""Score a run directory: every table of statistics (`margin.stats`), the comparisons, then the
+decisions on them — rank bands, the Pareto frontier and the recommendation (`rank`).
 
 It reads what the runner wrote and nothing else: `run.json` (models, settings), the suite
-copies (targets, latency budgets) and the journal.
+copies (targets, latency budgets) and the journal. `margin.results.score` turns these scores
+into results.json.
 """
 
 from __future__ import annotations
