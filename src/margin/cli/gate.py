@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.table import Table
 
 from margin.cli.options import option, run_dir_argument
+from margin.gate import GateReport, gate_junit, gate_markdown, load_gate_config
+from margin.gate.checks import run_gate
+from margin.journal.rundir import make_folder, write_atomically
 
 
 @click.command("gate")
@@ -46,28 +51,23 @@ def command(
     hard break). 2: usage error. 3: insufficient evidence (undecided, or a comparison too small
     to detect 2 × min_drop) unless `on_undecided: pass`.
     """
-    from rich.console import Console
-    from rich.table import Table
-
-    from margin.gate import gate_junit, gate_markdown, load_gate_config, run_gate
-    from margin.journal.rundir import make_folder, write_atomically
-
     report = run_gate(run_dir, load_gate_config(config_path), baseline, allow_changed_suite)
+    _print(report)
+    _write_files(report, (out or run_dir if run_dir.is_dir() else run_dir.parent) / "gate")
+    code = report.exit_code
+    click.echo(f"gate {_verdict(report)}: {len(report.checked)} model × task checked; exit {code}")
+    ctx.exit(code)
+
+
+def _print(report: GateReport) -> None:
+    """The findings as a table, then the notes."""
     console = Console()
     if not console.is_terminal:
         console = Console(width=max(console.width, 160))
     if report.findings:
         table = Table(title="margin gate")
-        for name in [
-            "model",
-            "task",
-            "condition",
-            "baseline",
-            "now",
-            "difference",
-            "p-value",
-            "rule",
-        ]:
+        for name in ["model", "task", "condition", "baseline", "now", "difference", "p-value",
+                     "rule"]:  # fmt: skip
             table.add_column(name)
         for f in report.findings:
             table.add_row(
@@ -77,13 +77,17 @@ def command(
         console.print(table)
     for note in report.notes:
         console.print(note, markup=False, highlight=False)
-    folder = (out or run_dir if run_dir.is_dir() else run_dir.parent) / "gate"
+
+
+def _write_files(report: GateReport, folder: Path) -> None:
+    """gate/summary.md and gate/junit.xml."""
     make_folder(folder)
     write_atomically(folder / "summary.md", gate_markdown(report))
     write_atomically(folder / "junit.xml", gate_junit(report))
-    code = report.exit_code
-    verdict = {0: "passed", 1: "failed", 3: "insufficient evidence"}[code]
-    if code == 0 and any(f.insufficient for f in report.findings):
+
+
+def _verdict(report: GateReport) -> str:
+    verdict = {0: "passed", 1: "failed", 3: "insufficient evidence"}[report.exit_code]
+    if report.exit_code == 0 and any(f.insufficient for f in report.findings):
         verdict = "passed (undecided evidence allowed by on_undecided: pass)"
-    click.echo(f"gate {verdict}: {len(report.checked)} model × task checked; exit {code}")
-    ctx.exit(code)
+    return verdict

@@ -7,6 +7,10 @@ import json
 import click
 
 from margin.cli.options import option
+from margin.config import ConfigFile
+from margin.gate import GateConfig
+from margin.results.document import SCHEMA_PATH
+from margin.suite.load import suite_json_schema
 
 
 @click.command("schema")
@@ -25,22 +29,14 @@ def command(kind: str) -> None:
     `# yaml-language-server: $schema=margin-suite.schema.json` at the top of a suite.
     """
     if kind == "suite":
-        from margin.suite.load import suite_json_schema
-
         schema = suite_json_schema()
     elif kind == "gate":
-        from margin.gate import GateConfig
-
         schema = GateConfig.model_json_schema()
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["title"] = "margin gate"
     elif kind == "results":
-        from margin.results.document import SCHEMA_PATH
-
         schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     else:
-        from margin.config import ConfigFile
-
         schema = ConfigFile.model_json_schema()
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["title"] = "margin config"
