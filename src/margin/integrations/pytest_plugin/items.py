@@ -1,57 +1,61 @@
-"""margin as a pytest plugin: each model × task of a suite becomes a test item.
+"""The pytest plugin's items, registered by the plugin when `--margin-suite` is given.
 
-    pytest --margin-suite suites/x.yaml --margin-models configs/y.yaml [--margin-run DIR]
-
-An item passes when the model crosses the task's target, fails with the reasons (the
-constraint that breaks first, the worst condition, an example answer) when it falls short, and
-is skipped with the reason when the evidence is undecided. The run happens once, on the first
-item, through margin's runner (cache, resume and budget included); the items read the scored
-run directory (results), never the runner's objects. Without `--margin-suite` the plugin does
-nothing.
+The run happens once, on the first item, through margin's public API (`margin.run`: cache,
+resume and budget included); the score stage writes results.json, and the items read that
+document (and the journal, for an example failure), never the runner's objects.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-_SCORES = pytest.StashKey[dict[str, Any]]()
+import margin
+from margin.config import ModelSpec, RunSettings, load_models, load_run_settings
+from margin.errors import UserError
+from margin.journal.records import JOURNAL_NAME, read_journal
+from margin.plan import build_plan
+from margin.results.document import Results
+from margin.results.rows import TaskRow
+from margin.results.score import score_run
+from margin.stats.numbers import percent, rate_with_interval
+from margin.suite.load import load_suites
+from margin.suite.tasks import Suite
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("margin", "margin: LLM reliability checks")
-    group.addoption("--margin-suite", action="append", default=[], metavar="PATH",
-                    help="A margin suite file or folder (repeatable).")  # fmt: skip
-    group.addoption("--margin-models", metavar="CONFIG", help="The model set (a config file).")
-    group.addoption("--margin-config", action="append", default=[], metavar="FILE",
-                    help="Run settings (repeatable; later wins).")  # fmt: skip
-    group.addoption("--margin-run", metavar="DIR",
-                    help="Run directory (default reports/run-<id>); resumed if there.")  # fmt: skip
+@dataclass
+class _Run:
+    """The inputs loaded at collection, then the run's folder and results once it has run."""
+
+    suites: list[Suite]
+    models: list[ModelSpec]
+    settings: RunSettings
+    folder: Path | None = None
+    results: Results | None = None
+
+
+_RUN = pytest.StashKey[_Run]()
 
 
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    suites = config.getoption("margin_suite")
-    if not suites:
+    paths = config.getoption("margin_suite")
+    if not paths:
         return
     models_path = config.getoption("margin_models")
     if not models_path:
         raise pytest.UsageError("--margin-suite needs --margin-models CONFIG")
-    from margin.cli.inputs import load_inputs
-    from margin.errors import UserError
-
     try:
-        inputs = load_inputs(
-            tuple(suites), models_path, (), tuple(config.getoption("margin_config"))
-        )
+        run = _Run(*load_inputs(paths, models_path, config.getoption("margin_config")))
     except UserError as exc:
         raise pytest.UsageError(exc.one_line()) from None
-    config.stash[_SCORES] = {"inputs": inputs}
-    for model in inputs.models:
-        for suite in inputs.suites:
+    config.stash[_RUN] = run
+    for model in run.models:
+        for suite in run.suites:
             for task in suite.tasks:
                 items.append(
                     MarginItem.from_parent(
@@ -80,8 +84,6 @@ class MarginItem(pytest.Item):
         )  # fmt: skip
         if row is None:
             pytest.skip("no judged attempts for this model and task")
-        from margin.stats.numbers import rate_with_interval
-
         evidence = rate_with_interval(row.passes, row.n, row.low, row.high)
         if row.verdict == "crosses":
             return
@@ -94,9 +96,7 @@ class MarginItem(pytest.Item):
             pytest.skip(f"undecided: {evidence} straddles the target {row.target:g}{more}")
         raise MarginFailure(self._reasons(results, row, evidence))
 
-    def _reasons(self, results: Any, row: Any, evidence: str) -> str:
-        from margin.stats.numbers import percent
-
+    def _reasons(self, results: Any, row: TaskRow, evidence: str) -> str:
         lines = [
             f"{self.model} falls short on {self.suite}/{self.task}: {evidence} < {row.target:g}"
         ]
@@ -134,32 +134,36 @@ class MarginFailure(Exception):
     """A model × task that falls short of its target."""
 
 
-def _scored(config: pytest.Config) -> Any:
-    state = config.stash[_SCORES]
-    if "results" not in state:
-        import margin
-        from margin.report import score_and_write
-        from margin.results.document import read_results
+def load_inputs(
+    suites: list[str], models_path: str, config_paths: list[str]
+) -> tuple[list[Suite], list[ModelSpec], RunSettings]:
+    """The suites, every model of the config and the run settings (its `run:` section, then
+    each config file), as `margin run` reads them; planned once, so that what a run would refuse
+    (a judge naming no model, …) is a usage error at collection."""
+    loaded = load_suites(tuple(suites))
+    models = load_models(models_path)
+    judges = load_models(models_path)  # a judge may be any model of the config
+    settings = load_run_settings([models_path, *config_paths])
+    build_plan(loaded, models, settings, judges)
+    return loaded, models, settings
 
-        inputs = state["inputs"]
-        run_dir = config.getoption("margin_run")
-        result = margin.run(
-            inputs.suites, inputs.models, inputs.settings,
-            out=Path(run_dir) if run_dir else None,
-        )  # fmt: skip
-        path, _ = score_and_write(result.folder)
-        state["folder"] = result.folder
-        state["results"] = read_results(path)
-    return state["results"]
+
+def _scored(config: pytest.Config) -> Results:
+    """The run's results: run once (through the public API), then scored into results.json."""
+    run = config.stash[_RUN]
+    if run.results is None:
+        out = config.getoption("margin_run")
+        result = margin.run(run.suites, run.models, run.settings, out=Path(out) if out else None)
+        run.folder = result.folder
+        run.results = score_run(result.folder)
+    return run.results
 
 
 def _example_failure(config: pytest.Config, model: str, suite: str, task: str) -> str | None:
-    from margin.journal.records import read_journal
-
-    folder = config.stash[_SCORES].get("folder")
+    folder = config.stash[_RUN].folder
     if folder is None:
         return None
-    for record in read_journal(Path(folder) / "journal.jsonl"):
+    for record in read_journal(Path(folder) / JOURNAL_NAME):
         if (record.model, record.suite, record.task) == (
             model,
             suite,
