@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from margin.cli.options import option
+from margin.report import render_report
+from margin.run.shards import merge
 
 
 @click.command("merge")
@@ -23,9 +25,6 @@ def command(shards: tuple[Path, ...], out: Path) -> None:
     one journal, scored and reported exactly as a single-machine run of the same plan. Refuses
     shards of different runs, a missing or repeated shard, an attempt in two shards and a
     planned attempt in none (exit 2)."""
-    from margin.report import render_report
-    from margin.run.shards import merge
-
     count = merge(list(shards), out)
     files = render_report(out)
     click.echo(f"merged {len(shards)} shards, {count} attempts: {out}")

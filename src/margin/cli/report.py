@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from margin.cli.options import option, run_dir_argument
+from margin.report import render_report
 
 
 @click.command("report")
@@ -28,8 +29,6 @@ def command(run_dir: Path, out: Path | None, templates: Path | None) -> None:
     summary), results.json (versioned; `margin schema --kind results`) and junit.xml (one test
     case per model × task: crossed, fell short, or undecided as skipped).
     """
-    from margin.report import render_report
-
     files = render_report(run_dir, out, templates)
     for path in (files.html, files.markdown, files.results, files.junit):
         click.echo(f"wrote {path}")

@@ -6,8 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.table import Table
 
 from margin.cli.options import option, run_dir_argument
+from margin.decide.scores import score_run
+from margin.decide.summary import recommendation_lines
+from margin.results.score import results_of
+from margin.stats.numbers import interval, money, percent, seconds
 
 VIEWS = ("task", "condition", "validator")
 
@@ -39,14 +45,9 @@ def command(run_dir: Path, output: str, view: str) -> None:
     Reads only the run directory (run.json, its suite copies, journal.jsonl); calls no model.
     `--format json` prints the same document as results.json (`margin schema --kind results`).
     """
-    from margin.stats import score_run
-
     scores = score_run(run_dir)
     if output == "json":
-        from margin.decide.summary import recommendation_lines
-        from margin.results.build import build_results
-
-        results = build_results(run_dir, scores, recommendation_lines(scores))
+        results = results_of(run_dir, scores)  # the score stage's document, not written
         click.echo(results.model_dump_json(indent=2))
     elif output == "csv":
         click.echo(_view(scores, view).to_csv(index=False), nl=False)
@@ -61,12 +62,6 @@ def _view(scores: Any, view: str) -> Any:
 
 
 def _print_tables(scores: Any, view: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from margin.decide.summary import recommendation_lines
-    from margin.stats.numbers import interval, money, percent, seconds
-
     console = Console()
     if not console.is_terminal:
         console = Console(width=max(console.width, 160))
@@ -107,10 +102,6 @@ _CAPTION = (
 
 
 def _detail_table(scores: Any, view: str) -> Any:
-    from rich.table import Table
-
-    from margin.stats.numbers import interval, percent
-
     frame = _view(scores, view)
     title = {"task": "By task", "condition": "By condition", "validator": "By validator"}[view]
     table = Table(title=f"{title} (95% intervals; verdict against the task's target)")

@@ -1,7 +1,8 @@
-"""The report: index.html, summary.md, results.json and junit.xml from a scored run.
+"""The report: index.html, summary.md and junit.xml rendered from a run's results.json.
 
-One Jinja Environment (autoescape on, StrictUndefined) renders view data prepared from
-results.json; the journal is read only for the drill-down of failing attempts. Nothing here
+The score stage (`margin.results.score`) writes results.json; one Jinja Environment (autoescape
+on, StrictUndefined) renders view data prepared from it, and the journal is read, through its
+reader, only for the drill-down of failing attempts. Nothing here
 calls a model. The page is one self-contained file: inline CSS, inline SVG, one small inline
 script (sorting and filtering) allowed by its hash in the Content-Security-Policy, which also
 forbids every request — so model outputs and suite text, shown escaped, cannot run or fetch.
@@ -17,15 +18,16 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
 
+from margin.decide.scores import Scores
 from margin.decide.summary import task_verdicts_text
 from margin.errors import UserError
-from margin.journal.rundir import make_folder, read_run_file, write_atomically
+from margin.journal.records import JOURNAL_NAME
+from margin.journal.rundir import write_atomically
 from margin.report import views
 from margin.report.junit import junit_xml
-from margin.results.build import build_results
-from margin.results.document import RESULTS_NAME, Results, read_results, write_results
+from margin.results.document import RESULTS_NAME, Results
+from margin.results.score import score_run
 from margin.stats import numbers
-from margin.stats.score import Scores
 
 SUMMARY_LIMIT = 1_000_000
 """GitHub's step-summary limit is 1 MiB: summary.md stays under it."""
@@ -68,36 +70,24 @@ def environment(templates: Path | None = None) -> Environment:
     return env
 
 
-def score_and_write(
-    folder: Path, out: Path | None = None, scores: Scores | None = None
-) -> tuple[Path, Results]:
-    """Score the run directory (unless `scores` already did) and write results.json (into
-    `out`, default the run)."""
-    from margin.decide.summary import recommendation_lines
-    from margin.stats import score_run
-
-    scores = scores if scores is not None else score_run(folder)
-    results = build_results(folder, scores, recommendation_lines(scores))
-    return write_results(folder, results, out), results
-
-
 def render_report(
     folder: Path,
     out: Path | None = None,
     templates: Path | None = None,
     scores: Scores | None = None,
 ) -> ReportFiles:
-    """Score `folder`, write results.json, then render the page, the summary and JUnit from it."""
-    if read_run_file(folder) is None:
-        raise UserError("not a margin run directory (no run.json)", path=folder)
-    if scores is None:  # scored first: a damaged journal leaves no folder behind
-        from margin.stats import score_run
-
-        scores = score_run(folder)
+    """The score stage writes results.json (into `out`, default the run; `scores` spares it
+    scoring again), then the page, the summary and JUnit are rendered from that document."""
     target = out or folder
-    make_folder(target)
-    results_path, _ = score_and_write(folder, target, scores)
-    results = read_results(results_path)  # the report reads the stable interface, not the scorer
+    results = score_run(folder, target, scores)  # scored first: a damaged journal leaves no folder
+    return write_report(results, folder, target, templates)
+
+
+def write_report(
+    results: Results, folder: Path, target: Path, templates: Path | None = None
+) -> ReportFiles:
+    """Render index.html, summary.md and junit.xml into `target` from `results` (the run's
+    results.json, already there) and, for the drill-down, the journal of the run `folder`."""
     env = environment(templates)
     view = page_view(results, folder)
     html = target / "index.html"
@@ -106,12 +96,12 @@ def render_report(
     write_atomically(markdown, render_summary(env, view))
     junit = target / "junit.xml"
     write_atomically(junit, junit_xml(results))
-    return ReportFiles(html=html, markdown=markdown, results=results_path, junit=junit)
+    return ReportFiles(html=html, markdown=markdown, results=target / RESULTS_NAME, junit=junit)
 
 
 def page_view(results: Results, folder: Path) -> dict[str, Any]:
     """Everything the templates show, prepared."""
-    journal = folder / "journal.jsonl"
+    journal = folder / JOURNAL_NAME
     pass_k = {}
     for row in results.pass_k:
         pass_k[(row.model, row.suite, row.task)] = row

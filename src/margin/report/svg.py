@@ -59,73 +59,97 @@ def _scale(value: float, low: float, high: float, out_low: float, out_high: floa
     return out_low + (value - low) / (high - low) * (out_high - out_low)
 
 
+@dataclass(frozen=True)
+class _Axes:
+    """Data coordinates to SVG coordinates for one chart."""
+
+    x_low: float
+    x_high: float
+    y_low: float
+    y_high: float
+    log_x: bool
+    plot_right: int = WIDTH - RIGHT
+
+    @staticmethod
+    def of(chart: Chart) -> _Axes:
+        xs = [p.x for s in chart.series for p in s.points] + [x for x, _ in chart.x_ticks]
+        if chart.log_x:
+            xs = [math.log10(x) for x in xs if x > 0]
+        x_low, x_high = (min(xs), max(xs)) if xs else (0.0, 1.0)
+        if x_low == x_high:
+            x_low, x_high = x_low - 1, x_high + 1
+        pad = (x_high - x_low) * 0.06
+        return _Axes(x_low - pad, x_high + pad, *chart.y_range, chart.log_x)
+
+    def sx(self, x: float) -> float:
+        value = math.log10(x) if self.log_x and x > 0 else x
+        return _scale(value, self.x_low, self.x_high, LEFT, self.plot_right)
+
+    def sy(self, y: float) -> float:
+        return _scale(y, self.y_low, self.y_high, HEIGHT - BOTTOM, TOP)
+
+
 def render(chart: Chart) -> Markup:
     """The chart as an `<svg>` element (role img, with a title for screen readers)."""
-    xs = [p.x for s in chart.series for p in s.points] + [x for x, _ in chart.x_ticks]
-    if chart.log_x:
-        xs = [math.log10(x) for x in xs if x > 0]
-    x_low, x_high = (min(xs), max(xs)) if xs else (0.0, 1.0)
-    if x_low == x_high:
-        x_low, x_high = x_low - 1, x_high + 1
-    pad = (x_high - x_low) * 0.06
-    x_low, x_high = x_low - pad, x_high + pad
-    y_low, y_high = chart.y_range
-    plot_right = WIDTH - RIGHT
-
-    def sx(x: float) -> float:
-        value = math.log10(x) if chart.log_x and x > 0 else x
-        return _scale(value, x_low, x_high, LEFT, plot_right)
-
-    def sy(y: float) -> float:
-        return _scale(y, y_low, y_high, HEIGHT - BOTTOM, TOP)
-
+    axes = _Axes.of(chart)
     parts = [
         f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}"'
         f' role="img" aria-label="{escape(chart.title)}"><title>{escape(chart.title)}</title>',
-        f'<rect x="{LEFT}" y="{TOP}" width="{plot_right - LEFT}" height="{HEIGHT - TOP - BOTTOM}"'
-        ' fill="#fafafa" stroke="#ccc"/>',
+        f'<rect x="{LEFT}" y="{TOP}" width="{axes.plot_right - LEFT}"'
+        f' height="{HEIGHT - TOP - BOTTOM}" fill="#fafafa" stroke="#ccc"/>',
         f'<text x="{LEFT}" y="20" class="heading">{escape(_short(chart.title, 80))}</text>',
+        *_grid(chart, axes),
     ]
-    for tick in _y_ticks(y_low, y_high):
-        y = sy(tick)
+    for index, series in enumerate(chart.series):
+        color = series.color or PALETTE[index % len(PALETTE)]
+        parts.extend(_series(series, color, axes.sx, axes.sy, chart.connect))
+        parts.append(_legend(series, color, index, axes.plot_right))
+    mid = (TOP + HEIGHT - BOTTOM) / 2
+    parts.append(
+        f'<text x="{(LEFT + axes.plot_right) / 2:.0f}" y="{HEIGHT - 6}" text-anchor="middle"'
+        f' class="axis">{escape(chart.x_title)}</text>'
+        f'<text x="14" y="{mid:.0f}" text-anchor="middle" class="axis"'
+        f' transform="rotate(-90 14 {mid:.0f})">'
+        f"{escape(chart.y_title)}</text></svg>"
+    )
+    return Markup("".join(parts))
+
+
+def _grid(chart: Chart, axes: _Axes) -> list[str]:
+    """The y ticks with their grid lines, the x ticks, and the dashed target line."""
+    parts = []
+    for tick in _y_ticks(axes.y_low, axes.y_high):
+        y = axes.sy(tick)
         parts.append(
-            f'<line x1="{LEFT}" x2="{plot_right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
+            f'<line x1="{LEFT}" x2="{axes.plot_right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">'
             f"{tick * 100:.0f}%</text>"
         )
     for x, label in chart.x_ticks:
-        px = sx(x)
         parts.append(
-            f'<text x="{px:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" class="tick">'
-            f"{escape(label)}</text>"
+            f'<text x="{axes.sx(x):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle"'
+            f' class="tick">{escape(label)}</text>'
         )
     if chart.target is not None:
-        y = sy(chart.target)
+        y = axes.sy(chart.target)
         parts.append(
-            f'<line x1="{LEFT}" x2="{plot_right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#000"'
+            f'<line x1="{LEFT}" x2="{axes.plot_right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#000"'
             ' stroke-dasharray="6 4" class="target"/>'
-            f'<text x="{plot_right - 4}" y="{y - 5:.1f}" text-anchor="end" class="tick">'
+            f'<text x="{axes.plot_right - 4}" y="{y - 5:.1f}" text-anchor="end" class="tick">'
             f"target {chart.target * 100:g}%</text>"
         )
-    for index, series in enumerate(chart.series):
-        color = series.color or PALETTE[index % len(PALETTE)]
-        parts.extend(_series(series, color, sx, sy, chart.connect))
-        legend_y = TOP + 14 + index * 16
-        dash = ' stroke-dasharray="4 3"' if series.dashed else ""
-        parts.append(
-            f'<line x1="{plot_right + 8}" x2="{plot_right + 24}" y1="{legend_y - 4}"'
-            f' y2="{legend_y - 4}" stroke="{color}" stroke-width="2"{dash}/>'
-            f'<text x="{plot_right + 28}" y="{legend_y}" class="legend">'
-            f"{escape(_short(series.name, 16))}</text>"
-        )
-    parts.append(
-        f'<text x="{(LEFT + plot_right) / 2:.0f}" y="{HEIGHT - 6}" text-anchor="middle"'
-        f' class="axis">{escape(chart.x_title)}</text>'
-        f'<text x="14" y="{(TOP + HEIGHT - BOTTOM) / 2:.0f}" text-anchor="middle" class="axis"'
-        f' transform="rotate(-90 14 {(TOP + HEIGHT - BOTTOM) / 2:.0f})">'
-        f"{escape(chart.y_title)}</text></svg>"
+    return parts
+
+
+def _legend(series: Series, color: str, index: int, plot_right: int) -> str:
+    legend_y = TOP + 14 + index * 16
+    dash = ' stroke-dasharray="4 3"' if series.dashed else ""
+    return (
+        f'<line x1="{plot_right + 8}" x2="{plot_right + 24}" y1="{legend_y - 4}"'
+        f' y2="{legend_y - 4}" stroke="{color}" stroke-width="2"{dash}/>'
+        f'<text x="{plot_right + 28}" y="{legend_y}" class="legend">'
+        f"{escape(_short(series.name, 16))}</text>"
     )
-    return Markup("".join(parts))
 
 
 def _series(series: Series, color: str, sx, sy, connect: bool) -> list[str]:  # type: ignore[no-untyped-def]

@@ -1,5 +1,6 @@
 """View data for the report: plain dicts, lists and charts prepared from results.json (and the
-journal, for the drill-down of failing attempts). Templates receive this, never runner objects.
+journal, read through its reader, for the drill-down of failing attempts). Templates receive
+this, never runner objects.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from typing import Any
 
 from markupsafe import Markup
 
+from margin.journal.records import AttemptRecord, read_journal
 from margin.report.svg import Chart, Point, Series, render
 from margin.results.document import Results
 from margin.results.rows import TaskRow
-from margin.stats.numbers import inside
+from margin.stats.frame import condition_name
+from margin.stats.numbers import inside, percent, rate_with_interval
 
 MAX_FAILURES = 400
 """Failing attempts shown in the drill-down (the page says how many were left out)."""
@@ -195,49 +198,19 @@ def pareto_charts(results: Results) -> list[Markup]:
 def failures(journal: Path, results: Results) -> dict[str, Any]:
     """Failing attempts for the drill-down: at most MAX_PER_CELL per model × task and
     MAX_FAILURES in all, with the counts of what was left out."""
-    from margin.journal.records import AttemptRecord, journal_lines, parse_record
-
-    latest: dict[str, AttemptRecord | None] = {}
-    if journal.exists():
-        for number, line in journal_lines(journal):
-            key = _key_of(line, journal, number)
-            if '"passed":false' not in line:
-                latest[key] = None  # a later passing or errored record replaces a failure
-                continue
-            latest[key] = parse_record(line, journal, number)
     shown: list[dict[str, Any]] = []
     per_cell: dict[tuple[str, str, str], int] = defaultdict(int)
-    total = 0
-    for record in latest.values():
-        if record is None:
-            continue
-        total += 1
+    failing = latest_failures(journal)
+    for record in failing:
         cell = (record.model, record.suite, record.task)
         if per_cell[cell] >= MAX_PER_CELL or len(shown) >= MAX_FAILURES:
             continue
         per_cell[cell] += 1
-        failed = [v for v in record.verdicts if not v.passed]
-        shown.append(
-            {
-                "model": record.model,
-                "task": f"{record.suite}/{record.task}",
-                "case": record.case,
-                "variant": record.variant,
-                "repeat": record.repeat,
-                "condition": _condition(record.paraphrase, record.noise_kind, record.noise_level),
-                "messages": [{"role": m.role, "content": clip(m.content)} for m in record.messages],
-                "output": clip(record.output),
-                "failed": [
-                    {"validator": v.validator, "reason": clip(v.reason, 500)} for v in failed
-                ],
-                "validators": " ".join(sorted({v.validator for v in failed})),
-                "truncated": record.truncated,
-            }
-        )
+        shown.append(_failure(record))
     return {
         "shown": shown,
-        "total": total,
-        "left_out": total - len(shown),
+        "total": len(failing),
+        "left_out": len(failing) - len(shown),
         "models": sorted({f["model"] for f in shown}),
         "tasks": sorted({f["task"] for f in shown}),
         "conditions": sorted({f["condition"] for f in shown}),
@@ -245,32 +218,39 @@ def failures(journal: Path, results: Results) -> dict[str, Any]:
     }
 
 
-def _key_of(line: str, journal: Path, number: int) -> str:
-    """The record's key, read without parsing the record when it is written the usual way."""
-    start = line.find('"key":"')
-    if start < 0:
-        from margin.journal.records import parse_record
+def latest_failures(journal: Path) -> list[AttemptRecord]:
+    """The attempts whose latest record failed (it, or one of its validators: an unscored
+    attempt with a failing verdict is shown too), in the order their keys first appear. Read
+    through the journal's reader; only failing records are kept in memory."""
+    latest: dict[str, AttemptRecord | None] = {}
+    for record in read_journal(journal):
+        failed = record.passed is False or any(not v.passed for v in record.verdicts)
+        latest[record.key] = record if failed else None  # a later record replaces a failure
+    return [record for record in latest.values() if record is not None]
 
-        return parse_record(line, journal, number).key
-    end = line.find('"', start + 7)
-    return line[start + 7 : end]
 
-
-def _condition(paraphrase: int, kind: str, level: float) -> str:
-    from margin.stats.frame import condition_name
-
-    return condition_name(paraphrase, kind, level)
+def _failure(record: AttemptRecord) -> dict[str, Any]:
+    failed = [v for v in record.verdicts if not v.passed]
+    return {
+        "model": record.model,
+        "task": f"{record.suite}/{record.task}",
+        "case": record.case,
+        "variant": record.variant,
+        "repeat": record.repeat,
+        "condition": condition_name(record.paraphrase, record.noise_kind, record.noise_level),
+        "messages": [{"role": m.role, "content": clip(m.content)} for m in record.messages],
+        "output": clip(record.output),
+        "failed": [{"validator": v.validator, "reason": clip(v.reason, 500)} for v in failed],
+        "validators": " ".join(sorted({v.validator for v in failed})),
+        "truncated": record.truncated,
+    }
 
 
 def _pct(value: float | None) -> str:
-    from margin.stats.numbers import percent
-
     return "–" if value is None else percent(value)
 
 
 def _rate_label(row: Any) -> str:
-    from margin.stats.numbers import rate_with_interval
-
     return f"{rate_with_interval(row.passes, row.n, row.low, row.high)} {row.verdict}"
 
 
