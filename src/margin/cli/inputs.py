@@ -7,6 +7,7 @@ from typing import Any
 
 from margin.config import ModelSpec, RunSettings, load_models, load_run_settings
 from margin.plan import Plan, build_plan
+from margin.run.adaptive import planned_settings
 from margin.suite.load import load_suites
 from margin.suite.tasks import Suite
 
@@ -19,6 +20,7 @@ class Inputs:
     models: list[ModelSpec]
     settings: RunSettings
     plan: Plan
+    """The plan of them (an adaptive run's up to its cap of repeats: `plan.settings`)."""
     judges: list[ModelSpec]
     """Every model of the config: what a `judge` validator may name."""
 
@@ -36,5 +38,5 @@ def load_inputs(
     models = load_models(models_path, only)
     judges = load_models(models_path)  # a judge may be any model of the config
     settings = load_run_settings([models_path, *config_paths], **overrides)
-    plan = build_plan(loaded, models, settings, judges)
+    plan = build_plan(loaded, models, planned_settings(settings), judges)
     return Inputs(loaded, models, settings, plan, judges)

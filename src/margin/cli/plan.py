@@ -5,7 +5,11 @@ from __future__ import annotations
 import math
 
 import click
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
 
+from margin.cli.inputs import load_inputs
 from margin.cli.options import (
     adaptive_options,
     config_option,
@@ -14,6 +18,10 @@ from margin.cli.options import (
     option,
     suites_argument,
 )
+from margin.plan import Plan, plan_table
+from margin.run.adaptive import expected_share
+from margin.stats.evidence import evidence_table
+from margin.stats.numbers import percent
 
 
 @click.command("plan")
@@ -44,9 +52,6 @@ def command(
     cross each task's target, how many cases that takes, and the smallest difference between
     two models the paired test could detect.
     """
-    from margin.cli.inputs import load_inputs
-    from margin.plan import plan_table
-
     inputs = load_inputs(
         suites,
         models_path,
@@ -56,20 +61,15 @@ def command(
         adaptive=adaptive,
         max_repeats=max_repeats,
     )
-    if inputs.settings.adaptive:
-        from margin.plan import build_plan
-
-        capped = inputs.settings.model_copy(update={"repeats": inputs.settings.max_repeats})
-        plan = build_plan(inputs.suites, inputs.models, capped, inputs.judges)
-        inputs = type(inputs)(inputs.suites, inputs.models, capped, plan, inputs.judges)
-    table = plan_table(inputs.plan)
+    plan = inputs.plan  # an adaptive run's is planned up to its cap (plan.settings)
+    table = plan_table(plan)
     if as_json:
         click.echo(table.to_json(orient="records", indent=2))
         return
-    _print_table(table, inputs.settings.repeats)
-    _print_evidence(inputs.plan)
-    if inputs.settings.adaptive:
-        _print_adaptive(table, inputs.plan)
+    _print_table(table, plan.settings.repeats)
+    _print_evidence(plan)
+    if plan.settings.adaptive:
+        _print_adaptive(table, plan)
 
 
 def _money(value: float) -> str:
@@ -84,12 +84,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _print_table(table: object, repeats: int) -> None:
-    import pandas as pd
-    from rich.console import Console
-    from rich.table import Table
-
-    assert isinstance(table, pd.DataFrame)
+def _print_table(table: pd.DataFrame, repeats: int) -> None:
     out = Table(
         title=f"margin plan ({repeats} repeats per variant)",
         caption="Total time runs one model after another; cost is an estimate.",
@@ -140,15 +135,7 @@ def _print_table(table: object, repeats: int) -> None:
     console.print(out)
 
 
-def _print_evidence(plan: object) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from margin.plan import Plan
-    from margin.stats.evidence import evidence_table
-    from margin.stats.numbers import percent
-
-    assert isinstance(plan, Plan)
+def _print_evidence(plan: Plan) -> None:
     evidence = evidence_table(plan)
     out = Table(
         title="Evidence needed",
@@ -187,14 +174,7 @@ def _print_evidence(plan: object) -> None:
     console.print(out)
 
 
-def _print_adaptive(table: object, plan: object) -> None:
-    import pandas as pd
-
-    from margin.plan import Plan
-    from margin.run.adaptive import expected_share
-    from margin.stats.evidence import evidence_table
-
-    assert isinstance(table, pd.DataFrame) and isinstance(plan, Plan)
+def _print_adaptive(table: pd.DataFrame, plan: Plan) -> None:
     settings = plan.settings
     tasks = {(r["suite"], r["task"]): r for r in evidence_table(plan).to_dict("records")}
     expected = 0.0

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
+from margin.cli.inputs import Inputs, load_inputs
 from margin.cli.options import (
+    F,
     adaptive_options,
     config_option,
     models_option,
@@ -14,6 +17,96 @@ from margin.cli.options import (
     option,
     suites_argument,
 )
+from margin.decide.policies import parse_policy
+from margin.decide.scores import score_run
+from margin.decide.summary import model_lines, recommendation_lines, task_lines
+from margin.report import render_report
+from margin.results.document import read_results
+from margin.run.delivery import RunStats
+from margin.run.executors.ray import ray_module
+from margin.run.progress import progress_for_terminal
+from margin.run.session import NO_CACHE, RunResult, run
+from margin.run.shards import parse_shard
+
+
+def _options(decorators: list[Callable[[F], F]]) -> Callable[[F], F]:
+    """`decorators` applied as if written one above the other, the first on top."""
+
+    def apply(function: F) -> F:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+_LIMITS = [
+    option(
+        "--repeats", env="MARGIN_REPEATS", type=click.IntRange(1, 1000), help="Calls per variant."
+    ),
+    option("--out", env="MARGIN_OUT", type=click.Path(path_type=Path), help="Run directory."),
+    option(
+        "--no-cache", env="MARGIN_NO_CACHE", is_flag=True, help="Neither read nor write the cache."
+    ),
+    option(
+        "--refresh", env="MARGIN_REFRESH", is_flag=True, help="Call again; overwrite the cache."
+    ),
+    option(
+        "--max-cost",
+        env="MARGIN_MAX_COST",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="USD",
+        help="Stop scheduling before the estimated spend passes this.",
+    ),
+    option(
+        "--concurrency",
+        env="MARGIN_CONCURRENCY",
+        type=click.IntRange(1, 4096),
+        help="Global cap on calls in flight.",
+    ),
+    option("--seed", env="MARGIN_SEED", type=int, help="Base seed for every attempt's seed."),
+    option(
+        "--workers",
+        env="MARGIN_WORKERS",
+        type=click.IntRange(1, 64),
+        help="Processes making calls (default: auto).",
+    ),
+]
+"""--repeats … --workers: how much to run, where to write, what to spend."""
+
+_EXTRAS = [
+    option(
+        "--executor",
+        env="MARGIN_EXECUTOR",
+        type=click.Choice(["local", "ray"]),
+        help="Run on this machine (local) or over a Ray cluster (ray; margin[ray]).",
+    ),
+    option("--ray-address", env="MARGIN_RAY_ADDRESS", metavar="ADDR", help="Ray cluster to join."),
+    option(
+        "--shard",
+        "shard_text",
+        env="MARGIN_SHARD",
+        metavar="I/N",
+        help="Run only shard I of N (a stable hash of each attempt's key) into its own run"
+        " directory; join the N shards with margin merge.",
+    ),
+    option(
+        "--policy",
+        "policy_texts",
+        env="MARGIN_POLICY",
+        multiple=True,
+        metavar="POLICY",
+        help="After the bare attempts, run this delivery policy for real: retry(MODEL, TRIES) or"
+        " cascade(MODEL, MODEL*TRIES, …) (repeatable; adds to run.policies).",
+    ),
+    option(
+        "--retry-errors",
+        env="MARGIN_RETRY_ERRORS",
+        is_flag=True,
+        help="Attempt again every attempt whose latest record is an infra error.",
+    ),
+]
+"""--executor … --retry-errors: where the attempts run, which of them, and what else."""
 
 
 @click.command("run")
@@ -21,63 +114,11 @@ from margin.cli.options import (
 @models_option()
 @only_option()
 @config_option()
-@option("--repeats", env="MARGIN_REPEATS", type=click.IntRange(1, 1000), help="Calls per variant.")
-@option("--out", env="MARGIN_OUT", type=click.Path(path_type=Path), help="Run directory.")
-@option("--no-cache", env="MARGIN_NO_CACHE", is_flag=True, help="Neither read nor write the cache.")
-@option("--refresh", env="MARGIN_REFRESH", is_flag=True, help="Call again; overwrite the cache.")
-@option(
-    "--max-cost",
-    env="MARGIN_MAX_COST",
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="USD",
-    help="Stop scheduling before the estimated spend passes this.",
-)
-@option(
-    "--concurrency",
-    env="MARGIN_CONCURRENCY",
-    type=click.IntRange(1, 4096),
-    help="Global cap on calls in flight.",
-)
-@option("--seed", env="MARGIN_SEED", type=int, help="Base seed for every attempt's seed.")
-@option(
-    "--workers",
-    env="MARGIN_WORKERS",
-    type=click.IntRange(1, 64),
-    help="Processes making calls (default: auto).",
-)
+@_options(_LIMITS)
 @adaptive_options(
     "Run in rounds; give more repeats only to undecided cells (up to run.max_repeats)."
 )
-@option(
-    "--executor",
-    env="MARGIN_EXECUTOR",
-    type=click.Choice(["local", "ray"]),
-    help="Run on this machine (local) or over a Ray cluster (ray; margin[ray]).",
-)
-@option("--ray-address", env="MARGIN_RAY_ADDRESS", metavar="ADDR", help="Ray cluster to join.")
-@option(
-    "--shard",
-    "shard_text",
-    env="MARGIN_SHARD",
-    metavar="I/N",
-    help="Run only shard I of N (a stable hash of each attempt's key) into its own run"
-    " directory; join the N shards with margin merge.",
-)
-@option(
-    "--policy",
-    "policy_texts",
-    env="MARGIN_POLICY",
-    multiple=True,
-    metavar="POLICY",
-    help="After the bare attempts, run this delivery policy for real: retry(MODEL, TRIES) or"
-    " cascade(MODEL, MODEL*TRIES, …) (repeatable; adds to run.policies).",
-)
-@option(
-    "--retry-errors",
-    env="MARGIN_RETRY_ERRORS",
-    is_flag=True,
-    help="Attempt again every attempt whose latest record is an infra error.",
-)
+@_options(_EXTRAS)
 def command(
     suites: tuple[str, ...],
     models_path: str,
@@ -106,10 +147,6 @@ def command(
     raising --repeats extends it. Provider faults are retried, then recorded as infra errors,
     never as model failures. Answers are cached on disk (MARGIN_CACHE_DIR).
     """
-    from margin.cli.inputs import load_inputs
-    from margin.run.progress import progress_for_terminal
-    from margin.run.session import NO_CACHE, run
-
     inputs = load_inputs(
         suites,
         models_path,
@@ -125,25 +162,33 @@ def command(
         executor=executor,
         ray_address=ray_address,
     )
+    result = _run(inputs, out, no_cache, refresh, retry_errors, policy_texts, shard_text)
+    _print_summary(result.folder)
+    click.echo(f"run directory: {result.folder}")
+    _report_stops(result.stats, inputs.settings.max_cost)
+
+
+def _run(
+    inputs: Inputs,
+    out: Path | None,
+    no_cache: bool,
+    refresh: bool,
+    retry_errors: bool,
+    policy_texts: tuple[str, ...],
+    shard_text: str | None,
+) -> RunResult:
+    """Run the loaded inputs (on their plan, built once), with the command line's policies."""
     settings = inputs.settings
     if settings.executor == "ray":
-        from margin.run.executors.ray import ray_module
-
         ray_module(local=settings.ray_address is None)  # without Ray: one line, before any call
-    shard = None
-    if shard_text is not None:
-        from margin.run.shards import parse_shard
-
-        shard = parse_shard(shard_text)
+    shard = parse_shard(shard_text) if shard_text is not None else None
     if policy_texts:
-        from margin.decide.policies import parse_policy
-
         names = {m.name for m in inputs.models}
         texts = [parse_policy(t, names).name for t in [*settings.policies, *policy_texts]]
         settings = settings.model_copy(
             update={"policies": list(dict.fromkeys(texts)), "run_policies": True}
         )
-    result = run(
+    return run(
         inputs.suites,
         inputs.models,
         settings,
@@ -154,10 +199,13 @@ def command(
         progress=progress_for_terminal(),
         judges=inputs.judges,
         shard=shard,
+        plan=inputs.plan,
     )
-    stats = result.stats
-    _print_summary(result.folder)
-    click.echo(f"run directory: {result.folder}")
+
+
+def _report_stops(stats: RunStats, max_cost: float | None) -> None:
+    """Say why attempts were left unrun (a halted model, the budget cap `max_cost`, failed
+    workers); exit 1 unless it was the budget."""
     for model, reason in sorted(stats.halted.items()):
         click.echo(
             f"error: model {model} stopped after its first calls were all refused ({reason});"
@@ -169,7 +217,7 @@ def command(
     if stats.budget_stopped:
         click.echo(
             f"budget: stopped scheduling at ${stats.spent_usd:.4f} spent by this invocation"
-            f" (cap ${settings.max_cost:.4f} for the run directory, earlier invocations"
+            f" (cap ${max_cost:.4f} for the run directory, earlier invocations"
             f" included); {stats.not_run} attempts not run. Run the same command with a higher"
             " --max-cost to finish them.",
             err=True,
@@ -190,20 +238,13 @@ def command(
 
 def _print_summary(folder: Path) -> None:
     """The run's models with their intervals, then the recommendation (`margin score` has more)."""
-    from margin.decide.summary import model_lines, recommendation_lines, task_lines
-    from margin.stats import score_run
-
     scores = score_run(folder)
     if scores.models.empty:
         click.echo("no attempts recorded")
         return
     for line in [*model_lines(scores), *task_lines(scores), *recommendation_lines(scores)]:
         click.echo(line)
-    from margin.report import render_report
-
     files = render_report(folder, scores=scores)  # scored once, above
-    from margin.results.document import read_results
-
     results = read_results(files.results)
     for line in results.recommendation.lines:
         if line.startswith("Policy "):
