@@ -2,10 +2,10 @@
 
 The score stage (`margin.results.score`) writes results.json; one Jinja Environment (autoescape
 on, StrictUndefined) renders view data prepared from it, and the journal is read, through its
-reader, only for the drill-down of failing attempts. Nothing here
-calls a model. The page is one self-contained file: inline CSS, inline SVG, one small inline
-script (sorting and filtering) allowed by its hash in the Content-Security-Policy, which also
-forbids every request — so model outputs and suite text, shown escaped, cannot run or fetch.
+reader, only for the drill-down of failing attempts. Nothing here calls a model. The page is one
+self-contained file: inline CSS, inline SVG, one small inline script (sorting and filtering)
+allowed by its hash in the Content-Security-Policy, which also forbids every request — so model
+outputs and suite text, shown escaped, cannot run or fetch.
 """
 
 from __future__ import annotations
