@@ -7,6 +7,11 @@ from pathlib import Path
 import click
 
 from margin.cli.options import config_option, models_option, option
+from margin.config import RunSettings, default_cache_dir, load_models, load_run_settings
+from margin.journal.rundir import write_atomically
+from margin.judges.check import load_labels, run_check
+from margin.judges.trust import JudgeCheck, check_path
+from margin.suite.load import load_suite
 
 
 @click.command("judge-check")
@@ -41,11 +46,25 @@ def command(
     names these labels carries it into its report, where a judge below run.judge.min_kappa is
     flagged and cannot decide a gate.
     """
-    from margin.config import default_cache_dir, load_models, load_run_settings
-    from margin.journal.rundir import write_atomically
-    from margin.judges.check import check_path, load_labels, run_check
-    from margin.suite.load import load_suite
+    settings, result = check_judge(
+        suite, labels, models_path, config_paths, judge_name, repeats, no_cache
+    )
+    target = out or check_path(labels)
+    write_atomically(target, result.model_dump_json(indent=2) + "\n")
+    _print_check(result, settings)
+    click.echo(f"check written: {target}")
 
+
+def check_judge(
+    suite: Path,
+    labels: Path,
+    models_path: str,
+    config_paths: tuple[str, ...],
+    judge_name: str | None,
+    repeats: int | None,
+    no_cache: bool,
+) -> tuple[RunSettings, JudgeCheck]:
+    """The run settings (with `repeats` for the judge) and the check of the labels file."""
     loaded = load_suite(suite)
     checked = load_labels(labels)
     if checked.suite != loaded.suite:
@@ -57,9 +76,10 @@ def command(
         )
     judges = load_models(models_path)
     cache = None if no_cache else default_cache_dir()
-    result = run_check(loaded, checked, judges, settings, judge_name, cache)
-    target = out or check_path(labels)
-    write_atomically(target, result.model_dump_json(indent=2) + "\n")
+    return settings, run_check(loaded, checked, judges, settings, judge_name, cache)
+
+
+def _print_check(result: JudgeCheck, settings: RunSettings) -> None:
     (hp, hf), (fp, ff) = result.matrix
     kappa = "undefined" if result.kappa is None else f"{result.kappa:.2f}"
     low, high = result.kappa_low, result.kappa_high
@@ -81,7 +101,6 @@ def command(
     trusted = result.kappa is not None and result.kappa >= floor
     verdict = "trusted" if trusted else "not trusted: flagged in reports, cannot decide a gate"
     click.echo(f"  min_judge_kappa {floor}: {verdict}")
-    click.echo(f"check written: {target}")
 
 
 def _share(value: float | None) -> str:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
 
 from margin.cli.options import option, run_dir_argument
-
-if TYPE_CHECKING:
-    import pandas as pd
-    from rich.console import Console
-
-    from margin.decide.policies import Policy
+from margin.decide.policies import Policy, estimate_all, measured, parse_policy
+from margin.decide.scores import run_targets
+from margin.errors import UserError
+from margin.journal.rundir import read_run_file
+from margin.results.rows import PolicyRow
+from margin.stats.frame import read_attempts
+from margin.stats.numbers import inside, interval, money, percent, seconds
 
 
 @click.command("policies")
@@ -33,15 +37,12 @@ def command(run_dir: Path, texts: tuple[str, ...]) -> None:
     within a prompt); steps on different models are taken as independent given the prompt. At
     temperature 0 a retry mostly returns the same answer, and the estimate shows it.
     """
-    from rich.console import Console
-    from rich.table import Table
+    show_policies(run_dir, texts)
 
-    from margin.decide.policies import estimate_all, parse_policy
-    from margin.errors import UserError
-    from margin.journal.rundir import read_run_file
-    from margin.stats.frame import read_attempts
-    from margin.stats.numbers import interval, money, percent, seconds
 
+def show_policies(run_dir: Path, texts: tuple[str, ...]) -> None:
+    """Print the estimates of the run's configured policies and `texts`, the policies run for
+    real beside them, and what limits the estimates."""
     run_file = read_run_file(run_dir)
     if run_file is None:
         raise UserError("not a margin run directory (no run.json)", path=run_dir)
@@ -51,24 +52,12 @@ def command(run_dir: Path, texts: tuple[str, ...]) -> None:
     if not policies:
         raise UserError("no policy: pass --policy 'retry(MODEL, 2)' or set run.policies")
     attempts = read_attempts(run_dir / "journal.jsonl")
-    table = estimate_all(attempts.frame, policies)
-    out = Table(title="Delivery policies (estimated from recorded repeats)")
-    for name in ["policy", "task", "reliability", "95% interval", "cases", "calls / task",
-                 "cost / 1,000", "p95", "thin prompts"]:  # fmt: skip
-        out.add_column(name)
-    for row in table.to_dict("records"):
-        out.add_row(
-            row["policy"], f"{row['suite']}/{row['task']}", percent(row["rate"]),
-            interval(row["low"], row["high"]), str(row["cases"]), f"{row['calls']:.2f}",
-            money(row["cost_per_1000"]),
-            seconds(row["latency_p95"]),
-            f"{row['thin']} of {row['prompts']}" if row["thin"] else "0",
-        )  # fmt: skip
+    estimates = estimate_all(attempts.frame, policies)
     console = Console()
     if not console.is_terminal:
         console = Console(width=max(console.width, 180))
-    console.print(out)
-    _print_runs(console, run_dir, run_file, attempts.steps, policies, table)
+    console.print(_estimates_table(estimates))
+    _print_runs(console, run_dir, run_file, attempts.steps, policies, estimates)
     temperatures = {
         float((m.get("sampling") or {}).get("temperature", 0.0))
         for m in run_file.get("models") or []
@@ -79,12 +68,28 @@ def command(run_dir: Path, texts: tuple[str, ...]) -> None:
             " retry adds little here; a cascade to another model can still help.",
             markup=False,
         )
-    if (table["thin"] > 0).any():
+    if any(row.thin > 0 for row in estimates):
         console.print(
             "Thin: some prompts have fewer recorded repeats than a step's tries; their estimate"
             " uses the repeats there are. Run more repeats to estimate deeper retries.",
             markup=False,
         )
+
+
+def _estimates_table(estimates: list[PolicyRow]) -> Table:
+    out = Table(title="Delivery policies (estimated from recorded repeats)")
+    for name in ["policy", "task", "reliability", "95% interval", "cases", "calls / task",
+                 "cost / 1,000", "p95", "thin prompts"]:  # fmt: skip
+        out.add_column(name)
+    for row in estimates:
+        out.add_row(
+            row.policy, f"{row.suite}/{row.task}", percent(row.rate),
+            interval(row.low, row.high), str(row.cases), f"{row.calls:.2f}",
+            money(row.cost_per_1000),
+            seconds(row.latency_p95),
+            f"{row.thin} of {row.prompts}" if row.thin else "0",
+        )  # fmt: skip
+    return out
 
 
 def _print_runs(
@@ -93,35 +98,28 @@ def _print_runs(
     run_file: dict[str, Any],
     steps: pd.DataFrame | None,
     policies: list[Policy],
-    estimates: pd.DataFrame,
+    estimates: list[PolicyRow],
 ) -> None:
     """The policies run for real (`margin run --policy`), beside their estimates."""
-    from rich.table import Table
-
-    from margin.decide.policies import measured
-    from margin.decide.scores import run_targets
-    from margin.stats.numbers import inside, interval, money, percent, seconds
-
     if steps is None:
         return
     runs = measured(steps, policies, run_targets(run_dir, run_file)[0])
     if runs.empty:
         return
-    guesses = {(r["policy"], r["suite"], r["task"]): r for r in estimates.to_dict("records")}
+    guesses = {(r.policy, r.suite, r.task): r for r in estimates}
     out = Table(title="Delivery policies run for real (margin run --policy)")
     for name in ["policy", "task", "measured", "95% interval", "verdict", "estimate",
                  "inside", "calls / task", "cost / 1,000", "p95", "infra-stopped"]:  # fmt: skip
         out.add_column(name)
     for row in runs.to_dict("records"):
         guess = guesses.get((row["policy"], row["suite"], row["task"]))
-        bounds = (None, None) if guess is None else (guess["low"], guess["high"])
+        bounds = (None, None) if guess is None else (guess.low, guess.high)
         covered = inside(row["rate"], *bounds)
         out.add_row(
             row["policy"], f"{row['suite']}/{row['task']}",
             f"{row['passes']}/{row['n']} {percent(row['rate'], row['passes'], row['n'])}",
             interval(row["low"], row["high"]), str(row["verdict"]),
-            "—" if guess is None else f"{percent(guess['rate'])} "
-            f"{interval(guess['low'], guess['high'])}",
+            "—" if guess is None else f"{percent(guess.rate)} {interval(guess.low, guess.high)}",
             covered, f"{row['calls']:.2f}", money(row["cost_per_1000"]),
             seconds(row["latency_p95"]), str(row["infra_errors"]),
         )  # fmt: skip

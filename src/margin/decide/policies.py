@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import special
 
 from margin.errors import UserError
+from margin.results.rows import PolicyRow, PolicyRunRow
 from margin.stats.cells import TASK, Targets, cell_table
 from margin.stats.intervals import wilson_interval
 
@@ -87,39 +88,16 @@ def _expected_tries(fails: np.ndarray, n: np.ndarray, tries: int) -> np.ndarray:
     return total
 
 
-@dataclass(frozen=True)
-class Estimate:
-    """A policy on one task, from recorded repeats."""
-
-    policy: str
-    suite: str
-    task: str
-    rate: float
-    low: float
-    high: float
-    cases: int
-    prompts: int
-    thin: int
-    """Prompts with fewer recorded repeats than some step's tries."""
-    calls: float
-    """Expected calls per task execution."""
-    cost_per_1000: float | None
-    latency_p50: float | None = None
-    """End-to-end seconds (the sum of the sampled attempts' latencies), median."""
-    latency_p95: float | None = None
-
-
 def estimate(
     frame: pd.DataFrame, policy: Policy, suite: str, task: str, boot: int = 1000, seed: int = 0
-) -> Estimate:
+) -> PolicyRow:
     """The policy's reliability (cluster-bootstrap 95% interval over cases), expected calls and
     cost per 1,000 executions on `suite/task`, from the judged attempts in `frame`."""
     judged = frame[frame["judged"] & (frame["suite"] == suite) & (frame["task"] == task)]
-    prompt = ["case", "variant"]
     per = {}
     for model, _ in policy.steps:
         rows = judged[judged["model"] == model]
-        per[model] = rows.groupby(prompt, observed=True).agg(
+        per[model] = rows.groupby(["case", "variant"], observed=True).agg(
             n=("passed", "size"), c=("passed", "sum"), cost=("cost_usd", "mean"),
         )  # fmt: skip
     shared = None
@@ -130,13 +108,42 @@ def estimate(
         raise UserError(
             f"policy {policy.name!r}: no prompt of {suite}/{task} has attempts of every step"
         )
-    fail_all = np.ones(len(shared))
-    reach = np.ones(len(shared))
-    calls = np.zeros(len(shared))
-    cost = np.zeros(len(shared))
-    thin = np.zeros(len(shared), dtype=bool)
+    success, calls, cost, thin = _steps(policy, {m: t.loc[shared] for m, t in per.items()})
+    cases = np.asarray([c for c, _ in shared])
+    low, high = _case_interval(success, cases, boot, seed)
+    mean_cost = float(np.mean(cost))
+    p50, p95 = _latency(judged, policy, list(shared), seed)
+    return PolicyRow(
+        policy=policy.name,
+        suite=suite,
+        task=task,
+        rate=float(success.mean()),
+        low=low,
+        high=high,
+        cases=len(np.unique(cases)),
+        prompts=len(shared),
+        thin=int(thin.sum()),
+        calls=float(calls.mean()),
+        cost_per_1000=None if np.isnan(mean_cost) else mean_cost * 1000,
+        latency_p50=p50,
+        latency_p95=p95,
+    )
+
+
+def _steps(
+    policy: Policy, per: dict[str, pd.DataFrame]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per prompt (the rows of each model's `per` table: n recorded answers, c passing, mean
+    cost): the chance some try passes, the expected calls and cost, and whether a step has
+    fewer recorded repeats than its tries (thin)."""
+    size = len(next(iter(per.values())))
+    fail_all = np.ones(size)
+    reach = np.ones(size)
+    calls = np.zeros(size)
+    cost = np.zeros(size)
+    thin = np.zeros(size, dtype=bool)
     for model, tries in policy.steps:
-        table = per[model].loc[shared]
+        table = per[model]
         n = table["n"].to_numpy(dtype=np.float64)
         fails = n - table["c"].to_numpy(dtype=np.float64)
         thin |= n < tries
@@ -146,8 +153,14 @@ def estimate(
         step_fail = _all_fail(fails, n, np.full(len(n), tries))
         fail_all *= step_fail
         reach = fail_all.copy()
-    success = 1 - fail_all
-    cases = np.asarray([c for c, _ in shared])
+    return 1 - fail_all, calls, cost, thin
+
+
+def _case_interval(
+    success: np.ndarray, cases: np.ndarray, boot: int, seed: int
+) -> tuple[float, float]:
+    """95% interval of the mean of `success` (one value per prompt): a bootstrap over the
+    `cases` the prompts belong to, widened to the Wilson interval on the cases."""
     labels, codes = np.unique(cases, return_inverse=True)
     sums = np.bincount(codes, weights=success)
     counts = np.bincount(codes).astype(np.float64)
@@ -158,24 +171,7 @@ def estimate(
     # A bootstrap of all-passing cases collapses to [1, 1]; the Wilson interval on the cases
     # (each case one piece of evidence) keeps it honest, and the hull of the two is reported.
     w_low, w_high = wilson_interval(success.mean() * len(labels), len(labels))
-    low, high = min(low, float(w_low)), max(high, float(w_high))
-    mean_cost = float(np.mean(cost))
-    p50, p95 = _latency(judged, policy, list(shared), seed)
-    return Estimate(
-        policy=policy.name,
-        suite=suite,
-        task=task,
-        rate=float(success.mean()),
-        low=float(low),
-        high=float(high),
-        cases=len(labels),
-        prompts=len(shared),
-        thin=int(thin.sum()),
-        calls=float(calls.mean()),
-        cost_per_1000=None if np.isnan(mean_cost) else mean_cost * 1000,
-        latency_p50=p50,
-        latency_p95=p95,
-    )
+    return float(min(low, float(w_low))), float(max(high, float(w_high)))
 
 
 def _latency(
@@ -214,18 +210,17 @@ def _latency(
     return float(p50), float(p95)
 
 
-def estimate_all(frame: pd.DataFrame, policies: list[Policy]) -> pd.DataFrame:
+def estimate_all(frame: pd.DataFrame, policies: list[Policy]) -> list[PolicyRow]:
     """Every policy on every task whose prompts have attempts of all its steps' models."""
     rows = []
     tasks = frame[["suite", "task"]].drop_duplicates().itertuples(index=False)
     for suite, task in [(str(s), str(t)) for s, t in tasks]:
         for policy in policies:
             try:
-                rows.append(estimate(frame, policy, suite, task).__dict__)
+                rows.append(estimate(frame, policy, suite, task))
             except UserError:
                 continue  # a step's model never ran this task
-    columns = list(Estimate.__dataclass_fields__)
-    return pd.DataFrame(rows, columns=columns)
+    return rows
 
 
 EXECUTION = ["policy", "suite", "task", "case", "variant", "repeat"]
@@ -283,9 +278,7 @@ def measured(steps: pd.DataFrame | None, policies: list[Policy], targets: Target
     """Per policy × task, what the executions run for real delivered: the reliability with its
     95% interval (cases as clusters, as for a model), verdict, calls per execution, cost per
     1,000 executions, end-to-end p50/p95 latency, infra-stopped and unfinished executions."""
-    columns = ["policy", "suite", "task", "rate", "low", "high", "passes", "n", "cases", "verdict",
-               "target", "calls", "cost_per_1000", "latency_p50", "latency_p95",
-               "infra_errors", "incomplete"]  # fmt: skip
+    columns = list(PolicyRunRow.model_fields)
     done = executions(steps, policies) if steps is not None else pd.DataFrame()
     if done.empty:
         return pd.DataFrame(columns=columns)

@@ -7,11 +7,10 @@ the latency budget), never from an undecided cell.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pandas as pd
 
+from margin.results.rows import Recommendation, ShortfallRow
 from margin.stats.intervals import CROSSES, FALLS_SHORT, UNDECIDED
 
 
@@ -57,48 +56,6 @@ def pareto_frontier(models: pd.DataFrame) -> pd.Series:
     return pd.Series(on_frontier, index=models.index, name="frontier")
 
 
-@dataclass(frozen=True)
-class Shortfall:
-    """Where a model that is not recommended falls short (or is undecided, or too slow)."""
-
-    model: str
-    status: str
-    """`falls short`, `undecided` or `too slow`."""
-    task: str
-    """`suite/task`."""
-    rate: float
-    low: float
-    high: float
-    passes: int
-    n: int
-    target: float
-    condition: str | None = None
-    """Its worst condition on that task."""
-    condition_rate: float | None = None
-    validator: str | None = None
-    """The constraint that breaks first (lowest pass rate) on that task."""
-    validator_rate: float | None = None
-    more_attempts: float | None = None
-    """For an undecided cell: about how many more attempts would settle it."""
-    latency_p95: float | None = None
-    budget_s: float | None = None
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    """The answer: the cheapest model that crosses every task, the runner-up, and the rest."""
-
-    model: str | None
-    runner_up: str | None
-    eligible: list[str]
-    """Every model that crosses every task within its latency budget, cheapest first."""
-    closest: str | None
-    """When none is eligible: the model whose worst task rate is highest."""
-    shortfalls: list[Shortfall] = field(default_factory=list)
-    undecided: int = 0
-    """Undecided model × task cells."""
-
-
 def recommend(
     tasks: pd.DataFrame,
     models: pd.DataFrame,
@@ -108,7 +65,7 @@ def recommend(
 ) -> Recommendation:
     """The cheapest model (by cost per 1,000, then p95 latency) that crosses the target on every
     task and keeps its p95 latency within each task's budget; the runner-up is the next."""
-    shortfalls: dict[str, Shortfall] = {}
+    shortfalls: dict[str, ShortfallRow] = {}
     for model, group in tasks.groupby("model", observed=True, sort=False):
         found = _shortfall(str(model), group, conditions, validators, budgets)
         if found is not None:
@@ -138,7 +95,7 @@ def _shortfall(
     conditions: pd.DataFrame,
     validators: pd.DataFrame,
     budgets: dict[tuple[str, str], float | None],
-) -> Shortfall | None:
+) -> ShortfallRow | None:
     """The first task where `model` falls short, else is undecided, else is too slow."""
     for status in (FALLS_SHORT, UNDECIDED):
         cells = group[group["verdict"] == status].sort_values("rate")
@@ -148,7 +105,7 @@ def _shortfall(
         budget = budgets.get((str(row["suite"]), str(row["task"])))
         latency = float(row["latency_p95"])
         if budget is not None and not latency <= budget:  # NaN latency: not shown to fit
-            return Shortfall(
+            return ShortfallRow(
                 model=model,
                 status="too slow",
                 task=f"{row['suite']}/{row['task']}",
@@ -166,7 +123,7 @@ def _shortfall(
 
 def _describe(
     model: str, status: str, cell: pd.Series, conditions: pd.DataFrame, validators: pd.DataFrame
-) -> Shortfall:
+) -> ShortfallRow:
     suite, task = str(cell["suite"]), str(cell["task"])
 
     def same_cell(frame: pd.DataFrame) -> pd.DataFrame:
@@ -178,7 +135,7 @@ def _describe(
     condition = worst_condition.iloc[0] if not worst_condition.empty else None
     validator = worst_validator.iloc[0] if not worst_validator.empty else None
     more = cell.get("more_attempts")
-    return Shortfall(
+    return ShortfallRow(
         model=model,
         status=status,
         task=f"{cell['suite']}/{cell['task']}",

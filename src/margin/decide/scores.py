@@ -19,6 +19,7 @@ from margin.decide import rank
 from margin.errors import UserError
 from margin.journal.records import JOURNAL_NAME
 from margin.journal.rundir import read_run_file
+from margin.results.rows import Recommendation
 from margin.stats.cells import (
     CONDITION,
     MODEL,
@@ -61,7 +62,7 @@ class Scores:
     """Margin per model × task × noise axis."""
     pairs: pd.DataFrame
     """Paired comparisons per task (`scope` = `suite/task`) and overall (`scope` = `all`)."""
-    recommendation: rank.Recommendation
+    recommendation: Recommendation
     attempts: Attempts
     """The journal's frames these tables were computed from (for run facts and policies)."""
 

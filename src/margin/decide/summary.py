@@ -6,8 +6,8 @@ from typing import Any
 
 import pandas as pd
 
-from margin.decide.rank import Shortfall
 from margin.decide.scores import Scores
+from margin.results.rows import ShortfallRow
 from margin.stats.intervals import CROSSES, FALLS_SHORT, UNDECIDED
 from margin.stats.numbers import money, percent, rate_with_interval, seconds
 
@@ -114,7 +114,7 @@ def _targets_text(tasks: pd.DataFrame) -> str:
     )
 
 
-def _shortfall_text(s: Shortfall) -> str:
+def _shortfall_text(s: ShortfallRow) -> str:
     if s.status == "too slow":
         return (
             f"too slow on {s.task}: p95 {seconds(s.latency_p95)} > budget {seconds(s.budget_s)}"

@@ -4,30 +4,33 @@ The labels file holds examples written and labelled by people — the case's var
 output, and the human verdict. The judge grades each output through margin's runner (cache,
 retries, budget as in a run); the check reports agreement, Cohen's κ with its 95% interval
 (statsmodels), the false-pass rate (the judge passes what people failed) and the false-fail
-rate. The result is written beside the labels (`NAME.check.json`); a run whose judge validator
-names those labels copies it into its run directory, and a judge whose κ is below
-`min_kappa` — or that was never checked — is flagged in the report and cannot decide a gate.
+rate. The result (a `JudgeCheck`, defined in `margin.judges.trust` where runs read it) is
+written beside the labels (`NAME.check.json`); a run whose judge validator names those labels
+copies it into its run directory, and a judge whose κ is below `min_kappa` — or that was never
+checked — is flagged in the report and cannot decide a gate.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from statsmodels.stats.inter_rater import cohens_kappa
 
 from margin.config import ModelSpec, RunSettings
 from margin.errors import UserError
+from margin.journal.records import AttemptRecord
+from margin.judges.trust import JudgeCheck, rubric_sha
 from margin.plan import Attempt, AttemptKey, Variant, derive_seed, render_messages
+from margin.run.cache import AnswerCache
+from margin.run.runner import Runner
 from margin.suite.source import read_yaml, validate_model
 from margin.suite.tasks import Case, Suite, Task
 from margin.validators import Verdict
 from margin.validators.judge import JudgeValidator
-
-CHECK_SUFFIX = ".check.json"
 
 
 class LabelledExample(BaseModel):
@@ -58,46 +61,6 @@ class Labels(BaseModel):
     examples: list[LabelledExample] = Field(min_length=2)
 
 
-class JudgeCheck(BaseModel):
-    """The outcome of `margin judge-check`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    suite: str
-    task: str
-    validator: str
-    """`judge`, or `judge#2` for a task's second judge."""
-    judge: str
-    """The judge's name in the models config."""
-    judge_model: str
-    """Its litellm id."""
-    rubric_sha256: str
-    """The rubric checked: a changed rubric needs a new check."""
-    examples: int
-    scored: int
-    """Examples the judge decided (unscored ones are excluded and counted)."""
-    unscored: int
-    agreement: float | None
-    kappa: float | None
-    kappa_low: float | None
-    kappa_high: float | None
-    false_pass_rate: float | None
-    """Share of the human fails the judge passed."""
-    false_fail_rate: float | None
-    """Share of the human passes the judge failed."""
-    matrix: list[list[int]]
-    """[[human pass & judge pass, human pass & judge fail], [human fail & judge pass, …]]."""
-    self_agreement: float | None
-    """Mean share of a judge's repeated answers that agree with their majority."""
-    disagreements: list[str]
-    """Ids of the examples where judge and human differ."""
-
-
-def rubric_sha(check: JudgeValidator) -> str:
-    """The fingerprint of a judge's rubric and answer cap."""
-    return hashlib.sha256(f"{check.rubric}\x00{check.max_tokens}".encode()).hexdigest()[:16]
-
-
 def judge_label(task: Task, position: int) -> tuple[JudgeValidator, str]:
     """The task's `position`-th judge validator (1-based) and its verdict label."""
     judges = [c for c in task.checks() if isinstance(c, JudgeValidator)]
@@ -121,8 +84,6 @@ def load_labels(path: Path) -> Labels:
 def agreement_table(human: list[bool], judge: list[bool]) -> dict[str, object]:
     """Agreement, Cohen's κ (statsmodels, asymptotic 95% interval), false-pass and false-fail
     rates of paired pass/fail labels."""
-    from statsmodels.stats.inter_rater import cohens_kappa
-
     h, j = np.asarray(human, dtype=bool), np.asarray(judge, dtype=bool)
     matrix = [
         [int((h & j).sum()), int((h & ~j).sum())],
@@ -145,6 +106,13 @@ def agreement_table(human: list[bool], judge: list[bool]) -> dict[str, object]:
     return out
 
 
+class _Discard:
+    """A journal that keeps nothing: a check's verdicts are summarised, not recorded."""
+
+    def append(self, record: AttemptRecord, cache_key: str | None = None) -> None:
+        return None
+
+
 def run_check(
     suite: Suite,
     labels: Labels,
@@ -154,10 +122,6 @@ def run_check(
     cache_dir: Path | None = None,
 ) -> JudgeCheck:
     """Grade every labelled example with the task's judge and compare with the people."""
-    from margin.journal.records import AttemptRecord
-    from margin.run.cache import AnswerCache
-    from margin.run.runner import Runner
-
     task = next((t for t in suite.tasks if t.id == labels.task), None)
     if task is None:
         raise UserError(f"suite {suite.suite!r} has no task {labels.task!r}")
@@ -169,10 +133,6 @@ def run_check(
         raise UserError(f"judge {name!r} is not in the models config ({known})")
     if judge_name is not None:
         check = check.model_copy(update={"model": judge_name})
-
-    class _Discard:
-        def append(self, record: AttemptRecord, cache_key: str | None = None) -> None:
-            return None
 
     items = []
     for example in labels.examples:
@@ -223,8 +183,3 @@ def _summarise(
         disagreements=[e.id for e, v in scored if (e.human == "pass") != v.passed],
         **table,
     )
-
-
-def check_path(labels: Path) -> Path:
-    """Where the check of `labels` is written: beside it, `NAME.check.json`."""
-    return labels.with_name(labels.stem + CHECK_SUFFIX)

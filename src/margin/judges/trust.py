@@ -6,40 +6,80 @@ labels file that has one (`NAME.check.json` beside it). Scoring joins that with 
 journal recorded (scored and unscored verdicts, self-agreement, cost) into one row per judge.
 A judge is trusted when its check was made with the same judge model and rubric and its κ is
 at least `run.judge.min_kappa`; an unchecked judge is not trusted either.
+
+`JudgeCheck`, the file `margin judge-check` writes (`margin.judges.check`), is defined here,
+where runs read it: reading a check never loads the runner that makes one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from margin.config import RunSettings
 from margin.errors import invalid_data
 from margin.journal.records import latest_records
 from margin.journal.rundir import read_json, write_atomically
-from margin.judges.check import JudgeCheck, check_path, rubric_sha
+from margin.results.rows import JudgeKey, JudgeRow
 from margin.suite.tasks import Suite
 from margin.validators.judge import JudgeValidator
 
 JUDGES_NAME = "judges.json"
+CHECK_SUFFIX = ".check.json"
 CHECK_FIELDS = ("examples", "agreement", "kappa", "kappa_low", "kappa_high", "false_pass_rate",
                 "false_fail_rate")  # fmt: skip
 """What a judge's row takes from its `margin judge-check` result."""
 
 
-class JudgeEntry(BaseModel):
+class JudgeCheck(JudgeKey):
+    """The outcome of `margin judge-check`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    judge_model: str
+    """Its litellm id."""
+    rubric_sha256: str
+    """The rubric checked: a changed rubric needs a new check."""
+    examples: int
+    scored: int
+    """Examples the judge decided (unscored ones are excluded and counted)."""
+    unscored: int
+    agreement: float | None
+    kappa: float | None
+    kappa_low: float | None
+    kappa_high: float | None
+    false_pass_rate: float | None
+    """Share of the human fails the judge passed."""
+    false_fail_rate: float | None
+    """Share of the human passes the judge failed."""
+    matrix: list[list[int]]
+    """[[human pass & judge pass, human pass & judge fail], [human fail & judge pass, …]]."""
+    self_agreement: float | None
+    """Mean share of a judge's repeated answers that agree with their majority."""
+    disagreements: list[str]
+    """Ids of the examples where judge and human differ."""
+
+
+def rubric_sha(check: JudgeValidator) -> str:
+    """The fingerprint of a judge's rubric and answer cap."""
+    return hashlib.sha256(f"{check.rubric}\x00{check.max_tokens}".encode()).hexdigest()[:16]
+
+
+def check_path(labels: Path) -> Path:
+    """Where the check of `labels` is written: beside it, `NAME.check.json`."""
+    return labels.with_name(labels.stem + CHECK_SUFFIX)
+
+
+class JudgeEntry(JudgeKey):
     """A judge validator of the run, with the check found for it when the run started."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
-    suite: str
-    task: str
-    validator: str
-    judge: str
     rubric_sha256: str
     labels: str | None = None
     check: JudgeCheck | None = None
@@ -84,7 +124,7 @@ def record_judges(folder: Path, suites: list[Suite], settings: RunSettings) -> N
         path.unlink()
 
 
-def judge_rows(folder: Path, min_kappa: float) -> list[dict[str, Any]]:
+def judge_rows(folder: Path, min_kappa: float) -> list[JudgeRow]:
     """One row per judge of the run: its verdicts in the journal and its trust."""
     path = folder / JUDGES_NAME
     if not path.exists():
@@ -115,22 +155,19 @@ def judge_rows(folder: Path, min_kappa: float) -> list[dict[str, Any]]:
         status, trusted = _trust(entry, check, min_kappa)
         agreements = stats["agreements"]
         rows.append(
-            {
-                "suite": entry.suite,
-                "task": entry.task,
-                "validator": entry.validator,
-                "judge": entry.judge,
-                "scored": stats["scored"],
-                "unscored": stats["unscored"],
-                "calls": stats["calls"],
-                "cost_usd": stats["cost"],
-                "self_agreement": sum(agreements) / len(agreements) if agreements else None,
-                "checked": check is not None,
+            JudgeRow(
+                **{name: getattr(entry, name) for name in JudgeKey.model_fields},
+                scored=stats["scored"],
+                unscored=stats["unscored"],
+                calls=stats["calls"],
+                cost_usd=stats["cost"],
+                self_agreement=sum(agreements) / len(agreements) if agreements else None,
+                checked=check is not None,
                 **{f: None if check is None else getattr(check, f) for f in CHECK_FIELDS},
-                "min_kappa": min_kappa,
-                "trusted": trusted,
-                "status": status,
-            }
+                min_kappa=min_kappa,
+                trusted=trusted,
+                status=status,
+            )
         )
     return rows
 

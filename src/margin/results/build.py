@@ -6,7 +6,6 @@ import hashlib
 import json
 import math
 from collections import Counter
-from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -14,9 +13,12 @@ from typing import Any
 
 import pandas as pd
 
+from margin.config import RunSettings
+from margin.decide.policies import estimate_all, measured, parse_policy
 from margin.decide.scores import Scores
 from margin.errors import UserError
 from margin.journal.rundir import read_run_file
+from margin.judges.trust import judge_rows
 from margin.results.document import RESULTS_VERSION, ModelFact, Results, RunFacts, SuiteFact
 from margin.results.rows import (
     ConditionRow,
@@ -29,10 +31,13 @@ from margin.results.rows import (
     PolicyRow,
     PolicyRunRow,
     RecommendationRow,
+    ShortfallRow,
     SpreadRow,
     TaskRow,
     ValidatorRow,
 )
+from margin.stats.numbers import interval, money, percent
+from margin.suite.load import load_suite
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -56,22 +61,18 @@ def build_results(folder: Path, scores: Scores, lines: list[str]) -> Results:
     run_file = read_run_file(folder)
     if run_file is None:
         raise UserError("not a margin run directory (no run.json)", path=folder)
-    estimated, run = _policy_records(run_file, scores)
-    policy_rows = [PolicyRow.model_validate(r) for r in estimated]
+    policy_rows, policy_runs = _policy_rows(run_file, scores)
     crossing, policy_lines = _crossing_policies(policy_rows, scores)
-    recommendation = {
-        **asdict(scores.recommendation),
-        "lines": [*lines, *policy_lines],
-        "policies": crossing,
-    }
-    recommendation["shortfalls"] = [
-        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in s.items()}
-        for s in recommendation["shortfalls"]
-    ]
+    decided = scores.recommendation
+    recommendation = RecommendationRow(
+        **{**dict(decided), "shortfalls": [_no_nan(s) for s in decided.shortfalls]},
+        lines=[*lines, *policy_lines],
+        policies=crossing,
+    )
     return Results(
         results_version=RESULTS_VERSION,
         run=_run_facts(folder, run_file, scores),
-        recommendation=RecommendationRow.model_validate(recommendation),
+        recommendation=recommendation,
         models=[ModelRow.model_validate(r) for r in _records(scores.models)],
         tasks=[TaskRow.model_validate(r) for r in _records(scores.tasks)],
         conditions=[ConditionRow.model_validate(r) for r in _records(scores.conditions)],
@@ -86,8 +87,8 @@ def build_results(folder: Path, scores: Scores, lines: list[str]) -> Results:
         margins=[MarginRow.model_validate(r) for r in _records(scores.margins)],
         comparisons=[PairRow.model_validate(r) for r in _records(scores.pairs)],
         policies=policy_rows,
-        policy_runs=[PolicyRunRow.model_validate(r) for r in run],
-        judges=[JudgeRow.model_validate(r) for r in _judge_records(folder, run_file)],
+        policy_runs=policy_runs,
+        judges=_judges(folder, run_file),
     )
 
 
@@ -102,8 +103,6 @@ def _targets(scores: Scores) -> dict[tuple[str, str], float]:
 def _crossing_policies(rows: list[PolicyRow], scores: Scores) -> tuple[list[str], list[str]]:
     """Policies whose lower bound reaches the target on every task (none undecided), cheapest
     first, and a line for each: its worst task and its cost against the recommended model's."""
-    from margin.stats.numbers import interval, money, percent
-
     targets = _targets(scores)
     by_policy: dict[str, list[PolicyRow]] = {}
     for row in rows:
@@ -135,26 +134,27 @@ def _crossing_policies(rows: list[PolicyRow], scores: Scores) -> tuple[list[str]
     return [policy for _, policy, _ in crossing], lines
 
 
-def _policy_records(
-    run_file: dict[str, Any], scores: Scores
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The run's policies estimated from recorded repeats, and measured where run for real."""
-    from margin.decide.policies import estimate_all, measured, parse_policy
+def _no_nan(row: ShortfallRow) -> ShortfallRow:
+    """The shortfall as results.json holds it: a rate or latency not measured (NaN) is null."""
+    nan = {k: None for k, v in row if isinstance(v, float) and math.isnan(v)}
+    return row.model_copy(update=nan) if nan else row
 
+
+def _policy_rows(
+    run_file: dict[str, Any], scores: Scores
+) -> tuple[list[PolicyRow], list[PolicyRunRow]]:
+    """The run's policies estimated from recorded repeats, and measured where run for real."""
     texts = list((run_file.get("settings") or {}).get("policies") or [])
     if not texts:
         return [], []
     names = {str(m["name"]) for m in run_file.get("models") or []}
     policies = [parse_policy(text, names) for text in texts]
-    targets = _targets(scores)
-    run = measured(scores.attempts.steps, policies, targets)
-    return _records(estimate_all(scores.attempts.frame, policies)), _records(run)
+    run = measured(scores.attempts.steps, policies, _targets(scores))
+    runs = [PolicyRunRow.model_validate(r) for r in _records(run)]
+    return estimate_all(scores.attempts.frame, policies), runs
 
 
-def _judge_records(folder: Path, run_file: dict[str, Any]) -> list[dict[str, Any]]:
-    from margin.config import RunSettings
-    from margin.judges.trust import judge_rows
-
+def _judges(folder: Path, run_file: dict[str, Any]) -> list[JudgeRow]:
     settings = RunSettings.model_validate(run_file.get("settings") or {})
     return judge_rows(folder, settings.judge.min_kappa)
 
@@ -252,8 +252,6 @@ def task_fingerprints(task: Any) -> dict[str, str]:
 
 
 def _fingerprints(copy: Path) -> dict[str, dict[str, str]]:
-    from margin.suite.load import load_suite
-
     return {task.id: task_fingerprints(task) for task in load_suite(copy).tasks}
 
 

@@ -255,8 +255,10 @@ class PolicyRunRow(Row):
     """Executions not finished (the run stopped before their next try)."""
 
 
-class JudgeRow(Row):
-    """A `judge` validator of the run: how it behaved here, and whether to trust it."""
+class JudgeKey(Row):
+    """Which judge: a task's `judge` validator and the model judging for it. The first fields
+    of a judge's row here, of its `margin judge-check` result and of the run's judges.json
+    entry (`margin.judges.trust`)."""
 
     suite: str
     task: str
@@ -264,6 +266,11 @@ class JudgeRow(Row):
     """`judge`, or `judge#2` for a task's second judge."""
     judge: str
     """The judge's name in the models config."""
+
+
+class JudgeRow(JudgeKey):
+    """A `judge` validator of the run: how it behaved here, and whether to trust it."""
+
     scored: int
     """Attempts it decided."""
     unscored: int
@@ -294,35 +301,41 @@ class ShortfallRow(Row):
     """Where a model that is not recommended falls short, is undecided, or is too slow."""
 
     model: str
-    status: str
-    task: str
+    status: str  # `falls short`, `undecided` or `too slow`
+    task: str  # `suite/task`
     rate: float | None
     low: float
     high: float
     passes: int
     n: int
     target: float
-    condition: str | None = None
+    condition: str | None = None  # its worst condition on that task
     condition_rate: float | None = None
-    validator: str | None = None
+    validator: str | None = None  # the constraint that breaks first (lowest pass rate) there
     validator_rate: float | None = None
-    more_attempts: float | None = None
+    more_attempts: float | None = None  # undecided: about how many more attempts settle it
     latency_p95: float | None = None
     budget_s: float | None = None
 
 
-class RecommendationRow(Row):
-    """The answer."""
+class Recommendation(Row):
+    """The decision (`margin.decide.rank.recommend`): the cheapest model that crosses every
+    task, the runner-up, and where every other model falls short."""
 
     model: str | None
     """The cheapest model that crosses every task within its latency budget; None if none."""
     runner_up: str | None
-    eligible: list[str]
+    eligible: list[str]  # cheapest first
     closest: str | None
     """When none is eligible: the model whose worst task rate is highest."""
     undecided: int
     """Undecided model × task cells."""
     shortfalls: list[ShortfallRow]
+
+
+class RecommendationRow(Recommendation):
+    """The answer."""
+
     lines: list[str]
     """The recommendation in words, as `margin run` prints it."""
     policies: list[str] = []
