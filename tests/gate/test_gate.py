@@ -191,3 +191,17 @@ def test_detectable_drop_shrinks_with_evidence() -> None:
     sizes = [detectable_drop(n, 0.25, 0.05, 0.03) for n in (100, 400, 1600)]
     assert sizes[0] > sizes[1] > sizes[2] >= 0.03
     assert np.isnan(detectable_drop(0, 0.25, 0.05, 0.03))
+
+
+def test_a_task_with_no_judged_attempt_is_not_compared(tmp_path: Path, baseline: Path) -> None:
+    """Every attempt an infra error in the baseline: nothing to compare (it divided by zero)."""
+    errors = [record("m", f"c{i}", None, latency=0.5) for i in range(CASES)]
+    empty = run_dir(tmp_path, "empty", errors)
+    now = run_dir(tmp_path, "now", outcomes(BASE_FAILS))
+    result = gate(str(now), "--baseline", str(empty))
+    assert "m on s/t: no judged attempt in the baseline, not compared" in result.stdout
+    assert "Traceback" not in result.output
+    assert result.exit_code == 0, result.output
+    back = gate(str(empty), "--baseline", str(now))
+    assert "m on s/t: no judged attempt in this run, not compared" in back.stdout
+    assert "Traceback" not in back.output

@@ -48,6 +48,10 @@ def check_regressions(
         if before is None:
             report.notes.append(f"{row.model} on {task}: not in the baseline, not compared")
             continue
+        if before.n == 0 or row.n == 0:
+            side = "the baseline" if before.n == 0 else "this run"
+            report.notes.append(f"{row.model} on {task}: no judged attempt in {side}, not compared")
+            continue
         merged = _pairs(now_frame, base_frame, row)
         if merged is not None and len(merged) > 0:
             comparison = paired_regression(
