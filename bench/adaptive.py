@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from margin.run.adaptive import round_sizes
+from margin.execute.adaptive import round_sizes
 from margin.stats.intervals import UNDECIDED, verdicts, wilson_interval
 from margin.stats.sequential import sequential_verdicts
 

@@ -31,11 +31,11 @@ import time
 from pathlib import Path
 
 from margin.config import ModelSpec, RunSettings
+from margin.execute.executors import execute
+from margin.execute.executors.pool import choose_workers
 from margin.journal.records import Journal
 from margin.plan import build_plan
 from margin.providers.gateway import close_clients, litellm_module
-from margin.run.executors import execute
-from margin.run.executors.pool import choose_workers
 from margin.suite.tasks import Suite
 
 CASES = 100
@@ -259,7 +259,7 @@ def main() -> int:
                     f" {ours_cpu:>17.2f}"
                 )
                 if args.ray:
-                    from margin.run.executors.ray import start
+                    from margin.execute.executors.ray import start
 
                     start(None)  # started once, outside the timing, as a cluster would be
                     folder = Path(tmp) / f"ray{concurrency}"

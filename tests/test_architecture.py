@@ -23,7 +23,7 @@ MAX_FUNCTION_LINES = 60
 MAX_TOP_ENTRIES = 19
 DOWNSTREAM = ("margin.report", "margin.gate", "margin.integrations.pytest_plugin")
 """Stages that read results.json and the journal, never the runner's objects."""
-RUNNER = ("margin.run",)
+RUNNER = ("margin.execute",)
 
 
 @dataclass
@@ -252,3 +252,21 @@ def test_the_architecture_page_names_every_package() -> None:
     )
     missing = [name for name in top if f"`{name.removesuffix('.py')}" not in page]
     assert missing == []
+
+
+def test_no_package_shadows_a_public_name() -> None:
+    """`margin.run` is the API's function: a subpackage of that name would replace it (Python
+    sets the attribute when the subpackage is imported), so once any module of it loaded,
+    `margin.run(...)` would be a module."""
+    import importlib
+    import pkgutil
+
+    import margin
+
+    for info in pkgutil.walk_packages(margin.__path__, "margin."):
+        if info.name.endswith("pytest_plugin.items") or ".executors.ray" in info.name:
+            continue  # a pytest plugin module; ray is optional
+        importlib.import_module(info.name)
+    shadowed = [name for name in margin.__all__ if type(getattr(margin, name)).__name__ == "module"]
+    assert shadowed == []
+    assert callable(margin.run) and callable(margin.score)

@@ -50,7 +50,7 @@ _WHERE = {
     "ModelSpec": "margin.config",
     "Plan": "margin.plan",
     "ProviderError": "margin.errors",
-    "RunResult": "margin.run.session",
+    "RunResult": "margin.execute.session",
     "RunSettings": "margin.config",
     "Suite": "margin.suite.tasks",
     "SuiteError": "margin.errors",
@@ -66,7 +66,7 @@ _WHERE = {
     "load_suites": "margin.suite.load",
     "read_journal": "margin.journal.records",
     "register_validator": "margin.validators",
-    "run": "margin.run.session",
+    "run": "margin.execute.session",
     "score": "margin.decide.scores",
 }
 _RENAMED = {"register_validator": "register", "score": "score_run"}
@@ -75,9 +75,9 @@ if TYPE_CHECKING:
     from margin.config import ModelSpec, RunSettings, load_config, load_models, load_run_settings
     from margin.decide.scores import score_run as score
     from margin.errors import ConfigError, ProviderError, SuiteError, UserError
+    from margin.execute.session import RunResult, run
     from margin.journal.records import AttemptRecord, latest_records, read_journal
     from margin.plan import Plan, build_plan
-    from margin.run.session import RunResult, run
     from margin.suite.load import load_suite, load_suites
     from margin.suite.tasks import Suite
     from margin.validators import Validator, Verdict

@@ -14,9 +14,9 @@ from margin.providers.scripts import Rule, Script
 from margin.validators.base import JudgeTrace
 from margin.validators.judge import combine, combine_pairs, parse_judgement
 from tests.conftest import run_cli
-from tests.run.conftest import loopback, server_stats
+from tests.execute.conftest import loopback, server_stats
 
-KEY = "sk-loop-test"  # LOOP_KEY in the environment (tests/run/conftest.py)
+KEY = "sk-loop-test"  # LOOP_KEY in the environment (tests/execute/conftest.py)
 
 SUITE = """\
 suite: desk

@@ -11,7 +11,7 @@ import pytest
 
 from margin.providers.scripts import Script
 from tests.conftest import SUITES, run_cli
-from tests.run.conftest import ROUTING_RULES, loopback
+from tests.execute.conftest import ROUTING_RULES, loopback
 
 ROUTING = str(SUITES / "routing.yaml")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from margin.cli.options import option
+from margin.execute.shards import merge
 from margin.report import render_report
-from margin.run.shards import merge
 
 
 @click.command("merge")

@@ -18,8 +18,8 @@ from margin.cli.options import (
     option,
     suites_argument,
 )
+from margin.execute.adaptive import expected_share
 from margin.plan import Plan, plan_table
-from margin.run.adaptive import expected_share
 from margin.stats.evidence import evidence_table
 from margin.stats.numbers import percent
 

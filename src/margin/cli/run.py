@@ -20,13 +20,13 @@ from margin.cli.options import (
 from margin.decide.policies import parse_policy
 from margin.decide.scores import score_run
 from margin.decide.summary import model_lines, recommendation_lines, task_lines
+from margin.execute.delivery import RunStats
+from margin.execute.executors.ray import ray_module
+from margin.execute.progress import progress_for_terminal
+from margin.execute.session import NO_CACHE, RunResult, run
+from margin.execute.shards import parse_shard
 from margin.report import render_report
 from margin.results.document import read_results
-from margin.run.delivery import RunStats
-from margin.run.executors.ray import ray_module
-from margin.run.progress import progress_for_terminal
-from margin.run.session import NO_CACHE, RunResult, run
-from margin.run.shards import parse_shard
 
 
 def _options(decorators: list[Callable[[F], F]]) -> Callable[[F], F]:

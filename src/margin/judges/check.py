@@ -22,11 +22,11 @@ from statsmodels.stats.inter_rater import cohens_kappa
 
 from margin.config import ModelSpec, RunSettings
 from margin.errors import UserError
+from margin.execute.cache import AnswerCache
+from margin.execute.runner import Runner
 from margin.journal.records import AttemptRecord
 from margin.judges.trust import JudgeCheck, rubric_sha
 from margin.plan import Attempt, AttemptKey, Variant, derive_seed, render_messages
-from margin.run.cache import AnswerCache
-from margin.run.runner import Runner
 from margin.suite.source import read_yaml, validate_model
 from margin.suite.tasks import Case, Suite, Task
 from margin.validators import Verdict

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from margin.run.executors.ray import ModelLimiter
+from margin.execute.executors.ray import ModelLimiter
 
 FOREVER_S = 3600.0
 """A call timeout no test reaches: a slot waiting on it does not come back during the test."""

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from margin.execute.scrub import scrub_answer
 from margin.journal.records import read_journal
 from margin.providers.scripts import Script
-from margin.run.scrub import scrub_answer
 from tests.conftest import run_cli
-from tests.run.conftest import loopback
+from tests.execute.conftest import loopback
 
 MODEL_KEY = "sk-Zq9xW3hT7vKp2LmN8rYc4FdA"
 JUDGE_KEY = "jk-Hm4tR8sQ1vBn6YpW2xCe9LuG"

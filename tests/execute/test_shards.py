@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from margin.execute.shards import parse_shard, shard_of
 from margin.journal.records import read_journal
 from margin.plan import AttemptKey
 from margin.providers.fake import register_script
 from margin.providers.scripts import Rule, Script
-from margin.run.shards import parse_shard, shard_of
 from tests.conftest import SUITES, run_cli
 
 ROUTING = str(SUITES / "routing.yaml")

@@ -9,7 +9,7 @@ from typing import TextIO
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as Bar
 
-from margin.run.delivery import RunStats
+from margin.execute.delivery import RunStats
 
 
 def _summary(stats: RunStats) -> str:

@@ -14,7 +14,7 @@ import pytest
 from margin.journal.records import AttemptRecord, Journal, read_journal, repair_tail
 from margin.providers.scripts import Rule, Script
 from tests.conftest import SUITES
-from tests.run.conftest import loopback, release, server_stats
+from tests.execute.conftest import loopback, release, server_stats
 
 ARITHMETIC = str(SUITES / "arithmetic.yaml")
 

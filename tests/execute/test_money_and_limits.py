@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 
 from margin.config import ModelSpec, RunSettings
+from margin.execute.budget import Budget
+from margin.execute.cache import AnswerCache, JournalAndCache, cache_key
+from margin.execute.executors.pool import split_limits
 from margin.journal.records import AttemptRecord, Journal, read_journal
 from margin.plan import build_plan
 from margin.providers.fake import register_script
 from margin.providers.scripts import Script
-from margin.run.budget import Budget
-from margin.run.cache import AnswerCache, JournalAndCache, cache_key
-from margin.run.executors.pool import split_limits
 from margin.suite.load import load_suites
 from tests.conftest import SUITES, run_cli
-from tests.run.conftest import ROUTING_RULES, fast_settings, loopback, server_stats
+from tests.execute.conftest import ROUTING_RULES, fast_settings, loopback, server_stats
 
 ROUTING = str(SUITES / "routing.yaml")
 

@@ -16,7 +16,7 @@ from margin.plan import build_plan
 from margin.providers.scripts import Script
 from margin.suite.load import load_suites
 from tests.conftest import SUITES, run_cli
-from tests.run.conftest import ROUTING_RULES, fast_settings, loopback, server_stats
+from tests.execute.conftest import ROUTING_RULES, fast_settings, loopback, server_stats
 
 ROUTING = str(SUITES / "routing.yaml")
 
@@ -397,7 +397,7 @@ def test_worker_processes_lose_nothing_and_count_nothing_twice(
 
 def test_workers_stay_single_for_in_process_models_even_when_asked() -> None:
     from margin.config import ModelSpec, RunSettings
-    from margin.run.executors.pool import choose_workers
+    from margin.execute.executors.pool import choose_workers
 
     suites = load_suites([ROUTING])
     remote = ModelSpec(name="r", model="openai/x", concurrency=32)
@@ -476,7 +476,7 @@ def test_the_core_room_admits_one_model_at_a_time_and_its_parallel_calls() -> No
     import asyncio
 
     from margin.config import ModelSpec
-    from margin.run.lanes import CoreRoom
+    from margin.execute.lanes import CoreRoom
 
     wide = ModelSpec(name="wide", model="local/a", parallel=3, concurrency=3)
     narrow = ModelSpec(name="narrow", model="local/b")
@@ -526,7 +526,7 @@ def test_a_big_run_probes_which_answers_are_cached_without_holding_them(
 ) -> None:
     """Above PREFETCH_MAX pending attempts the probe keeps only which keys are cached; each hit
     is read when its attempt runs, and the misses are called, each once."""
-    from margin.run import cache  # the module itself, whatever `margin.run` names now
+    from margin.execute import cache
 
     _one_more_repeat(
         tmp_path,
@@ -540,7 +540,7 @@ def test_workers_replay_the_probes_answers_without_looking_again(
 ) -> None:
     """A partly cached run with worker processes: the parent's probe read the answers once and
     the forked workers inherit them; no worker looks an attempt up in the cache again."""
-    from margin.run.cache import AnswerCache
+    from margin.execute.cache import AnswerCache
 
     looked = tmp_path / "looked-up"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from margin.run.cache import AnswerCache, JournalAndCache
-from margin.run.delivery import RunStats
-from margin.run.executors.base import Job, Owner
-from margin.run.runner import Runner
+from margin.execute.cache import AnswerCache, JournalAndCache
+from margin.execute.delivery import RunStats
+from margin.execute.executors.base import Job, Owner
+from margin.execute.runner import Runner
 
 
 class InlineExecutor:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from margin.execute.budget import Budget
 from margin.journal.records import read_journal
 from margin.providers.scripts import Script
-from margin.run.budget import Budget
 from tests.conftest import SUITES, one_error_line, run_cli
-from tests.run.conftest import ROUTING_RULES, loopback, server_stats
+from tests.execute.conftest import ROUTING_RULES, loopback, server_stats
 
 ROUTING = str(SUITES / "routing.yaml")
 SUITE = """\

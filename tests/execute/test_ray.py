@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from margin.errors import UserError
+from margin.execute.executors.ray import ray_module
 from margin.journal.records import read_journal
 from margin.providers.scripts import Script
-from margin.run.executors.ray import ray_module
 from tests.conftest import SUITES, run_cli
-from tests.run.conftest import ROUTING_RULES, loopback, server_stats
-from tests.run.held_calls import (
+from tests.execute.conftest import ROUTING_RULES, loopback, server_stats
+from tests.execute.held_calls import (
     HeldCalls,
     beside_the_run,
     children_of,
@@ -37,7 +37,7 @@ CALL_TIMEOUT_S = 5.0
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray() -> Iterator[None]:
-    from margin.run.executors.ray import start
+    from margin.execute.executors.ray import start
 
     os.environ["LOOP_KEY"] = "sk-loop-test"  # the workers inherit the environment at start
     start(None)

@@ -14,15 +14,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from margin.config import RunSettings
+from margin.execute.budget import Budget
+from margin.execute.cache import probe_cache
+from margin.execute.delivery import Progress, RunStats
+from margin.execute.executors.base import Executor, Job, Owner
+from margin.execute.executors.inline import InlineExecutor
+from margin.execute.executors.pool import PoolExecutor, pool_size
+from margin.execute.executors.ray import RayExecutor
 from margin.journal.records import Journal
 from margin.plan import Attempt
-from margin.run.budget import Budget
-from margin.run.cache import probe_cache
-from margin.run.delivery import Progress, RunStats
-from margin.run.executors.base import Executor, Job, Owner
-from margin.run.executors.inline import InlineExecutor
-from margin.run.executors.pool import PoolExecutor, pool_size
-from margin.run.executors.ray import RayExecutor
 
 __all__ = ["EXECUTORS", "Executor", "Job", "Owner", "execute", "executor_for"]
 

@@ -26,16 +26,16 @@ from multiprocessing.context import ForkProcess
 from typing import Any
 
 from margin.config import ModelSpec, RunSettings
+from margin.execute.budget import Budget
+from margin.execute.cache import AnswerCache
+from margin.execute.delivery import Delivery, RunStats
+from margin.execute.executors.base import Job, Owner, owning
+from margin.execute.lanes import IN_PROCESS_PROVIDERS
+from margin.execute.runner import Runner
 from margin.journal.records import AttemptRecord
 from margin.plan import Attempt
 from margin.providers.gateway import forget_clients, warm
 from margin.providers.prices import LOCAL_PROVIDERS
-from margin.run.budget import Budget
-from margin.run.cache import AnswerCache
-from margin.run.delivery import Delivery, RunStats
-from margin.run.executors.base import Job, Owner, owning
-from margin.run.lanes import IN_PROCESS_PROVIDERS
-from margin.run.runner import Runner
 
 AUTO_MIN_ATTEMPTS = 200
 AUTO_MIN_CONCURRENCY = 16

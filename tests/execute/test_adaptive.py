@@ -7,8 +7,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from margin.execute.adaptive import round_sizes
 from margin.journal.records import read_journal
-from margin.run.adaptive import round_sizes
 from tests.conftest import run_cli
 
 WORDS = ["apple", "bread", "chair", "delta", "eagle", "flute", "grape", "house", "igloo", "juice"]

@@ -14,7 +14,7 @@ from margin.providers.scripts import Rule, Script
 from margin.validators import CheckContext, Validator, Verdict, build_validator, register
 from tests.cli.test_broken_inputs import VALID
 from tests.conftest import one_error_line, run_cli
-from tests.run.conftest import loopback
+from tests.execute.conftest import loopback
 
 SELF_REFERENCES = [
     ("ref-root", "{$ref: '#'}"),

@@ -18,16 +18,16 @@ from tenacity.wait import wait_random_exponential
 
 from margin.config import ModelSpec, RunSettings
 from margin.errors import ConfigError, ProviderError, RateLimited
+from margin.execute.budget import Budget
+from margin.execute.cache import AnswerCache, CachedAnswer, cache_key, judge_cache_key
+from margin.execute.delivery import Delivery, NoProgress, Progress, RunStats
+from margin.execute.lanes import IN_PROCESS_PROVIDERS, CoreRoom, Lane
+from margin.execute.outcome import Outcome, error_record, judge_verdict, judged_record
+from margin.execute.scrub import scrub_answer
 from margin.journal.records import AttemptRecord, JournalSink
 from margin.plan import Attempt, estimate_input_tokens
 from margin.providers.gateway import Completion, close_clients, complete, prepare
 from margin.providers.prices import price_for
-from margin.run.budget import Budget
-from margin.run.cache import AnswerCache, CachedAnswer, cache_key, judge_cache_key
-from margin.run.delivery import Delivery, NoProgress, Progress, RunStats
-from margin.run.lanes import IN_PROCESS_PROVIDERS, CoreRoom, Lane
-from margin.run.outcome import Outcome, error_record, judge_verdict, judged_record
-from margin.run.scrub import scrub_answer
 from margin.validators import CheckContext, Verdict, run_validators
 from margin.validators.judge import JudgeValidator
 

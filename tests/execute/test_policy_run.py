@@ -13,7 +13,7 @@ from margin.journal.records import read_journal
 from margin.providers.scripts import Script
 from margin.stats import attempts_of
 from tests.conftest import SUITES, run_cli
-from tests.run.conftest import ROUTING_RULES, fast_settings, loopback, server_stats
+from tests.execute.conftest import ROUTING_RULES, fast_settings, loopback, server_stats
 from tests.stats.records import record
 
 ROUTING = str(SUITES / "routing.yaml")

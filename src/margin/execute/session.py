@@ -16,15 +16,15 @@ from margin.config import ModelSpec, RunSettings, default_cache_dir
 from margin.decide.policies import Policy, parse_policy
 from margin.decide.scores import task_targets
 from margin.errors import UserError
+from margin.execute.adaptive import decided_cells, planned_settings, round_sizes
+from margin.execute.delivery import Progress, RunStats
+from margin.execute.executors import execute
+from margin.execute.policy_run import run_policies
+from margin.execute.shards import Shard, shard_of
 from margin.journal.records import JOURNAL_NAME, Journal, JournalState, journal_state
 from margin.journal.rundir import default_run_dir, prepare_run_dir, run_dir_lock
 from margin.judges.trust import record_judges
 from margin.plan import Attempt, Plan, build_plan
-from margin.run.adaptive import decided_cells, planned_settings, round_sizes
-from margin.run.delivery import Progress, RunStats
-from margin.run.executors import execute
-from margin.run.policy_run import run_policies
-from margin.run.shards import Shard, shard_of
 from margin.stats.frame import condition_name
 from margin.suite.tasks import Suite
 

@@ -17,7 +17,7 @@ from margin.providers.scripts import Script
 from margin.validators import CheckContext, build_validator
 from margin.validators.bounded import schema_validator
 from tests.conftest import run_cli
-from tests.run.conftest import loopback
+from tests.execute.conftest import loopback
 
 ONE_TASK = """\
 suite: s

@@ -29,8 +29,8 @@ import pytest
 from margin.journal.records import read_journal
 from margin.providers.scripts import Script
 from tests.conftest import SUITES, run_cli
-from tests.run.conftest import ROUTING_RULES, loopback, release, server_stats
-from tests.run.held_calls import HeldCalls, alive, children_of, client_pid, wait_until
+from tests.execute.conftest import ROUTING_RULES, loopback, release, server_stats
+from tests.execute.held_calls import HeldCalls, alive, children_of, client_pid, wait_until
 
 ROUTING = str(SUITES / "routing.yaml")
 

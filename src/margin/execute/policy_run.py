@@ -19,10 +19,10 @@ from pathlib import Path
 
 from margin.config import RunSettings
 from margin.decide.policies import Policy
+from margin.execute.delivery import RunStats
+from margin.execute.shards import shard_of
 from margin.journal.records import JournalState, journal_state
 from margin.plan import Attempt, AttemptKey, Plan, derive_seed
-from margin.run.delivery import RunStats
-from margin.run.shards import shard_of
 
 Batch = Callable[[Sequence[Attempt], JournalState], RunStats]
 """Runs one stage's attempts into the journal (given its state before) and returns the totals."""

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from margin.errors import ProviderError
+from margin.execute.cache import CachedAnswer
+from margin.execute.scrub import scrub
 from margin.journal.records import AttemptRecord, MessageRecord
 from margin.plan import Attempt
 from margin.providers.gateway import Completion
-from margin.run.cache import CachedAnswer
-from margin.run.scrub import scrub
 from margin.validators import Verdict
 from margin.validators.base import JudgeTrace
 from margin.validators.judge import JudgeValidator, combine, combine_pairs

@@ -24,14 +24,14 @@ from typing import Any
 from aiolimiter import AsyncLimiter
 
 from margin.errors import UserError
+from margin.execute.budget import Budget
+from margin.execute.cache import AnswerCache
+from margin.execute.delivery import Delivery, RunStats
+from margin.execute.executors.base import Job, Owner, owning
+from margin.execute.runner import Runner
 from margin.journal.records import AttemptRecord
 from margin.plan import Attempt
 from margin.providers.gateway import longest_call_s
-from margin.run.budget import Budget
-from margin.run.cache import AnswerCache
-from margin.run.delivery import Delivery, RunStats
-from margin.run.executors.base import Job, Owner, owning
-from margin.run.runner import Runner
 
 INSTALL = "pip install 'margin[ray]'"
 _POLL_S = 0.05

@@ -19,7 +19,7 @@ from margin.journal.records import finished_keys, latest_records, read_journal
 from margin.providers.fake import register_script
 from margin.providers.scripts import Rule, Script
 from tests.conftest import SUITES, run_cli
-from tests.run.conftest import (
+from tests.execute.conftest import (
     ROUTING_RULES,
     fast_settings,
     loopback,
@@ -232,7 +232,7 @@ def test_the_python_api_runs_a_suite_and_reads_it_back(tmp_path, cache_dir) -> N
 
 
 def test_masked_keys_in_provider_messages_are_scrubbed() -> None:
-    from margin.run.scrub import scrub
+    from margin.execute.scrub import scrub
 
     key = "sk-proj-0123456789abcdefWXYZ"
     message = (

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Protocol
 
 from margin.config import RunSettings
+from margin.execute.budget import Budget
+from margin.execute.cache import AnswerCache, CacheProbe, JournalAndCache
+from margin.execute.delivery import Delivery, NoProgress, Progress, RunStats
 from margin.journal.records import Journal
 from margin.plan import Attempt
-from margin.run.budget import Budget
-from margin.run.cache import AnswerCache, CacheProbe, JournalAndCache
-from margin.run.delivery import Delivery, NoProgress, Progress, RunStats
 
 
 @dataclass(frozen=True)
