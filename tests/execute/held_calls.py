@@ -135,12 +135,14 @@ def beside_the_run(step: Callable[[], T], held: HeldCalls) -> Iterator[Future[T]
 def client_pid(port: int) -> int:
     """The process at the client end of a loopback connection from `port`: the socket's inode
     in /proc/net/tcp, then whose file descriptor it is (only a process of this test's run talks
-    to this test's server)."""
+    to this test's server). An earlier connection from the same port that is closing (TIME_WAIT:
+    the five-kill test makes hundreds) is listed too, owned by no process: it is skipped."""
     inode = next(
         (
             line.split()[9]
             for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
-            if line.split()[1] == f"0100007F:{port:04X}"
+            # a closed connection that used the same port before (TIME_WAIT) has inode 0
+            if line.split()[1] == f"0100007F:{port:04X}" and line.split()[9] != "0"
         ),
         None,
     )
