@@ -18,6 +18,7 @@ from margin.suite.source import Loc, Source, read_yaml, validate_model
 from margin.suite.tasks import Suite, Task
 from margin.suite.templates import RenderBudget, TemplateProblem, render, template_variables
 from margin.validators import ValidatorSpecError, build_validator, registry
+from margin.validators.guards import guard_problem
 from margin.validators.judge import JudgeValidator
 
 MAX_SUITE_FILES = 2000
@@ -98,6 +99,7 @@ def check_suite(suite: Suite, source: Source, shared: RenderBudget | None = None
         here: Loc = ("tasks", t_index)
         _unique((c.id for c in task.cases), (*here, "cases"), "id", "case", source)
         _check_validators(task, here, source)
+        _check_guards(task, here, source)
         _check_templates(task, here, source, budget)
 
 
@@ -127,6 +129,14 @@ def _check_validators(task: Task, here: Loc, source: Source) -> None:
             _check_judge(task, validator, loc, source)
         built.append(validator)
     task._checks = tuple(built)
+
+
+def _check_guards(task: Task, here: Loc, source: Source) -> None:
+    """A task's `guards:` names its own validators, none reading `expect`."""
+    for g_index, label in enumerate(task.guards or ()):
+        problem = guard_problem(task.checks(), label)
+        if problem:
+            raise source.error(problem, (*here, "guards", g_index), SuiteError)
 
 
 JUDGE_NAMES = frozenset({"prompt", "output", "expect", "first", "second"})

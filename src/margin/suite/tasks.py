@@ -19,6 +19,7 @@ from pydantic import (
 
 from margin.suite.source import Loc
 from margin.validators import Validator, build_validator
+from margin.validators.guards import Guard, derived_guards, named_guards
 
 Ident = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", min_length=1, max_length=80)
@@ -141,6 +142,11 @@ class Task(_Model):
     """The inputs, with expectations."""
     validators: list[ValidatorEntry] = Field(min_length=1)
     """Constraints an answer must all pass; partial credit is the share that pass."""
+    guards: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, exclude=True)
+    """The validators production runs on every answer (`name`, `name#2` for the second of a
+    name); each must read no `expect`. Default: found from what the validators read."""
+    # Excluded from dumps: guards judge attempts but never shape them, so the run identity
+    # (a hash of the suites' dump) stays the same whether or not a task names them.
     perturb: Perturb | None = None
     """Noise levels to test this task under."""
     target: float | None = Field(default=None, gt=0, le=1)
@@ -163,6 +169,12 @@ class Task(_Model):
         if built is None:
             built = self._checks = tuple(build_validator(spec) for spec in self.validators)
         return built
+
+    def production_guards(self) -> tuple[Guard, ...]:
+        """The task's guards: those its `guards:` names, else every guard its validators hold."""
+        if self.guards is not None:
+            return named_guards(self.checks(), self.guards)
+        return derived_guards(self.checks())
 
     def templates(self) -> Iterator[tuple[Loc, str]]:
         """Every template of the task with its field path."""

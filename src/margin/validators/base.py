@@ -105,6 +105,22 @@ class Validator(BaseModel):
             return f"case has no expect.{missing[0]}, which validator {self.name!r} reads"
         return None
 
+    def reads_expect(self) -> bool:
+        """Whether deciding it reads the case's `expect` or a reference, which production lacks."""
+        return bool(self.expect_keys())
+
+    def is_guard(self) -> bool:
+        """Whether it can run in production: it reads only the answer and the case's vars."""
+        return not self.reads_expect()
+
+    def has_guard_part(self) -> bool:
+        """Whether some part of it is a guard (`guard_check` gives that part's verdict)."""
+        return self.is_guard()
+
+    def guard_check(self, output: str, ctx: CheckContext) -> Verdict | None:
+        """Its guard part's verdict on `output` (a guard's is its `check`), else None."""
+        return self.check(output, ctx) if self.is_guard() else None
+
     def output_tokens_hint(self) -> int | None:
         """About how many tokens a passing answer has, when this constraint bounds it."""
         return None

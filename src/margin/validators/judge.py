@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from margin.suite.templates import render
+from margin.suite.templates import TemplateProblem, render, template_variables
 from margin.validators.base import CheckContext, JudgeTrace, Validator, Verdict
 
 ANSWER_FORMAT = (
@@ -113,6 +113,15 @@ class JudgeValidator(Validator):
 
     def check(self, output: str, ctx: CheckContext) -> Verdict:
         raise RuntimeError("a judge needs a model call: margin's runner decides it")
+
+    def reads_expect(self) -> bool:
+        """A pairwise judge reads a reference; a rubric may read `expect` itself."""
+        if self.reference is not None:
+            return True
+        try:
+            return "expect" in template_variables(self.rubric)
+        except TemplateProblem:  # the loader refuses such a rubric; never call it a guard
+            return True
 
     def is_usable(self, raw: str) -> bool:
         """Whether `raw` is a well-formed answer to this rubric (only such answers are cached)."""

@@ -170,13 +170,31 @@ class JsonFields(Validator):
             return {key: expected(ctx, key) for key in self.from_expect}
         return dict(expected(ctx, str(self.from_expect)))
 
-    def check(self, output: str, ctx: CheckContext) -> Verdict:
-        want = self.wanted(ctx)
+    def has_guard_part(self) -> bool:
+        return True
+
+    def guard_check(self, output: str, ctx: CheckContext) -> Verdict | None:
+        """Without `expect`: the output is a JSON object (all of `check` with `fields`)."""
+        if self.fields is not None:
+            return self.check(output, ctx)
+        value, problem = self._object(output)
+        if value is None:
+            return self.verdict(False, str(problem))
+        return self.verdict(True, "a JSON object")
+
+    def _object(self, output: str) -> tuple[dict[str, Any] | None, str | None]:
         value, problem = parse_json(output, self.allow_fence)
         if problem:
-            return self.verdict(False, problem)
+            return None, problem
         if not isinstance(value, dict):
-            return self.verdict(False, f"JSON {type(value).__name__}, not an object")
+            return None, f"JSON {type(value).__name__}, not an object"
+        return value, None
+
+    def check(self, output: str, ctx: CheckContext) -> Verdict:
+        want = self.wanted(ctx)
+        value, problem = self._object(output)
+        if value is None:
+            return self.verdict(False, str(problem))
         wrong = []
         for path, want_value in want.items():
             got = lookup(value, path)
@@ -229,14 +247,31 @@ class NumberEquals(Validator):
                 return f"expect.{self.from_expect} is {value!r}, not a number"
         return problem
 
-    def check(self, output: str, ctx: CheckContext) -> Verdict:
-        want = self.value if self.value is not None else float(expected(ctx, str(self.from_expect)))
+    def has_guard_part(self) -> bool:
+        return True
+
+    def guard_check(self, output: str, ctx: CheckContext) -> Verdict | None:
+        """Without `expect`: the output holds a number (exactly one with `pick: only`)."""
+        if self.value is not None:
+            return self.check(output, ctx)
+        got, problem = self._picked(output)
+        if got is None:
+            return self.verdict(False, str(problem))
+        return self.verdict(True, f"a number: {got:g}")
+
+    def _picked(self, output: str) -> tuple[float | None, str | None]:
         numbers = find_numbers(output)
         if not numbers:
-            return self.verdict(False, "no number in the output")
+            return None, "no number in the output"
         if self.pick == "only" and len(numbers) > 1:
-            return self.verdict(False, f"{len(numbers)} numbers, expected exactly one")
-        got = numbers[0] if self.pick == "first" else numbers[-1]
+            return None, f"{len(numbers)} numbers, expected exactly one"
+        return (numbers[0] if self.pick == "first" else numbers[-1]), None
+
+    def check(self, output: str, ctx: CheckContext) -> Verdict:
+        want = self.value if self.value is not None else float(expected(ctx, str(self.from_expect)))
+        got, problem = self._picked(output)
+        if got is None:
+            return self.verdict(False, str(problem))
         shown_got, shown_want = f"{got:g}", f"{want:g}"
         if math.isclose(got, want, abs_tol=self.tolerance, rel_tol=0.0):
             return self.verdict(True, f"{shown_got} = {shown_want}")
@@ -280,16 +315,31 @@ class Choice(Validator):
             return f"expected label {expect[self.from_expect]!r} is not one of {self.labels}"
         return problem
 
-    def check(self, output: str, ctx: CheckContext) -> Verdict:
+    def has_guard_part(self) -> bool:
+        return True
+
+    def guard_check(self, output: str, ctx: CheckContext) -> Verdict | None:
+        """Without `expect`: the output is one of the labels."""
+        return self._label_verdict(*self._label(output))
+
+    def _label(self, output: str) -> tuple[str, str | None]:
         answer = output.strip(_EDGE_NOISE)
-        fold = (lambda s: s) if self.case_sensitive else str.casefold
-        matched = next((label for label in self.labels if fold(label) == fold(answer)), None)
+        return answer, next((label for label in self.labels if self._same(label, answer)), None)
+
+    def _label_verdict(self, answer: str, matched: str | None) -> Verdict:
         if matched is None:
             return self.verdict(False, f"{answer[:40]!r} is not one of {self.labels}")
-        if self.from_expect is None:
-            return self.verdict(True, f"label {matched!r}")
+        return self.verdict(True, f"label {matched!r}")
+
+    def _same(self, a: str, b: str) -> bool:
+        return a == b if self.case_sensitive else a.casefold() == b.casefold()
+
+    def check(self, output: str, ctx: CheckContext) -> Verdict:
+        answer, matched = self._label(output)
+        if matched is None or self.from_expect is None:
+            return self._label_verdict(answer, matched)
         want = str(expected(ctx, self.from_expect))
-        if fold(matched) == fold(want):
+        if self._same(matched, want):
             return self.verdict(True, f"label {matched!r}")
         return self.verdict(False, f"label {matched!r}, expected {want!r}")
 
