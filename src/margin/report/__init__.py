@@ -102,16 +102,7 @@ def write_report(
 def page_view(results: Results, folder: Path) -> dict[str, Any]:
     """Everything the templates show, prepared."""
     journal = folder / JOURNAL_NAME
-    pass_k = {}
-    for row in results.pass_k:
-        pass_k[(row.model, row.suite, row.task)] = row
-    top_k = {}
-    for model in results.models:
-        rows = [r for r in results.pass_k if r.model == model.model]
-        if rows:
-            k = min(max(r.k for r in rows), results.run.repeats or 1)
-            values = [r.pass_hat_k for r in rows if r.k == k]
-            top_k[model.model] = (k, sum(values) / len(values))
+    top_k = views.model_pass_k(results.pass_k, results.run.repeats or 1)
     return {
         "results": results,
         "run": results.run,
