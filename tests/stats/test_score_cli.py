@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -64,7 +65,10 @@ def test_run_ends_with_the_recommendation(run_dir: tuple[Path, str]) -> None:
     )
     assert "Recommended: good — crosses every task" in stdout
     assert "lazy: falls short on routing/queue: 4/20 20.0%" in stdout
-    assert "breaks first: choice (20.0%)" in stdout
+    # the worst condition and the constraint that breaks first each with n and interval
+    assert "breaks first: choice (4/20 20.0% [5.6, 51.0])" in stdout
+    # its two paraphrases tie at 2/10; either may be named
+    assert re.search(r"worst condition p\d \(2/10 20\.0% \[5\.6, 51\.0\]\)", stdout)
     assert f"details: margin score {run_dir[0]}" in stdout
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 from margin.decide.scores import Scores
 from margin.results.rows import ShortfallRow
 from margin.stats.intervals import CROSSES, FALLS_SHORT, UNDECIDED
-from margin.stats.numbers import money, percent, rate_with_interval, seconds
+from margin.stats.numbers import money, rate_with_interval, seconds
 
 
 def model_lines(scores: Scores) -> list[str]:
@@ -82,11 +82,11 @@ def recommendation_lines(scores: Scores) -> list[str]:
         lines.append(f"No model crosses {target} on every task: nothing is recommended.")
         if rec.closest is not None:
             closest = next((s for s in rec.shortfalls if s.model == rec.closest), None)
-            where = f" (worst: {_shortfall_text(closest)})" if closest is not None else ""
+            where = f" (worst: {_shortfall_text(closest, scores)})" if closest is not None else ""
             lines.append(f"Closest: {rec.closest}{where}.")
     for shortfall in rec.shortfalls:
         if shortfall.model != rec.closest or rec.model is not None:
-            lines.append(f"{shortfall.model}: {_shortfall_text(shortfall)}.")
+            lines.append(f"{shortfall.model}: {_shortfall_text(shortfall, scores)}.")
     undecided = scores.tasks[scores.tasks["verdict"] == UNDECIDED]
     if not undecided.empty:
         lines.append(
@@ -114,7 +114,7 @@ def _targets_text(tasks: pd.DataFrame) -> str:
     )
 
 
-def _shortfall_text(s: ShortfallRow) -> str:
+def _shortfall_text(s: ShortfallRow, scores: Scores) -> str:
     if s.status == "too slow":
         return (
             f"too slow on {s.task}: p95 {seconds(s.latency_p95)} > budget {seconds(s.budget_s)}"
@@ -124,11 +124,29 @@ def _shortfall_text(s: ShortfallRow) -> str:
         f"{s.status} on {s.task}: {rate_with_interval(s.passes, s.n, s.low, s.high)}"
         f" {'<' if s.status == FALLS_SHORT else 'straddles'} {s.target:g}"
     )
-    if s.condition is not None and s.condition_rate is not None:
-        text += f"; worst condition {s.condition} ({percent(s.condition_rate)})"
-    if s.validator is not None and s.validator_rate is not None:
-        text += f"; breaks first: {s.validator} ({percent(s.validator_rate)})"
+    if s.condition is not None:
+        text += f"; worst condition {s.condition}"
+        text += _part_rate(scores.conditions, s, "condition", s.condition)
+    if s.validator is not None:
+        text += f"; breaks first: {s.validator}"
+        text += _part_rate(scores.validators, s, "validator", s.validator)
     return text
+
+
+def _part_rate(table: pd.DataFrame, s: ShortfallRow, column: str, name: str) -> str:
+    """` (3/5 60.0% [23.0, 88.2])`: the rate of the shortfall's worst condition or validator on
+    its task, with n and interval (empty if the table has no such judged cell)."""
+    cell = f"{s.model}|{s.task}|{name}"
+    keys = table["model"].astype(str) + "|" + table["suite"].astype(str) + "/"
+    keys = keys + table["task"].astype(str) + "|" + table[column].astype(str)
+    rows = table[(keys == cell) & (table["n"] > 0)].to_dict("records")
+    if not rows:
+        return ""
+    row = rows[0]
+    rate = rate_with_interval(
+        int(row["passes"]), int(row["n"]), float(row["low"]), float(row["high"])
+    )
+    return f" ({rate})"
 
 
 def _more_text(row: dict[Any, Any]) -> str:
