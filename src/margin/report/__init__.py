@@ -116,6 +116,10 @@ def page_view(results: Results, folder: Path) -> dict[str, Any]:
             )
             for m in results.models
         },
+        "task_verdicts": {
+            m.model: task_verdicts_text([t.verdict for t in results.tasks if t.model == m.model])
+            for m in results.models
+        },
         "capability": views.capability_charts(results),
         "margin_charts": views.margin_charts(results),
         "pareto": views.pareto_charts(results),
