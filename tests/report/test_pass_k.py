@@ -20,9 +20,8 @@ def test_model_pass_1_is_the_pass_rate_when_tasks_differ_in_size() -> None:
     frame = attempts_of(records).frame
     rows = [PassKRow.model_validate(r) for r in pass_k_table(frame, TASK).to_dict("records")]
     passes, n = 12, 16  # 1/4 on the small task, 11/12 on the large one
-    assert model_pass_k(rows, repeats=1) == {"m": (1, passes / n)}
+    assert model_pass_k(rows, repeats=1) == {"m": (1, passes / n, 8)}  # over all 8 cases
     # per case C(c,2)/C(2,2): small 0, 0; large 1, 1, 1, 1, 1, 0 → 5 of 8 cases
-    k, value = model_pass_k(rows, repeats=2)["m"]
-    assert (k, value) == (2, 5 / 8)
+    assert model_pass_k(rows, repeats=2)["m"] == (2, 5 / 8, 8)
     # the old unweighted mean over tasks gave (1/4 + 11/12) / 2 = 58.3% for pass^1
     assert passes / n != (1 / 4 + 11 / 12) / 2

@@ -61,3 +61,8 @@ def test_a_models_verdict_is_its_tasks_combination_not_its_pooled_intervals(
         "| s/u | 0.9 | m |" in line and line.endswith("| falls short |")
         for line in tasks.splitlines()
     )
+    # the page: the same combination under the same header, pass^1 equal to the pass rate
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert "<th>95% interval</th><th>tasks against their targets</th>" in page
+    assert ">falls short on 1 of 2</td>" in page
+    assert "k=1: 97.6% over 210 cases" in page

@@ -27,19 +27,20 @@ MAX_TEXT = 4000
 """Characters of a prompt or an answer shown; the page says how many were cut."""
 
 
-def model_pass_k(rows: list[PassKRow], repeats: int) -> dict[str, tuple[int, float]]:
+def model_pass_k(rows: list[PassKRow], repeats: int) -> dict[str, tuple[int, float, int]]:
     """Each model's pass^k at the largest k its cases reached (at most the run's `repeats`),
     pooled over all its cases: each task's mean weighted by its cases with at least k attempts,
     so pass^1 is the model's pass rate whenever its cases have equal judged attempts (a plain
-    mean over tasks would let a 2-case task weigh as much as a 50-case one)."""
-    top: dict[str, tuple[int, float]] = {}
+    mean over tasks would let a 2-case task weigh as much as a 50-case one). Returns k, pass^k
+    and the number of cases it is over."""
+    top: dict[str, tuple[int, float, int]] = {}
     for model in dict.fromkeys(r.model for r in rows):
         mine = [r for r in rows if r.model == model]
         k = min(max(r.k for r in mine), repeats)
         at_k = [r for r in mine if r.k == k]
         cases = sum(r.cases for r in at_k)
         if cases:
-            top[model] = (k, sum(r.pass_hat_k * r.cases for r in at_k) / cases)
+            top[model] = (k, sum(r.pass_hat_k * r.cases for r in at_k) / cases, cases)
     return top
 
 
