@@ -104,3 +104,13 @@ def test_score_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     result = run_cli("score", str(tmp_path))
     assert result.exit_code == 2
     assert result.stderr.strip() == f"error: {tmp_path}: not a margin run directory (no run.json)"
+
+
+def test_score_table_shows_the_tasks_verdicts_not_a_pooled_one(run_dir: tuple[Path, str]) -> None:
+    """The models table pools the tasks' attempts; its verdict column is each task's verdict
+    against its own target, said as such, never a verdict of the pooled interval beside it."""
+    result = run_cli("score", str(run_dir[0]))
+    assert result.exit_code == 0, result.output
+    assert "tasks vs target" in result.stdout
+    assert "crosses every task" in result.stdout and "falls short on 1 of 1" in result.stdout
+    assert "the pooled interval decides none of them" in " ".join(result.stdout.split())

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from margin.cli.options import option, run_dir_argument
 from margin.decide.scores import score_run
-from margin.decide.summary import recommendation_lines
+from margin.decide.summary import recommendation_lines, task_verdicts_text
 from margin.results.score import results_of
 from margin.stats.numbers import interval, money, percent, seconds
 
@@ -66,10 +66,11 @@ def _print_tables(scores: Any, view: str) -> None:
     if not console.is_terminal:
         console = Console(width=max(console.width, 160))
     models = Table(title="Models (all tasks pooled)", caption=_CAPTION)
-    for name in ["rank", "model", "tied with", "reliability", "95% interval", "verdict",
+    tasks = scores.tasks
+    for name in ["rank", "model", "tied with", "reliability", "95% interval", "tasks vs target",
                  "partial", "cost / 1,000", "p50", "p95", "infra errors", "Pareto"]:  # fmt: skip
         models.add_column(
-            name, justify="left" if name in {"model", "tied with", "verdict"} else "right"
+            name, justify="left" if name in {"model", "tied with", "tasks vs target"} else "right"
         )
     for row in scores.models.sort_values(["rank", "rate"], ascending=[True, False]).to_dict(
         "records"
@@ -80,7 +81,10 @@ def _print_tables(scores: Any, view: str) -> None:
             row["tied_with"] or "",
             f"{row['passes']}/{row['n']} {percent(row['rate'], row['passes'], row['n'])}",
             interval(row["low"], row["high"]),
-            str(row["verdict"]),
+            # the pooled interval beside it is not what decides: each task against its target
+            task_verdicts_text(
+                [str(v) for v in tasks.loc[tasks["model"] == row["model"], "verdict"]], noun=False
+            ),
             percent(row["partial"]),
             money(row["cost_per_1000"]),
             seconds(row["latency_p50"]),
@@ -97,7 +101,8 @@ def _print_tables(scores: Any, view: str) -> None:
 _CAPTION = (
     "reliability = passes / judged attempts (infra errors excluded); interval: Wilson on the"
     " effective n (clustered by case); rank: 1 + models significantly better (mid-p McNemar,"
-    " Holm)."
+    " Holm). tasks vs target: each task's verdict against its own target; the pooled"
+    " interval decides none of them."
 )
 
 
