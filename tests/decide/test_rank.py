@@ -77,7 +77,10 @@ def test_no_recommendation_from_undecided_evidence() -> None:
     assert rec.model is None and rec.closest == "a" and rec.undecided == 2
     lines = recommendation_lines(scores)
     assert lines[0] == "No model crosses 0.9 on every task: nothing is recommended."
-    assert "about 25 more independent attempts" in "\n".join(lines)
+    # a: 10/10; 25 new cases that all pass (certain at rate 1) reach 35/35, Wilson low ≥ 0.9
+    assert "about 25 more new cases, one attempt each (4 in 5 chance to settle)" in "\n".join(lines)
+    # b: 9/10 sits on the target: no number of new cases at that rate settles it
+    assert "no affordable number of new cases settles it" in "\n".join(lines)
     model = cell_table(attempts_of(records).frame, MODEL, TARGETS).set_index("model")
     assert model.loc["a", "verdict"] == "undecided"
 
@@ -86,8 +89,15 @@ def test_an_undecided_cell_of_copies_asks_for_new_cases() -> None:
     scores = score_attempts(attempts_of(repeated("m", ["111"] * 10)), TARGETS)
     lines = "\n".join(recommendation_lines(scores))
     # 10 cases whose 3 repeats agree are 10 pieces of evidence (deff 3); an effective n of
-    # z²·0.9/0.1 = 34.57 is needed: 34.57 × 3 − 30 = 73.7, so about 74 more attempts
-    assert "m on s/t: 30/30 100.0% [72.2, 100.0]; about 74 more attempts on new cases" in lines
+    # z²·0.9/0.1 = 34.57 is needed, so 25 new single-attempt cases (all passing at rate 1) settle
+    # it, where the old count said 34.57 × 3 − 30 = 73.7, about 74 attempts at the current
+    # clustering
+    assert (
+        "m on s/t: 30/30 100.0% [72.2, 100.0]; about 25 more new cases, one attempt each"
+        " (4 in 5 chance to settle); its repeats agree: more of them add little" in lines
+    )
+    row = scores.tasks.iloc[0]
+    assert (row["more_attempts"], row["more_cases"]) == (74, 25)
 
 
 def test_decisions_read_statistics_and_never_the_reverse() -> None:

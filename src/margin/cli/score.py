@@ -112,7 +112,7 @@ def _detail_table(scores: Any, view: str) -> Any:
     table = Table(title=f"{title} (95% intervals; verdict against the task's target)")
     label = {"task": None, "condition": "condition", "validator": "validator"}[view]
     columns = ["model", "suite/task", *([label] if label else []), "reliability", "95% interval",
-               "target", "verdict", "more attempts to decide"]  # fmt: skip
+               "target", "verdict", "new cases to settle (4 in 5)"]  # fmt: skip
     if view == "task":
         columns[1:1] = ["rank"]
         columns += ["partial", "pass^k", "consistency"]
@@ -120,7 +120,7 @@ def _detail_table(scores: Any, view: str) -> Any:
         table.add_column(name)
     pass_k = _last_pass_k(scores)
     for row in frame.to_dict("records"):
-        more = row.get("more_attempts")
+        more = row.get("more_cases")
         cells = [
             str(row["model"]),
             f"{row['suite']}/{row['task']}",

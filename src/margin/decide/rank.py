@@ -135,6 +135,7 @@ def _describe(
     condition = worst_condition.iloc[0] if not worst_condition.empty else None
     validator = worst_validator.iloc[0] if not worst_validator.empty else None
     more = cell.get("more_attempts")
+    cases = cell.get("more_cases")
     return ShortfallRow(
         model=model,
         status=status,
@@ -150,5 +151,6 @@ def _describe(
         validator=None if validator is None else str(validator["validator"]),
         validator_rate=None if validator is None else float(validator["rate"]),
         more_attempts=None if more is None or pd.isna(more) else float(more),
+        more_cases=None if cases is None or pd.isna(cases) else float(cases),
         latency_p95=float(cell["latency_p95"]),
     )

@@ -90,9 +90,9 @@ def recommendation_lines(scores: Scores) -> list[str]:
     undecided = scores.tasks[scores.tasks["verdict"] == UNDECIDED]
     if not undecided.empty:
         lines.append(
-            f"Undecided: {len(undecided)} model × task cell(s); more attempts would decide them:"
+            f"Undecided: {len(undecided)} model × task cell(s); new cases would settle them:"
         )
-        for row in undecided.sort_values("more_attempts").to_dict("records"):
+        for row in undecided.sort_values("more_cases").to_dict("records"):
             lines.append(f"  {row['model']} on {row['suite']}/{row['task']}: {_more_text(row)}")
     return lines
 
@@ -150,14 +150,18 @@ def _part_rate(table: pd.DataFrame, s: ShortfallRow, column: str, name: str) -> 
 
 
 def _more_text(row: dict[Any, Any]) -> str:
+    """How many new cases (one attempt each) would settle the cell with an 80% chance at its
+    current rate; more repeats of its cases are not offered when they agree (deff > 1)."""
     n, passes = int(str(row["n"])), int(str(row["passes"]))
     now = rate_with_interval(passes, n, float(str(row["low"])), float(str(row["high"])))
-    more = row["more_attempts"]
+    more = row.get("more_cases")
     if more is None or more != more:
         return (
-            f"{now}; its rate sits on the target, so no number of attempts at this rate settles it"
+            f"{now}; its rate sits on or too near the target, so no affordable number of new"
+            " cases settles it at this rate"
         )
-    count = f"about {int(float(str(more))):,} more"
+    count = f"about {int(float(str(more))):,} more new cases, one attempt each"
+    count += " (4 in 5 chance to settle)"
     if float(str(row["deff"])) > 1.01:
-        return f"{now}; {count} attempts on new cases (its repeats agree: more of them add little)"
-    return f"{now}; {count} independent attempts (new cases, or repeats at a temperature above 0)"
+        return f"{now}; {count}; its repeats agree: more of them add little"
+    return f"{now}; {count}"

@@ -33,8 +33,13 @@ class Interval(Row):
     verdict: str
     """`crosses` (low ≥ target), `falls short` (high < target) or `undecided`."""
     more_attempts: float | None = None
-    """For an undecided cell: about how many more attempts would settle it (None otherwise, or
-    when the rate sits on the target)."""
+    """For an undecided cell: about how many more attempts at the current rate and clustering
+    would put the interval around that rate off the target, which settles it only about half
+    the time (None otherwise, or when the rate sits on the target)."""
+    more_cases: float | None = None
+    """For an undecided cell: how many new cases, one attempt each, settle it with an 80% chance
+    if the true rate is the observed one (exact binomial; None otherwise, or when the rate sits
+    on or too near the target)."""
 
 
 class Cell(Interval):
@@ -314,6 +319,7 @@ class ShortfallRow(Row):
     validator: str | None = None  # the constraint that breaks first (lowest pass rate) there
     validator_rate: float | None = None
     more_attempts: float | None = None  # undecided: about how many more attempts settle it
+    more_cases: float | None = None  # undecided: new single-attempt cases, 80% chance to settle
     latency_p95: float | None = None
     budget_s: float | None = None
 

@@ -2,8 +2,9 @@
 
 Every cell carries its pass rate with a 95% interval that respects clustering by case (repeats,
 paraphrases and noise variants of one case are not independent evidence), its n, its infra
-errors beside it, a verdict against its target, and for an undecided cell about how many more
-attempts would settle it at the current rate.
+errors beside it, a verdict against its target, and for an undecided cell how many more
+attempts would settle it at the current rate and clustering (`more_attempts`: about half the time)
+and how many new single-attempt cases would settle it with an 80% chance (`more_cases`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from margin.stats.intervals import (
     verdicts,
     wilson_interval,
 )
+from margin.stats.settle import more_cases
 
 CONDITION = ["model", "suite", "task", "condition"]
 TASK = ["model", "suite", "task"]
@@ -82,13 +84,18 @@ def interval_table(counts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def decide(cells: pd.DataFrame, target: pd.Series) -> pd.DataFrame:
     """Add `target`, `verdict` and, for undecided cells, `more_attempts`: about how many more
-    attempts (at the current rate and clustering) would settle the verdict; NaN when none would
-    (the rate sits on the target)."""
+    attempts (at the current rate and clustering) would put the interval around the current rate
+    off the target, a coin flip's chance to settle it; and `more_cases`: how many new cases of
+    one attempt each settle it with an 80% chance at the current rate (`stats.settle`). NaN when
+    none would (the rate sits on the target)."""
     verdict = verdicts(cells["low"], cells["high"], target)
     needed = effective_n_to_decide(cells["rate"], target) * cells["deff"]
     more = np.ceil(needed - cells["n"]).clip(lower=1)
     more = more.where((verdict == UNDECIDED) & (more <= MAX_MORE_ATTEMPTS))
-    return cells.assign(target=target.to_numpy(), verdict=verdict, more_attempts=more)
+    cases = more_cases(cells["passes"], cells["n"], cells["deff"], target, verdict == UNDECIDED)
+    return cells.assign(
+        target=target.to_numpy(), verdict=verdict, more_attempts=more, more_cases=cases
+    )
 
 
 def cell_table(
@@ -159,7 +166,7 @@ def _model_verdicts(table: pd.DataFrame, tasks: pd.DataFrame) -> pd.DataFrame:
         rows.append({"model": model, "target": group["target"].max(), "verdict": verdict})
     summary = pd.DataFrame(rows, columns=["model", "target", "verdict"])
     table = table.merge(summary, on="model", how="left")
-    return table.assign(more_attempts=np.nan)
+    return table.assign(more_attempts=np.nan, more_cases=np.nan)
 
 
 def pass_k_table(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
