@@ -11,7 +11,7 @@ from rich.table import Table
 
 from margin.cli.options import option, run_dir_argument
 from margin.decide.scores import score_run
-from margin.decide.summary import recommendation_lines, task_verdicts_text
+from margin.decide.summary import recommendation_lines, task_verdicts_text, verdicts_of
 from margin.results.score import results_of
 from margin.stats.numbers import interval, money, percent, seconds
 
@@ -66,7 +66,6 @@ def _print_tables(scores: Any, view: str) -> None:
     if not console.is_terminal:
         console = Console(width=max(console.width, 160))
     models = Table(title="Models (all tasks pooled)", caption=_CAPTION)
-    tasks = scores.tasks
     for name in ["rank", "model", "tied with", "reliability", "95% interval", "tasks vs target",
                  "partial", "cost / 1,000", "p50", "p95", "infra errors", "Pareto"]:  # fmt: skip
         models.add_column(
@@ -82,9 +81,7 @@ def _print_tables(scores: Any, view: str) -> None:
             f"{row['passes']}/{row['n']} {percent(row['rate'], row['passes'], row['n'])}",
             interval(row["low"], row["high"]),
             # the pooled interval beside it is not what decides: each task against its target
-            task_verdicts_text(
-                [str(v) for v in tasks.loc[tasks["model"] == row["model"], "verdict"]], noun=False
-            ),
+            task_verdicts_text(verdicts_of(scores.tasks, str(row["model"])), noun=False),
             percent(row["partial"]),
             money(row["cost_per_1000"]),
             seconds(row["latency_p50"]),

@@ -23,13 +23,14 @@ def model_lines(scores: Scores) -> list[str]:
         tied = f", tied with {row['tied_with']}" if row["tied_with"] else ""
         lines.append(
             f"{row['model']}: {rate} over all tasks (rank {row['rank']}{tied});"
-            f" {task_verdicts_text(_verdicts_of(scores.tasks, str(row['model'])))};"
+            f" {task_verdicts_text(verdicts_of(scores.tasks, str(row['model'])))};"
             f" {row['infra_errors']} infra errors"
         )
     return lines
 
 
-def _verdicts_of(tasks: pd.DataFrame, model: str) -> list[str]:
+def verdicts_of(tasks: pd.DataFrame, model: str) -> list[str]:
+    """Each task's verdict for `model`, from a tasks table."""
     return [str(v) for v in tasks.loc[tasks["model"] == model, "verdict"]]
 
 
