@@ -23,7 +23,7 @@ from scipy import special
 from margin.errors import UserError
 from margin.results.rows import PolicyRow, PolicyRunRow
 from margin.stats.cells import TASK, Targets, cell_table
-from margin.stats.intervals import wilson_interval
+from margin.stats.intervals import rate_interval
 
 _STEP = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\*\s*(\d+))?\s*$")
 
@@ -170,7 +170,7 @@ def _case_interval(
     low, high = np.quantile(boot_rates, [0.025, 0.975])
     # A bootstrap of all-passing cases collapses to [1, 1]; the Wilson interval on the cases
     # (each case one piece of evidence) keeps it honest, and the hull of the two is reported.
-    w_low, w_high = wilson_interval(success.mean() * len(labels), len(labels))
+    w_low, w_high = rate_interval(success.mean() * len(labels), len(labels))
     return float(min(low, float(w_low))), float(max(high, float(w_high)))
 
 

@@ -22,8 +22,8 @@ from margin.stats.intervals import (
     effective_n_to_decide,
     pass_at_k,
     pass_hat_k,
+    rate_interval,
     verdicts,
-    wilson_interval,
 )
 from margin.stats.settle import more_cases
 
@@ -67,7 +67,7 @@ def interval_table(counts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         cells["n"], cells["passes"], cells["cases"], cells["sq_size"], cells["sq_share"]
     )
     rate = cells["passes"] / cells["n"]
-    low, high = wilson_interval(rate * cells["n"] / deff, cells["n"] / deff)
+    low, high = rate_interval(rate * cells["n"] / deff, cells["n"] / deff)
     repeated = cells["repeated"] > 0
     return cells.assign(
         passes=cells["passes"].astype(np.int64),

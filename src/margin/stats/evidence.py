@@ -15,7 +15,7 @@ import pandas as pd
 
 from margin.plan import Plan
 from margin.stats.compare import detectable_difference
-from margin.stats.intervals import straight_passes_to_cross, wilson_interval
+from margin.stats.intervals import rate_interval, straight_passes_to_cross
 
 
 @dataclass
@@ -48,7 +48,7 @@ def evidence_table(plan: Plan) -> pd.DataFrame:
     for (suite, task), entry in tasks.items():
         cases = len(entry.cases)
         pooled = cases * len(entry.conditions) * len(entry.repeats)
-        low = float(wilson_interval(cases, cases)[0])
+        low = float(rate_interval(cases, cases)[0])
         rows.append(
             {
                 "suite": suite,

@@ -42,6 +42,13 @@ def wilson_interval(
     return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
 
 
+def rate_interval(
+    passes: ArrayLike, n: ArrayLike, confidence: float = CONFIDENCE
+) -> tuple[Floats, Floats]:
+    """The interval every cell's rate is shown with and every verdict is read from."""
+    return wilson_interval(passes, n, confidence)
+
+
 def design_effect(
     n: ArrayLike,
     total: ArrayLike,

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from margin.stats.intervals import CONFIDENCE, Floats, wilson_interval
+from margin.stats.intervals import CONFIDENCE, Floats, rate_interval
 
 SETTLE_PROBABILITY = 0.8
 """The chance the stated number of new cases settles the cell (at the observed rate)."""
@@ -34,12 +34,12 @@ def settle_probability(
 ) -> float:
     """P(the interval on passes_eff + X of n_eff + new excludes `target`), X ~ Bin(new, rate)."""
     if new <= 0:
-        low, high = wilson_interval(passes_eff, n_eff, confidence)
+        low, high = rate_interval(passes_eff, n_eff, confidence)
         return float((low >= target) | (high < target))
     first = int(stats.binom.ppf(_TAIL, new, rate))
     last = int(stats.binom.isf(_TAIL, new, rate))
     x = np.arange(max(first - 1, 0), min(last + 1, new) + 1, dtype=np.float64)
-    low, high = wilson_interval(passes_eff + x, n_eff + new, confidence)
+    low, high = rate_interval(passes_eff + x, n_eff + new, confidence)
     settled = (low >= target) | (high < target)
     return float(stats.binom.pmf(x, new, rate)[settled].sum())
 
