@@ -69,7 +69,7 @@ def test_a_cascade_and_a_retry_run_step_by_step(tmp_path, cache_dir) -> None:
     assert strong["ok"] == 40 + 24
     step = next(r for r in records if r.policy == "cascade(weak, strong)" and r.step == 1)
     assert step.key.endswith("|cascade(weak, strong)#s1") and step.repeat in (0, 1)
-    assert all(r.schema_version == 3 for r in records)
+    assert all(r.schema_version == 4 for r in records)
 
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     bare = {m["model"]: (m["passes"], m["n"]) for m in results["models"]}

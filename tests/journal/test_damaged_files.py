@@ -55,7 +55,7 @@ def test_gate_on_results_nested_100000_deep(tmp_path: Path) -> None:
 def test_deep_results_through_the_real_console_script(tmp_path: Path) -> None:
     run = fixture_run(tmp_path / "run")
     path = run / "results.json"
-    path.write_text('{"results_version": 1, "run": ' + "[" * DEEP + "]" * DEEP + "}")
+    path.write_text('{"results_version": 2, "run": ' + "[" * DEEP + "]" * DEEP + "}")
     for args in (["gate", str(run)], ["gate", str(run), "--baseline", str(path)]):
         proc = subprocess.run(
             [sys.executable, "-m", "margin.cli.main", *args],
@@ -106,10 +106,10 @@ def test_gate_on_schema_invalid_results_names_the_field(
 
 
 RAW_DAMAGE = [
-    ("truncated", b'{"results_version": 1, "run": {', 1, "EOF"),
-    ("syntax-on-line-3", b'{\n "results_version": 1,\n "run": ]\n}', 3, "expected value"),
+    ("truncated", b'{"results_version": 2, "run": {', 1, "EOF"),
+    ("syntax-on-line-3", b'{\n "results_version": 2,\n "run": ]\n}', 3, "expected value"),
     ("empty", b"", 1, "EOF"),
-    ("not-utf8", b'{"results_version": 1, "x": "\xff\xfe"}', 1, "UTF-8"),
+    ("not-utf8", b'{"results_version": 2, "x": "\xff\xfe"}', 1, "UTF-8"),
     ("a-list", b"[1, 2]", None, "results version None"),
 ]
 

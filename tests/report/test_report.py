@@ -38,7 +38,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_results_json_validates_against_the_shipped_schema(report: Path) -> None:
     data = json.loads((report / "results.json").read_text(encoding="utf-8"))
     jsonschema.validate(data, json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
-    assert data["results_version"] == 1
+    assert data["results_version"] == 2
     assert (
         data["recommendation"]["model"] == "good" and data["recommendation"]["runner_up"] == "twin"
     )
@@ -149,7 +149,7 @@ def test_results_of_another_version_are_refused(tmp_path: Path) -> None:
     from margin.results.document import read_results
 
     (tmp_path / "results.json").write_text(json.dumps({"results_version": 99}))
-    with pytest.raises(UserError, match="results version 99; this margin reads version 1"):
+    with pytest.raises(UserError, match="results version 99; this margin reads version 2"):
         read_results(tmp_path)
 
 

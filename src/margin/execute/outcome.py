@@ -13,7 +13,8 @@ from margin.journal.records import AttemptRecord, MessageRecord
 from margin.plan import Attempt
 from margin.providers.gateway import Completion
 from margin.validators import Verdict
-from margin.validators.base import JudgeTrace
+from margin.validators.base import CheckContext, JudgeTrace
+from margin.validators.guards import guard_outcome
 from margin.validators.judge import JudgeValidator, combine, combine_pairs
 
 
@@ -38,9 +39,11 @@ def judged_record(
     dropped: tuple[str, ...] = (),
 ) -> AttemptRecord:
     """The record of an answered attempt: passed when every verdict passed, unscored when a
-    validator could not decide."""
+    validator could not decide, with what the task's production guards said of it."""
     passed = sum(v.passed for v in verdicts)
     unscored = [v for v in verdicts if v.unscored]
+    ctx = CheckContext(attempt.task.case_vars(attempt.case), attempt.case.expect)
+    guards = guard_outcome(attempt.task.production_guards(), verdicts, answer.text, ctx)
     judges = [v.judge for v in verdicts if v.judge is not None]
     judge_costs = [j.cost_usd for j in judges]
     return _record(
@@ -50,6 +53,8 @@ def judged_record(
         verdicts=verdicts,
         passed=None if unscored else passed == len(verdicts),
         partial=None if unscored else (passed / len(verdicts) if verdicts else 1.0),
+        guards_passed=None if unscored else guards.passed,
+        guards_failed=list(guards.failed),
         error="Unscored" if unscored else None,
         error_message=f"{unscored[0].validator}: {unscored[0].reason}" if unscored else None,
         judge_cost_usd=None if None in judge_costs else sum(c or 0.0 for c in judge_costs),

@@ -20,10 +20,11 @@ from pydantic_core import PydanticCustomError
 from margin.errors import UserError, invalid_data, not_utf8
 from margin.validators import Verdict
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """2 added finish_reason, truncated and dropped_params; 3 added policy and step (a step of a
 delivery policy run for real), judge_cost_usd and the `judge` trace and `unscored` flag of a
-verdict. Records of earlier versions still read."""
+verdict; 4 added guards_passed and guards_failed (what production's checks said). Records of
+earlier versions still read (their failures are neither detected nor silent: unknown)."""
 JOURNAL_NAME = "journal.jsonl"
 
 
@@ -43,7 +44,7 @@ class AttemptRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
-    schema_version: Literal[1, 2, 3] = 3
+    schema_version: Literal[1, 2, 3, 4] = 4
     """Version of this record format."""
     key: str
     """`model|suite/task/case|variant|rREPEAT`, unique in a journal."""
@@ -85,6 +86,12 @@ class AttemptRecord(BaseModel):
     """Every validator passed; None on an infra error (never counted as a model failure)."""
     partial: float | None
     """Share of validators passed; None on an infra error."""
+    guards_passed: bool | None = None
+    """Every production guard (a check that needs no `expect`) passed: a failure with True here
+    is silent, production could not see it. True when the task has no guard; None on an infra
+    error, when a guard could not decide, and in records before version 4."""
+    guards_failed: list[str] = []
+    """The labels of the guards that failed (`json_schema`, `regex#2`), in task order."""
     latency_s: float | None
     """Wall time of the successful call (the recorded one for a cache hit)."""
     input_tokens: int = 0

@@ -174,13 +174,15 @@ def _run_facts(folder: Path, run_file: dict[str, Any], scores: Scores) -> RunFac
         digest = hashlib.sha256(copy.read_bytes()).hexdigest() if copy.exists() else None
         tasks = scores.tasks[scores.tasks["suite"] == name]
         targets = {str(t): float(v) for t, v in zip(tasks["task"], tasks["target"], strict=True)}
+        fingerprints, guards = _task_facts(copy) if copy.exists() else ({}, {})
         suites.append(
             SuiteFact(
                 name=name,
                 sha256=digest,
                 tasks=sorted(targets),
                 targets=targets,
-                fingerprints=_fingerprints(copy) if copy.exists() else {},
+                guards=guards,
+                fingerprints=fingerprints,
             )
         )
     batched = {
@@ -251,8 +253,11 @@ def task_fingerprints(task: Any) -> dict[str, str]:
     }
 
 
-def _fingerprints(copy: Path) -> dict[str, dict[str, str]]:
-    return {task.id: task_fingerprints(task) for task in load_suite(copy).tasks}
+def _task_facts(copy: Path) -> tuple[dict[str, dict[str, str]], dict[str, list[str]]]:
+    """Per task of the suite file `copy`: its fingerprints, and its production guards' labels."""
+    tasks = load_suite(copy).tasks
+    fingerprints = {task.id: task_fingerprints(task) for task in tasks}
+    return fingerprints, {task.id: [g.label for g in task.production_guards()] for task in tasks}
 
 
 def _regime(temperatures: list[float], repeats: int) -> str:

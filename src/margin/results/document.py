@@ -32,7 +32,9 @@ from margin.results.rows import (
     ValidatorRow,
 )
 
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2
+"""2 added the detected / silent split of failures to every cell and policy, and each task's
+production guards."""
 RESULTS_NAME = "results.json"
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 
@@ -43,6 +45,9 @@ class SuiteFact(Row):
     """Of the run's copy of the suite file."""
     tasks: list[str]
     targets: dict[str, float]
+    guards: dict[str, list[str]] = {}  # noqa: RUF012 (pydantic copies a default per instance)
+    """Per task: the labels of its production guards (validators, or their parts, that need no
+    `expect`: `json_fields` counts as a guard for "the answer is a JSON object")."""
     fingerprints: dict[str, dict[str, str]] = {}  # noqa: RUF012 (pydantic copies a default per instance)
     """Per task: sha256 of its `prompt` (system, prompt, paraphrases, vars), `cases` (inputs
     and expectations) and `validators`, so a gate can say what changed against a baseline."""

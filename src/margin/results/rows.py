@@ -78,6 +78,23 @@ class Cell(Interval):
     """Share of cases whose attempts all agree (None with one attempt per case)."""
     retry_free: float | None
     """Share of cases that pass every attempt (None with one attempt per case)."""
+    guarded_n: int | None = None
+    """Judged attempts whose production-guard outcome is recorded: the n of `detected` and
+    `silent` (None for a journal written before guards were recorded)."""
+    detected: int | None = None
+    """Failures some production guard caught (the answer broke a check that needs no reference):
+    production can retry, escalate or refuse them."""
+    detected_low: float | None = None
+    """Lower bound of the 95% interval of detected / guarded_n (clustered by case)."""
+    detected_high: float | None = None
+    """Upper bound."""
+    silent: int | None = None
+    """Failures every production guard let through (only a check reading the case's `expect`
+    failed): wrong answers production cannot see, that reach the user."""
+    silent_low: float | None = None
+    """Lower bound of the 95% interval of silent / guarded_n (clustered by case)."""
+    silent_high: float | None = None
+    """Upper bound."""
 
 
 class ModelRow(Cell):

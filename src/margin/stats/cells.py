@@ -135,6 +135,7 @@ def cell_table(
         firsts = group[["paraphrase", "noise_kind", "noise_level"]].first().reset_index()
         extra = extra.merge(firsts, on=keys, how="left")
     table = extra.merge(cells, on=keys, how="left").drop(columns=["cost_known"])
+    table = table.merge(failure_table(frame, keys), on=keys, how="left")
     zeros = {"n": 0, "passes": 0, "cases": 0, "truncated": 0, "over_max_tokens": 0}
     table = table.fillna({**zeros, "deff": 1.0, "n_eff": 0.0})
     table["low"] = table["low"].fillna(0.0)
@@ -154,6 +155,33 @@ def cell_table(
         dtype=np.float64,
     )
     return decide(table, target)
+
+
+FAILURES = ["guarded_n", "detected", "detected_low", "detected_high",
+            "silent", "silent_low", "silent_high"]  # fmt: skip
+"""The columns `failure_table` adds to every cell."""
+
+
+def failure_table(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per cell, its failures split by what production's guards saw: `detected` (some guard
+    failed: production can retry or refuse) and `silent` (every guard passed, a reference
+    check failed: the wrong answer reaches the user), counts of `guarded_n` (the judged
+    attempts whose guard outcome is recorded; journals before version 4 have none) with the
+    interval of each rate, clustered by case like the pass rate's."""
+    known = frame[frame["judged"] & frame["guarded"].notna()] if "guarded" in frame else frame[:0]
+    if known.empty:
+        return pd.DataFrame(columns=[*keys, *FAILURES])
+    failed = known["passed"] == 0
+    split = known.assign(
+        detected=(failed & (known["guarded"] == 0)).astype(np.float64),
+        silent=(failed & (known["guarded"] == 1)).astype(np.float64),
+    )
+    parts = []
+    for kind in ["detected", "silent"]:
+        table = interval_table(case_counts(split, keys, kind), keys)
+        names = {"n": "guarded_n", "passes": kind, "low": f"{kind}_low", "high": f"{kind}_high"}
+        parts.append(table[[*keys, *names]].rename(columns=names))
+    return parts[0].merge(parts[1].drop(columns="guarded_n"), on=keys, how="outer")
 
 
 def _model_verdicts(table: pd.DataFrame, tasks: pd.DataFrame) -> pd.DataFrame:

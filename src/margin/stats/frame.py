@@ -42,6 +42,7 @@ _SCHEMA = pa.schema(
         ("noise_level", pa.float64()),
         ("repeat", pa.int64()),
         ("passed", pa.bool_()),
+        ("guards_passed", pa.bool_()),
         ("partial", pa.float64()),
         ("latency_s", pa.float64()),
         ("input_tokens", pa.int64()),
@@ -73,7 +74,8 @@ class Attempts:
     frame: pd.DataFrame
     """One row per attempt (latest record per key): the LABELS as categories, `condition`,
     `paraphrase`, `noise_level`, `repeat`, `judged` (not an infra error), `passed` (1.0 / 0.0,
-    NaN on an infra error), `partial`, `latency_s`, tokens, `cost_usd`, `cost_saved_usd`,
+    NaN on an infra error), `guarded` (every production guard passed: 1.0 / 0.0, NaN when not
+    judged or unknown, as in journals before version 4), `partial`, `latency_s`, tokens, `cost_usd`, `cost_saved_usd`,
     `cache_hit`, `truncated`, `over_max_tokens`, `batched`."""
     verdicts: pd.DataFrame
     """One row per validator verdict of a judged attempt: `row` (index into `frame`),
@@ -142,7 +144,7 @@ def _read_table(path: Path) -> pa.Table | None:
     if any(table.column(name).null_count for name in _REQUIRED):
         return None
     versions = pc.unique(table.column("schema_version")).to_pylist()
-    if not set(versions) <= {1, 2, 3}:
+    if not set(versions) <= {1, 2, 3, 4}:
         return None
     return table
 
@@ -195,6 +197,12 @@ def _frames(table: pa.Table, extra: tuple[str, ...] | list[str] = ()) -> Attempt
     )
     frame["passed"] = np.where(
         frame["judged"], passed.fill_null(False).to_numpy(zero_copy_only=False), np.nan
+    )
+    guarded = table.column("guards_passed")
+    frame["guarded"] = np.where(
+        frame["judged"].to_numpy() & ~guarded.is_null().to_numpy(zero_copy_only=False),
+        guarded.fill_null(False).to_numpy(zero_copy_only=False),
+        np.nan,
     )
     frame["condition"] = _conditions(frame)
     latest = ~frame.duplicated(["model", *ITEM, *extra], keep="last").to_numpy()

@@ -7,10 +7,10 @@ the answer is a label; `json_fields` that it is a JSON object): `Validator.guard
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from margin.validators.base import Validator
+from margin.validators.base import CheckContext, Validator, Verdict
 
 
 @dataclass(frozen=True)
@@ -24,14 +24,19 @@ class Guard:
     """Its recorded verdict is the guard's; else only `validator.guard_check` decides."""
 
 
-def validator_labels(validators: Sequence[Validator]) -> list[str]:
-    """Each validator's label: its name, `name#k` for the k-th of that name (as verdicts are)."""
+def labels_of(names: Iterable[str]) -> list[str]:
+    """Each name's label: the name, `name#k` for the k-th of that name (as verdicts are)."""
     seen: dict[str, int] = {}
     labels = []
-    for validator in validators:
-        count = seen[validator.name] = seen.get(validator.name, 0) + 1
-        labels.append(validator.name if count == 1 else f"{validator.name}#{count}")
+    for name in names:
+        count = seen[name] = seen.get(name, 0) + 1
+        labels.append(name if count == 1 else f"{name}#{count}")
     return labels
+
+
+def validator_labels(validators: Sequence[Validator]) -> list[str]:
+    """Each validator's label in its task."""
+    return labels_of(v.name for v in validators)
 
 
 def derived_guards(validators: Sequence[Validator]) -> tuple[Guard, ...]:
@@ -66,3 +71,38 @@ def named_guards(validators: Sequence[Validator], labels: Sequence[str]) -> tupl
         for label, validator in zip(validator_labels(validators), validators, strict=True)
         if label in named
     )
+
+
+@dataclass(frozen=True)
+class GuardOutcome:
+    """What production's checks said of one answer."""
+
+    passed: bool | None
+    """Every guard passed (True too when the task has none: nothing could catch a failure);
+    None when a guard could not decide (an unscored verdict)."""
+    failed: tuple[str, ...]
+    """The labels of the guards that failed, in task order."""
+
+
+def guard_outcome(
+    guards: Sequence[Guard], verdicts: Sequence[Verdict], output: str, ctx: CheckContext
+) -> GuardOutcome:
+    """Run production's view of an answer: a whole guard's recorded verdict (its label among
+    `verdicts`; a judge skipped for want of a judge model has none and is no guard), a guard
+    part's own check on `output`."""
+    recorded = dict(zip(labels_of(v.validator for v in verdicts), verdicts, strict=True))
+    failed: list[str] = []
+    unknown = False
+    for guard in guards:
+        if guard.whole:
+            verdict = recorded.get(guard.label)
+        else:
+            verdict = guard.validator.guard_check(output, ctx)
+        if verdict is None:
+            continue
+        unknown = unknown or verdict.unscored
+        if not verdict.passed and not verdict.unscored:
+            failed.append(guard.label)
+    if failed:
+        return GuardOutcome(False, tuple(failed))
+    return GuardOutcome(None if unknown else True, ())
