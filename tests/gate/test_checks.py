@@ -27,3 +27,22 @@ def test_a_short_run_fails_and_says_so(tmp_path: Path) -> None:
     assert [f.rule for f in report.findings] == ["falls short of its target"]
     assert gate_markdown(report).startswith("## margin gate: failed")
     assert 'failures="1"' in gate_junit(report)
+
+
+def test_an_undecided_cell_states_the_results_count_of_new_cases(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", outcomes("m", "1" * 10), settings={"target": 0.9})
+    report = run_gate(run, GateConfig())
+    more = read_results(run / RESULTS_NAME).tasks[0].more_cases
+    assert more is not None
+    [finding] = report.findings
+    assert finding.insufficient and finding.rule == (
+        f"undecided: about {int(more):,} more new cases, one attempt each (4 in 5 chance to settle)"
+    )
+
+
+def test_against_the_gate_s_own_target_it_states_no_count(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", outcomes("m", "1" * 10), settings={"target": 0.9})
+    report = run_gate(run, GateConfig(targets={"s/t": 0.85}))
+    [finding] = report.findings
+    assert finding.insufficient and "more new cases" not in finding.rule
+    assert finding.rule.endswith("against the task's target, not 0.85")

@@ -91,7 +91,11 @@ def test_an_undecided_run_exits_3_unless_allowed(tmp_path: Path) -> None:
     now = make_run(tmp_path / "small", small)  # target 0.9: 10/10 is [72.2, 100]
     result = gate(str(now))
     assert result.exit_code == 3, result.output
-    assert "undecided: about 25 more attempts would decide it" in result.stdout
+    # the count is the results row's `more_cases`, not one the gate computes for itself
+    [row] = json.loads((now / "results.json").read_text())["tasks"]
+    said = (now / "gate" / "summary.md").read_text()
+    assert f"undecided: about {int(row['more_cases'])} more new cases, one attempt each" in said
+    assert "(4 in 5 chance to settle)" in said and "attempts would decide" not in said
     allow = tmp_path / "gate.yaml"
     allow.write_text("on_undecided: pass\n")
     relaxed = gate(str(now), "--config", str(allow))

@@ -5,6 +5,8 @@ and pytester's module snapshot cannot undo that cleanly."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -61,6 +63,10 @@ def test_each_model_and_task_is_a_test(
     assert "validator must_not_contain: 0/10 0.0%" in out and "worst condition p0" in out
     assert "example: case w0 (p0) answered 'Say the word apple please'" in out
     assert "undecided: 10/10 100.0% [72.2, 100.0] straddles the target 0.9" in out
+    tasks = json.loads((pytester.path / "run" / "results.json").read_text())["tasks"]
+    [undecided] = [t for t in tasks if t["task"] == "strict"]
+    more = int(undecided["more_cases"])
+    assert f"0.9; about {more} more new cases, one attempt each (4 in 5 chance to settle)" in out
     assert (pytester.path / "run" / "results.json").exists()
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 from margin.decide.scores import Scores
 from margin.results.rows import ShortfallRow
 from margin.stats.intervals import CROSSES, FALLS_SHORT, UNDECIDED
-from margin.stats.numbers import money, rate_with_interval, seconds
+from margin.stats.numbers import money, more_cases_text, rate_with_interval, seconds
 
 
 def model_lines(scores: Scores) -> list[str]:
@@ -156,13 +156,7 @@ def _more_text(row: dict[Any, Any]) -> str:
     n, passes = int(str(row["n"])), int(str(row["passes"]))
     now = rate_with_interval(passes, n, float(str(row["low"])), float(str(row["high"])))
     more = row.get("more_cases")
-    if more is None or more != more:
-        return (
-            f"{now}; its rate sits on or too near the target, so no affordable number of new"
-            " cases settles it at this rate"
-        )
-    count = f"about {int(float(str(more))):,} more new cases, one attempt each"
-    count += " (4 in 5 chance to settle)"
-    if float(str(row["deff"])) > 1.01:
+    count = more_cases_text(None if more is None else float(str(more)))
+    if more is not None and more == more and float(str(row["deff"])) > 1.01:
         return f"{now}; {count}; its repeats agree: more of them add little"
     return f"{now}; {count}"

@@ -138,8 +138,9 @@ def _judge(row: TaskRow, c: Comparison, config: GateConfig, report: GateReport) 
         rule, insufficient = "regression: significant and ≥ min_drop", False
     elif not np.isfinite(c.detectable) or c.detectable > 2 * config.min_drop:
         rule = (
-            "comparison too small: it could not detect a drop of "
-            f"2 × min_drop ({percent(2 * config.min_drop)}); more attempts would"
+            "comparison too small: it has less than 80% power to detect a drop of"
+            f" 2 × min_drop ({percent(2 * config.min_drop)}); more attempts in both runs raise"
+            " its power"
         )
         insufficient = True
     else:

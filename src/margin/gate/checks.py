@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from margin.errors import ConfigError, UserError
 from margin.gate.baseline import check_regressions
 from margin.gate.config import Finding, GateConfig, GateReport
 from margin.results.document import RESULTS_NAME, Results, read_results
 from margin.results.rows import JudgeRow, TaskRow
 from margin.results.score import score_run
-from margin.stats.intervals import effective_n_to_decide
-from margin.stats.numbers import rate_with_interval, seconds
+from margin.stats.numbers import more_cases_text, rate_with_interval, seconds
 
 
 def run_gate(
@@ -99,12 +96,12 @@ def _check_target(
             )
         )
         return
-    rate = row.rate if row.rate is not None else 0.0
-    needed = float(effective_n_to_decide(rate, target)) * row.deff - row.n
+    # the results count new cases against the task's own target; against another (the gate
+    # config's) their count does not apply, and the gate computes no statistics of its own
     more = (
-        f"about {int(np.ceil(max(needed, 1))):,} more attempts would decide it"
-        if np.isfinite(needed)
-        else "its rate sits on the target"
+        more_cases_text(row.more_cases)
+        if row.target == target
+        else f"the results count new cases to settle against the task's target, not {target:g}"
     )
     report.findings.append(
         Finding(

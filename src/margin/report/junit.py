@@ -1,5 +1,5 @@
 """junit.xml: one test case per model × task — crossed (pass), fell short (failure) or
-undecided (skipped, with how many more attempts would decide it)."""
+undecided (skipped, with how many new cases would settle it: `more_cases_text`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections import defaultdict
 
 from margin.results.document import Results
 from margin.results.rows import TaskRow
-from margin.stats.numbers import rate_with_interval
+from margin.stats.numbers import more_cases_text, rate_with_interval
 
 
 def junit_xml(results: Results) -> str:
@@ -49,13 +49,9 @@ def junit_xml(results: Results) -> str:
                     f"{row.model} falls short of {target} on {row.suite}/{row.task}: {evidence}"
                 )
             elif row.verdict == "undecided":
-                more = (
-                    f"; about {int(row.more_attempts):,} more attempts would decide it"
-                    if row.more_attempts is not None
-                    else "; its rate sits on the target"
-                )
+                more = more_cases_text(row.more_cases)
                 ET.SubElement(
-                    case, "skipped", message=f"undecided: {evidence} straddles {target}{more}"
+                    case, "skipped", message=f"undecided: {evidence} straddles {target}; {more}"
                 )
             ET.SubElement(
                 case, "system-out"

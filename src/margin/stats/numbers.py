@@ -70,3 +70,18 @@ def inside(rate: float | None, low: float | None, high: float | None) -> str:
     if rate is None or rate != rate or low is None or high is None:
         return "—"
     return "yes" if low <= rate <= high else "no"
+
+
+def more_cases_text(more_cases: float | None) -> str:
+    """What an undecided cell needs, in the one wording summary.md, the gate, JUnit and the
+    pytest plugin share: `about 67 more new cases, one attempt each (4 in 5 chance to settle)`
+    from a results row's `more_cases`; None or NaN (the rate sits on or too near the target)
+    says that no number does."""
+    if more_cases is None or more_cases != more_cases:
+        return (
+            "its rate sits on or too near the target, so no affordable number of new"
+            " cases settles it at this rate"
+        )
+    count = int(more_cases)
+    cases = "case" if count == 1 else "cases"
+    return f"about {count:,} more new {cases}, one attempt each (4 in 5 chance to settle)"

@@ -21,7 +21,7 @@ from margin.plan import build_plan
 from margin.results.document import Results
 from margin.results.rows import TaskRow
 from margin.results.score import score_run
-from margin.stats.numbers import percent, rate_with_interval
+from margin.stats.numbers import more_cases_text, percent, rate_with_interval
 from margin.suite.load import load_suites
 from margin.suite.tasks import Suite
 
@@ -88,12 +88,8 @@ class MarginItem(pytest.Item):
         if row.verdict == "crosses":
             return
         if row.verdict == "undecided":
-            more = (
-                f"; about {int(row.more_attempts):,} more attempts would decide it"
-                if row.more_attempts is not None
-                else "; its rate sits on the target"
-            )
-            pytest.skip(f"undecided: {evidence} straddles the target {row.target:g}{more}")
+            more = more_cases_text(row.more_cases)
+            pytest.skip(f"undecided: {evidence} straddles the target {row.target:g}; {more}")
         raise MarginFailure(self._reasons(results, row, evidence))
 
     def _reasons(self, results: Any, row: TaskRow, evidence: str) -> str:
