@@ -133,13 +133,13 @@ def test_a_changed_prompt_is_what_is_gated(tmp_path: Path, baseline: Path) -> No
 
 def test_a_baseline_of_another_results_version_is_refused(tmp_path: Path, baseline: Path) -> None:
     data = json.loads((baseline / "results.json").read_text())
-    data["results_version"] = 2
+    data["results_version"] = 1
     other = tmp_path / "other" / "results.json"
     other.parent.mkdir()
     other.write_text(json.dumps(data))
     result = gate(str(baseline), "--baseline", str(other))
     assert result.exit_code == 2
-    assert "results version 2; this margin reads version 1" in result.stderr
+    assert "results version 1; this margin reads version 2" in result.stderr
 
 
 def test_without_matching_keys_it_compares_two_samples_and_warns(

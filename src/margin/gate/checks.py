@@ -8,6 +8,7 @@ from pathlib import Path
 from margin.errors import ConfigError, UserError
 from margin.gate.baseline import check_regressions
 from margin.gate.config import Finding, GateConfig, GateReport
+from margin.gate.silent import check_silent
 from margin.results.document import RESULTS_NAME, Results, read_results
 from margin.results.rows import JudgeRow, TaskRow
 from margin.results.score import score_run
@@ -32,6 +33,7 @@ def run_gate(
         report.checked.append(f"{row.model} on {row.suite}/{row.task}")
         _check_target(row, config, report, untrusted.get((row.suite, row.task)))
         _check_limits(row, config, report)
+        check_silent(row, config, report)
     if baseline is not None:
         base = _results_of(baseline)
         _check_hygiene(base, results, rows, allow_changed_suite, report)
@@ -55,7 +57,7 @@ def _gated(results: Results, config: GateConfig) -> list[TaskRow]:
     for name in config.models or []:
         if name not in models:
             raise ConfigError(f"gate names model {name!r}; the run has {', '.join(sorted(models))}")
-    for name in [*(config.tasks or []), *config.targets]:
+    for name in [*(config.tasks or []), *config.targets, *config.max_silent_by_task]:
         if name not in tasks:
             raise ConfigError(f"gate names task {name!r}; the run has {', '.join(sorted(tasks))}")
     return [

@@ -29,6 +29,12 @@ class GateConfig(BaseModel):
     """Fail a model × task whose p95 latency is above this many seconds."""
     max_cost_per_1k: float | None = Field(default=None, ge=0)
     """Fail a model × task whose cost per 1,000 executions is above this many dollars."""
+    max_silent: float | None = Field(default=None, ge=0, lt=1)
+    """Fail a model × task whose silent-failure rate (wrong answers every production guard let
+    through) is above this share, e.g. 0.02: fails when the rate's lower bound is above it,
+    insufficient evidence while its interval straddles it."""
+    max_silent_by_task: dict[str, float] = {}
+    """Per-task overrides of `max_silent`, `suite/task: 0.01`."""
     min_drop: float = Field(default=0.03, ge=0, lt=1)
     """A regression must drop the pass rate by at least this much (and be significant)."""
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
