@@ -42,12 +42,20 @@ class _Model(BaseModel):
 
 
 class Price(_Model):
-    """A price override in dollars per million tokens (else litellm's price map is used)."""
+    """A price override (else litellm's price map is used): dollars per million tokens, and for
+    a self-hosted model dollars per second of serving (litellm's `input_cost_per_second`), so
+    "cheapest" ranks models that run on one's own hardware by what they cost to run."""
 
-    input_per_mtok: float = Field(ge=0, allow_inf_nan=False)
+    input_per_mtok: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     """$ per 1M prompt tokens."""
-    output_per_mtok: float = Field(ge=0, allow_inf_nan=False)
+    output_per_mtok: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     """$ per 1M completion tokens."""
+    per_second: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    """$ per second of a call (the hardware's hourly price / 3,600, divided by the calls it
+    serves at once): each attempt costs its latency times this."""
+    nominal: bool = False
+    """The price is an assumption (e.g. a typical cloud GPU's hourly rate), not a bill: the
+    report says so beside every cost."""
 
 
 class Sampling(_Model):

@@ -274,6 +274,7 @@ def plan_table(plan: Plan) -> pd.DataFrame:
         tokens_in = estimate_input_tokens(attempt.messages)
         tokens_out = estimate_output_tokens(attempt.task, attempt.max_tokens)
         price = price_for(attempt.model)
+        seconds = estimate_seconds(attempt.model, tokens_in, tokens_out)
         rows.append(
             {
                 "model": attempt.key.model,
@@ -282,8 +283,10 @@ def plan_table(plan: Plan) -> pd.DataFrame:
                 "attempts": 1,
                 "input_tokens": tokens_in,
                 "output_tokens": tokens_out,
-                "cost_usd": price.cost(tokens_in, tokens_out) if price.known else float("nan"),
-                "call_seconds": estimate_seconds(attempt.model, tokens_in, tokens_out),
+                "cost_usd": price.cost(tokens_in, tokens_out, seconds)
+                if price.known
+                else float("nan"),
+                "call_seconds": seconds,
             }
         )
     columns = ["model", "suite", "task", "attempts", "input_tokens", "output_tokens", "cost_usd"]

@@ -26,7 +26,7 @@ from margin.execute.outcome import Outcome, error_record, judge_verdict, judged_
 from margin.execute.scrub import scrub_answer
 from margin.journal.records import AttemptRecord, JournalSink
 from margin.plan import Attempt, estimate_input_tokens
-from margin.providers.gateway import Completion, close_clients, complete, prepare
+from margin.providers.gateway import Completion, close_clients, complete, longest_call_s, prepare
 from margin.providers.prices import price_for
 from margin.validators import CheckContext, Verdict, run_validators
 from margin.validators.judge import JudgeValidator
@@ -253,7 +253,9 @@ class Runner:
         prompt = next((m.content for m in reversed(attempt.messages) if m.role == "user"), "")
         texts = check.messages(output, prompt, ctx.vars, ctx.expect)
         worst = (
-            lane.price.cost(max(len(t) for t in texts) // 4 + 4, check.max_tokens)
+            lane.price.cost(
+                max(len(t) for t in texts) // 4 + 4, check.max_tokens, longest_call_s(lane.model)
+            )
             if self.budget.cap
             else 0.0
         )
@@ -297,7 +299,8 @@ class Runner:
         """The most a call can cost: its prompt and a full `max_tokens` answer."""
         if self.budget.cap is None:
             return 0.0
-        return lane.price.cost(estimate_input_tokens(attempt.messages), attempt.max_tokens)
+        tokens = estimate_input_tokens(attempt.messages)
+        return lane.price.cost(tokens, attempt.max_tokens, longest_call_s(lane.model))
 
     async def _call(
         self,
@@ -363,7 +366,7 @@ class Runner:
     def _cost(lane: Lane, done: Completion) -> float | None:
         if not lane.price.known:
             return None
-        return lane.price.cost(done.input_tokens, done.output_tokens)
+        return lane.price.cost(done.input_tokens, done.output_tokens, done.latency_s)
 
     @asynccontextmanager
     async def _slot(self, lane: Lane) -> AsyncIterator[None]:

@@ -149,7 +149,7 @@ async def complete(
     if model.sampling.top_p is not None:
         kwargs["top_p"] = model.sampling.top_p
     price = price_for(model)
-    if price.source in ("config", "local"):
+    if price.source in ("config", "nominal", "local"):
         # litellm prices every answer itself; told margin's price (its documented custom
         # pricing) it skips the price-map lookups that fail for a model the map does not know.
         kwargs["input_cost_per_token"] = price.input

@@ -1,4 +1,5 @@
-"""Prices per token: the config's override, else litellm's bundled price map.
+"""Prices per token (and per second of serving): the config's override, else litellm's bundled
+price map.
 
 The map is read from the JSON file litellm ships, found without importing litellm (which takes
 seconds and may reach for the network), so `margin plan` stays fast and offline.
@@ -28,10 +29,12 @@ class TokenPrice:
     output: float
     known: bool = True
     source: str = "litellm price map"
+    per_second: float = 0.0
+    """Dollars per second of a call (a self-hosted model's serving price)."""
 
-    def cost(self, input_tokens: float, output_tokens: float) -> float:
-        """Dollars for a call of these token counts."""
-        return input_tokens * self.input + output_tokens * self.output
+    def cost(self, input_tokens: float, output_tokens: float, seconds: float = 0.0) -> float:
+        """Dollars for a call of these token counts that took `seconds`."""
+        return input_tokens * self.input + output_tokens * self.output + seconds * self.per_second
 
 
 @lru_cache(maxsize=1)
@@ -53,8 +56,12 @@ def _price_map() -> dict[str, Any]:
 def price_for(model: ModelSpec) -> TokenPrice:
     """The price of one token in and out for `model`."""
     if model.price is not None:
+        price = model.price
         return TokenPrice(
-            model.price.input_per_mtok / 1e6, model.price.output_per_mtok / 1e6, source="config"
+            price.input_per_mtok / 1e6,
+            price.output_per_mtok / 1e6,
+            source="nominal" if price.nominal else "config",
+            per_second=price.per_second,
         )
     if model.provider in LOCAL_PROVIDERS or (model.api_base or "").startswith(
         ("http://127.", "http://localhost", "http://[::1]")

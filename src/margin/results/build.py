@@ -14,12 +14,14 @@ from typing import Any
 import pandas as pd
 
 from margin.config import RunSettings
-from margin.decide.policies import estimate_all, measured, parse_policy
+from margin.decide.policies import estimate_all, parse_policy
+from margin.decide.policy_runs import measured
 from margin.decide.scores import Scores
 from margin.errors import UserError
 from margin.journal.rundir import read_run_file
 from margin.judges.trust import judge_rows
 from margin.results.document import RESULTS_VERSION, ModelFact, Results, RunFacts, SuiteFact
+from margin.results.policy_rows import PolicyRow, PolicyRunRow
 from margin.results.rows import (
     ConditionRow,
     DropRow,
@@ -28,8 +30,6 @@ from margin.results.rows import (
     ModelRow,
     PairRow,
     PassKRow,
-    PolicyRow,
-    PolicyRunRow,
     RecommendationRow,
     ShortfallRow,
     SpreadRow,
@@ -102,17 +102,21 @@ def _targets(scores: Scores) -> dict[tuple[str, str], float]:
 
 def _crossing_policies(rows: list[PolicyRow], scores: Scores) -> tuple[list[str], list[str]]:
     """Policies whose lower bound reaches the target on every task (none undecided), cheapest
-    first, and a line for each: its worst task and its cost against the recommended model's."""
+    first, and a line for each: its worst task, its silent failures there, and its cost against
+    the recommended model's. An upper bound (an `on=any` oracle, or guards not recorded) is never
+    named; one that would cross gets a line saying why it is not."""
     targets = _targets(scores)
     by_policy: dict[str, list[PolicyRow]] = {}
     for row in rows:
         by_policy.setdefault(row.policy, []).append(row)
-    crossing = []
+    crossing, bounds = [], []
     for policy, tasks in by_policy.items():
         covers_all = {(r.suite, r.task) for r in tasks} == set(targets)
         if covers_all and all(r.low >= targets[(r.suite, r.task)] for r in tasks):
             cost = sum(r.cost_per_1000 or 0.0 for r in tasks) / len(tasks)
-            crossing.append((cost, policy, min(tasks, key=lambda r: r.low)))
+            worst = min(tasks, key=lambda r: r.low)
+            label = next((r.upper_bound for r in tasks if r.upper_bound), None)
+            (bounds if label else crossing).append((cost, policy, worst, label))
     crossing.sort(key=lambda item: item[0])
     costs = {
         str(model): float(cost)
@@ -120,18 +124,31 @@ def _crossing_policies(rows: list[PolicyRow], scores: Scores) -> tuple[list[str]
     }
     chosen = scores.recommendation.model
     lines = []
-    for cost, policy, worst in crossing:
+    for cost, policy, worst, _ in crossing:
         text = (
             f"Policy {policy} crosses every task (estimated from recorded repeats; worst"
-            f" {worst.suite}/{worst.task} {percent(worst.rate)} {interval(worst.low, worst.high)}),"
-            f" {money(cost)} per 1,000 tasks"
+            f" {worst.suite}/{worst.task} {percent(worst.rate)} {interval(worst.low, worst.high)}"
+            f"{_silent_text(worst)}), {money(cost)} per 1,000 tasks"
         )
         if chosen is not None:
             reference = costs.get(chosen, float("nan"))
             if reference > 0:
                 text += f", {cost / reference:.0%} of {chosen}'s cost"
         lines.append(text + ".")
-    return [policy for _, policy, _ in crossing], lines
+    for _, policy, worst, label in bounds:
+        lines.append(
+            f"Policy {policy} would cross every task only as an {label}: never recommended"
+            f" (worst {worst.suite}/{worst.task} {percent(worst.rate)}"
+            f" {interval(worst.low, worst.high)})."
+        )
+    return [policy for _, policy, _, _ in crossing], lines
+
+
+def _silent_text(row: PolicyRow) -> str:
+    """`, silent failures 2.0% [0.1, 9.0]`: delivered answers wrong past every guard."""
+    if row.silent is None or row.silent_low is None or row.silent_high is None:
+        return ""
+    return f", silent failures {percent(row.silent)} {interval(row.silent_low, row.silent_high)}"
 
 
 def _no_nan(row: ShortfallRow) -> ShortfallRow:
@@ -168,23 +185,7 @@ def _validator_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _run_facts(folder: Path, run_file: dict[str, Any], scores: Scores) -> RunFacts:
     frame = scores.attempts.frame
-    suites = []
-    for name in run_file.get("suites") or {}:
-        copy = folder / "suites" / f"{name}.yaml"
-        digest = hashlib.sha256(copy.read_bytes()).hexdigest() if copy.exists() else None
-        tasks = scores.tasks[scores.tasks["suite"] == name]
-        targets = {str(t): float(v) for t, v in zip(tasks["task"], tasks["target"], strict=True)}
-        fingerprints, guards = _task_facts(copy) if copy.exists() else ({}, {})
-        suites.append(
-            SuiteFact(
-                name=name,
-                sha256=digest,
-                tasks=sorted(targets),
-                targets=targets,
-                guards=guards,
-                fingerprints=fingerprints,
-            )
-        )
+    suites = [_suite_fact(folder, str(name), scores) for name in run_file.get("suites") or {}]
     batched = {
         str(k): int(v) for k, v in frame.groupby("model", observed=True)["batched"].sum().items()
     }
@@ -200,7 +201,7 @@ def _run_facts(folder: Path, run_file: dict[str, Any], scores: Scores) -> RunFac
                 api_base=spec.get("api_base"),
                 temperature=float(sampling.get("temperature", 0.0)),
                 max_tokens=int(sampling.get("max_tokens", 256)),
-                price_per_mtok=price,
+                **_price_facts(price),
                 parallel=spec.get("parallel"),
                 batched_attempts=batched.get(spec["name"], 0),
             )
@@ -250,6 +251,35 @@ def task_fingerprints(task: Any) -> dict[str, str]:
     return {
         name: hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
         for name, value in parts.items()
+    }
+
+
+def _suite_fact(folder: Path, name: str, scores: Scores) -> SuiteFact:
+    """What results.json says of one suite: its run copy's digest, targets, guards, prints."""
+    copy = folder / "suites" / f"{name}.yaml"
+    digest = hashlib.sha256(copy.read_bytes()).hexdigest() if copy.exists() else None
+    tasks = scores.tasks[scores.tasks["suite"] == name]
+    targets = {str(t): float(v) for t, v in zip(tasks["task"], tasks["target"], strict=True)}
+    fingerprints, guards = _task_facts(copy) if copy.exists() else ({}, {})
+    return SuiteFact(
+        name=name,
+        sha256=digest,
+        tasks=sorted(targets),
+        targets=targets,
+        guards=guards,
+        fingerprints=fingerprints,
+    )
+
+
+def _price_facts(price: dict[str, Any] | None) -> dict[str, Any]:
+    """A config's price as a model fact's fields (no price: litellm's price map)."""
+    if not price:
+        return {"price_per_mtok": None}
+    per_mtok = ("input_per_mtok", "output_per_mtok")
+    return {
+        "price_per_mtok": {k: float(price.get(k, 0.0)) for k in per_mtok},
+        "price_per_second": float(price.get("per_second", 0.0)) or None,
+        "price_nominal": bool(price.get("nominal", False)),
     }
 
 

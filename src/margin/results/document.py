@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from margin.errors import UserError, invalid_data
 from margin.journal.rundir import read_json, write_atomically
+from margin.results.policy_rows import PolicyRow, PolicyRunRow
 from margin.results.rows import (
     ConditionRow,
     DropRow,
@@ -23,8 +24,6 @@ from margin.results.rows import (
     ModelRow,
     PairRow,
     PassKRow,
-    PolicyRow,
-    PolicyRunRow,
     RecommendationRow,
     Row,
     SpreadRow,
@@ -61,6 +60,10 @@ class ModelFact(Row):
     temperature: float
     max_tokens: int
     price_per_mtok: dict[str, float] | None
+    price_per_second: float | None = None
+    """Dollars per second of serving, for a self-hosted model priced by its hardware."""
+    price_nominal: bool = False
+    """The config's price is an assumption, not a bill (the report says so)."""
     parallel: int | None = None
     """Calls decoded together in one local model (`parallel`), if set."""
     batched_attempts: int = 0
