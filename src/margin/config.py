@@ -231,8 +231,8 @@ class RunSettings(_Model):
     adaptive_alpha: float = Field(default=0.05, gt=0, lt=0.5)
     """With `adaptive`: error level of the always-valid confidence sequence."""
     adaptive_delta: float = Field(default=0.02, ge=0, lt=0.5)
-    """With `adaptive`: indifference zone; a cell whose sequence lies within ±δ of its target
-    stops as settled."""
+    """Accepted for older configs; no effect. A cell whose sequence lies within ±δ of its target
+    no longer stops as settled: the report would call it undecided (README, Adaptive repeats)."""
     backoff_s: float = Field(default=1.0, ge=0, le=600)
     """First retry waits up to this long (random jitter), doubling each time."""
     workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = "auto"
