@@ -156,6 +156,10 @@ class Task(_Model):
     max_p95_s: float | None = Field(default=None, gt=0)
     """Latency budget: a model whose p95 latency on this task is above it is not recommended
     (default: the run's `max_p95_s`)."""
+    traffic: float | None = Field(default=None, gt=0, allow_inf_nan=False, exclude=True)
+    """This feature's share (0.6) or volume (12000 a day) of product requests, for the cost and
+    latency of the per-feature mix; tasks without one get the mean of those given (all equal
+    when none is). Excluded from dumps like `guards`: it weighs results, never shapes calls."""
 
     _checks: tuple[Validator, ...] | None = PrivateAttr(default=None)
 
