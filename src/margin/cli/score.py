@@ -14,6 +14,7 @@ from margin.decide.scores import score_run
 from margin.decide.summary import recommendation_lines, task_verdicts_text, verdicts_of
 from margin.results.score import results_of
 from margin.stats.numbers import interval, money, percent, seconds
+from margin.stats.phrases import mean_text, share_text, silent_text
 
 VIEWS = ("task", "condition", "validator")
 
@@ -67,7 +68,8 @@ def _print_tables(scores: Any, view: str) -> None:
         console = Console(width=max(console.width, 160))
     models = Table(title="Models (all tasks pooled)", caption=_CAPTION)
     for name in ["rank", "model", "tied with", "reliability", "95% interval", "tasks vs target",
-                 "partial", "cost / 1,000", "p50", "p95", "infra errors", "Pareto"]:  # fmt: skip
+                 "silent", "partial", "cost / 1,000", "p50", "p95", "infra errors",
+                 "Pareto"]:  # fmt: skip
         models.add_column(
             name, justify="left" if name in {"model", "tied with", "tasks vs target"} else "right"
         )
@@ -82,7 +84,8 @@ def _print_tables(scores: Any, view: str) -> None:
             interval(row["low"], row["high"]),
             # the pooled interval beside it is not what decides: each task against its target
             task_verdicts_text(verdicts_of(scores.tasks, str(row["model"])), noun=False),
-            percent(row["partial"]),
+            _silent(row),
+            _partial(row),
             money(row["cost_per_1000"]),
             seconds(row["latency_p50"]),
             seconds(row["latency_p95"]),
@@ -99,8 +102,19 @@ _CAPTION = (
     "reliability = passes / judged attempts (infra errors excluded); interval: Wilson on the"
     " effective n (clustered by case); rank: 1 + models significantly better (mid-p McNemar,"
     " Holm). tasks vs target: each task's verdict against its own target; the pooled"
-    " interval decides none of them."
+    " interval decides none of them. silent: failures every production guard let through"
+    " (only a check against the expected answer caught them), of the judged attempts."
+    " partial, pass^k: means over cases with their interval over cases."
 )
+
+
+def _silent(row: dict[str, Any]) -> str:
+    return silent_text(row.get("silent"), row.get("guarded_n"), row.get("silent_low"),
+                       row.get("silent_high"))  # fmt: skip
+
+
+def _partial(row: dict[str, Any]) -> str:
+    return mean_text(row["partial"], row.get("partial_low"), row.get("partial_high"), row["cases"])
 
 
 def _detail_table(scores: Any, view: str) -> Any:
@@ -109,7 +123,8 @@ def _detail_table(scores: Any, view: str) -> Any:
     table = Table(title=f"{title} (95% intervals; verdict against the task's target)")
     label = {"task": None, "condition": "condition", "validator": "validator"}[view]
     columns = ["model", "suite/task", *([label] if label else []), "reliability", "95% interval",
-               "target", "verdict", "new cases to settle (4 in 5)"]  # fmt: skip
+               "target", "verdict", "new cases to settle (4 in 5)",
+               *(["silent"] if view != "validator" else [])]  # fmt: skip
     if view == "task":
         columns[1:1] = ["rank"]
         columns += ["partial", "pass^k", "consistency"]
@@ -127,27 +142,29 @@ def _detail_table(scores: Any, view: str) -> Any:
             f"{row['target']:g}",
             str(row["verdict"]),
             "" if more is None or more != more else f"≈ {int(more):,}",
+            *([_silent(row)] if view != "validator" else []),
         ]
         if view == "task":
             cells.insert(1, str(row["rank"]))
-            k, value = pass_k.get((row["model"], row["suite"], row["task"]), (1, row["rate"]))
-            consistency = row["consistency"]
+            at_k = pass_k.get((row["model"], row["suite"], row["task"]))
+            consistency = (row["consistency"], row["consistency_low"], row["consistency_high"])
             cells += [
-                percent(row["partial"]),
-                f"k={k}: {percent(value)}",
-                "–" if consistency != consistency else percent(consistency),
+                _partial(row),
+                "–" if at_k is None else f"k={at_k[0]}: {at_k[1]}",
+                share_text(*consistency, row["cases"]),
             ]
         table.add_row(*cells)
     return table
 
 
-def _last_pass_k(scores: Any) -> dict[tuple[str, str, str], tuple[int, float]]:
-    """pass^k at the largest k every case of a model × task reached."""
-    result: dict[tuple[str, str, str], tuple[int, float]] = {}
+def _last_pass_k(scores: Any) -> dict[tuple[str, str, str], tuple[int, str]]:
+    """pass^k at the largest k every case of a model × task reached, with its interval."""
+    result: dict[tuple[str, str, str], tuple[int, str]] = {}
     everyone: dict[tuple[str, str, str], int] = {}
     for row in scores.pass_k.sort_values("k").to_dict("records"):
         key = (str(row["model"]), str(row["suite"]), str(row["task"]))
         everyone.setdefault(key, int(row["cases"]))
         if int(row["cases"]) == everyone[key]:
-            result[key] = (int(row["k"]), float(row["pass_hat_k"]))
+            low, high = row["pass_hat_k_low"], row["pass_hat_k_high"]
+            result[key] = (int(row["k"]), mean_text(row["pass_hat_k"], low, high, row["cases"]))
     return result

@@ -32,6 +32,7 @@ from margin.stats.cells import (
 from margin.stats.compare import ALPHA, compare_pairs, outcome_matrix
 from margin.stats.frame import Attempts, read_attempts
 from margin.stats.robustness import margins, noise_drops, paraphrase_spread
+from margin.stats.shares import with_pass_k_intervals, with_share_intervals, with_wordings_pooled
 from margin.suite.load import load_suite
 from margin.suite.tasks import Suite
 
@@ -76,9 +77,9 @@ def score_attempts(
 ) -> Scores:
     """Every statistic of `attempts` against the task `targets`."""
     frame = attempts.frame
-    conditions = cell_table(frame, CONDITION, targets)
-    tasks = cell_table(frame, TASK, targets)
-    models = cell_table(frame, MODEL, targets, tasks)
+    conditions = with_share_intervals(cell_table(frame, CONDITION, targets), frame, CONDITION)
+    tasks = with_share_intervals(cell_table(frame, TASK, targets), frame, TASK)
+    models = with_share_intervals(cell_table(frame, MODEL, targets, tasks), frame, MODEL)
     pair_tables, task_bands = [], []
     for (suite, task), scope in frame.groupby(["suite", "task"], observed=True, sort=False):
         pairs = compare_pairs(outcome_matrix(scope), alpha).assign(scope=f"{suite}/{task}")
@@ -106,9 +107,9 @@ def score_attempts(
         models=models,
         validators=validators,
         validators_by_condition=validator_table(frame, attempts.verdicts, CONDITION, targets),
-        pass_k=pass_k_table(frame, TASK),
+        pass_k=with_pass_k_intervals(pass_k_table(frame, TASK)),
         drops=noise_drops(conditions),
-        spread=paraphrase_spread(conditions),
+        spread=with_wordings_pooled(paraphrase_spread(conditions), frame),
         margins=margins(conditions),
         pairs=pd.concat(pair_tables, ignore_index=True),
         recommendation=rank.recommend(tasks, models, conditions, validators, budgets or {}),

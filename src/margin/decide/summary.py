@@ -10,6 +10,7 @@ from margin.decide.scores import Scores
 from margin.results.rows import ShortfallRow
 from margin.stats.intervals import CROSSES, FALLS_SHORT, UNDECIDED
 from margin.stats.numbers import money, more_cases_text, rate_with_interval, seconds
+from margin.stats.phrases import silent_text, undetectable_text
 
 
 def model_lines(scores: Scores) -> list[str]:
@@ -24,7 +25,7 @@ def model_lines(scores: Scores) -> list[str]:
         lines.append(
             f"{row['model']}: {rate} over all tasks (rank {row['rank']}{tied});"
             f" {task_verdicts_text(verdicts_of(scores.tasks, str(row['model'])))};"
-            f" {row['infra_errors']} infra errors"
+            f" silent failures {_silent(row)}; {row['infra_errors']} infra errors"
         )
     return lines
 
@@ -103,7 +104,17 @@ def _model_figures(row: dict[Any, Any]) -> str:
         int(row["passes"]), int(row["n"]), float(row["low"]), float(row["high"])
     )
     cost, p95 = money(float(row["cost_per_1000"])), seconds(float(row["latency_p95"]))
-    return f"crosses every task; overall {overall}, {cost} per 1,000 tasks, p95 {p95}"
+    silent = undetectable_text(
+        row.get("silent"), row.get("guarded_n"), row.get("silent_low"), row.get("silent_high")
+    )
+    return f"crosses every task; overall {overall}, {cost} per 1,000 tasks, p95 {p95}; {silent}"
+
+
+def _silent(row: dict[Any, Any]) -> str:
+    """A model's or task's silent failures: `3/250 1.2% [0.3, 4.1]` (scored row)."""
+    return silent_text(
+        row.get("silent"), row.get("guarded_n"), row.get("silent_low"), row.get("silent_high")
+    )
 
 
 def _targets_text(tasks: pd.DataFrame) -> str:

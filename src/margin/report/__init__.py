@@ -27,7 +27,7 @@ from margin.report import views
 from margin.report.junit import junit_xml
 from margin.results.document import RESULTS_NAME, Results
 from margin.results.score import score_run
-from margin.stats import numbers
+from margin.stats import numbers, phrases
 
 SUMMARY_LIMIT = 1_000_000
 """GitHub's step-summary limit is 1 MiB: summary.md stays under it."""
@@ -65,6 +65,11 @@ def environment(templates: Path | None = None) -> Environment:
         money=numbers.money,
         seconds=numbers.seconds,
         rate=lambda r: numbers.rate_with_interval(r.passes, r.n, r.low, r.high),
+        silent=lambda r: phrases.silent_text(r.silent, r.guarded_n, r.silent_low, r.silent_high),
+        partial=lambda r: phrases.mean_text(r.partial, r.partial_low, r.partial_high, r.cases),
+        consistency=lambda r: phrases.share_text(
+            r.consistency, r.consistency_low, r.consistency_high, r.cases
+        ),
         sort_value=lambda v: "" if v is None else v,
     )
     return env
@@ -110,6 +115,7 @@ def page_view(results: Results, folder: Path) -> dict[str, Any]:
         "models": sorted(results.models, key=lambda m: (m.rank, -(m.rate or 0))),
         "tasks": results.tasks,
         "top_k": top_k,
+        "top_k_text": {m: phrases.pooled_mean_text(v, cases) for m, (_, v, cases) in top_k.items()},
         "model_verdicts": {
             m.model: task_verdicts_text(
                 [t.verdict for t in results.tasks if t.model == m.model], noun=False
@@ -125,7 +131,7 @@ def page_view(results: Results, folder: Path) -> dict[str, Any]:
         "pareto": views.pareto_charts(results),
         "policy_chart": views.policy_chart(results),
         "policy_runs": views.policy_runs(results),
-        "spread": results.paraphrase_spread,
+        "spread": views.spread_rows(results),
         "margins": results.margins,
         "validators": results.validators,
         "validators_by_condition": results.validators_by_condition,

@@ -18,6 +18,7 @@ from margin.results.document import Results
 from margin.results.rows import PassKRow, TaskRow
 from margin.stats.frame import condition_name
 from margin.stats.numbers import inside, percent, rate_with_interval
+from margin.stats.phrases import mean_text
 
 MAX_FAILURES = 400
 """Failing attempts shown in the drill-down (the page says how many were left out)."""
@@ -84,7 +85,7 @@ def capability_charts(results: Results) -> list[Markup]:
         partial = Series(
             "partial credit",
             [
-                Point(x_of(r.model), r.partial, label=f"{r.model}: partial {_pct(r.partial)}")
+                Point(x_of(r.model), r.partial, label=f"{r.model}: partial {_partial(r)}")
                 for r in rows
             ],
             dashed=True,
@@ -181,7 +182,7 @@ def pareto_charts(results: Results) -> list[Markup]:
                     Point(
                         float(getattr(m, field)),
                         m.low,
-                        label=f"{m.model}: lower bound {_pct(m.low)}",
+                        label=f"{m.model}: lower bound of {_rate_label(m)}",
                         marked=m.frontier,
                     )
                 ],
@@ -263,8 +264,43 @@ def _failure(record: AttemptRecord) -> dict[str, Any]:
     }
 
 
-def _pct(value: float | None) -> str:
-    return "–" if value is None else percent(value)
+def _partial(row: Any) -> str:
+    return mean_text(row.partial, row.partial_low, row.partial_high, row.cases)
+
+
+def spread_rows(results: Results) -> list[dict[str, Any]]:
+    """The paraphrase spread with each figure's n and interval: MaxP and MinP are the best and
+    the worst wording's condition cells, AvgP the wordings pooled (clustered by case)."""
+    rows = []
+    for s in results.paraphrase_spread:
+        wordings = [
+            c
+            for c in results.conditions
+            if (c.model, c.suite, c.task) == (s.model, s.suite, s.task)
+            and c.noise_kind == "clean"
+            and c.n > 0
+        ]
+        best = max(wordings, key=lambda c: c.rate or 0.0, default=None)
+        worst = next((c for c in wordings if c.condition == s.worst), None)
+        if s.avg_n is not None and s.avg_passes is not None:
+            avg = rate_with_interval(s.avg_passes, s.avg_n, s.avg_low or 0.0, s.avg_high or 1.0)
+        else:
+            avg = f"{percent(s.avg_p)} (no n in this results.json)"
+        rows.append(
+            {
+                **s.model_dump(),
+                "max_text": _cell_text(best, s.max_p),
+                "avg_text": avg,
+                "min_text": _cell_text(worst, s.min_p),
+            }
+        )
+    return rows
+
+
+def _cell_text(cell: Any, value: float) -> str:
+    if cell is None:
+        return f"{percent(value)} (no n in this results.json)"
+    return f"{rate_with_interval(cell.passes, cell.n, cell.low, cell.high)} ({cell.condition})"
 
 
 def _rate_label(row: Any) -> str:
@@ -289,10 +325,16 @@ def policy_chart(results: Results) -> Markup | None:
     if not results.policies:
         return None
     points: dict[str, tuple[float, float]] = {}
+    labels: dict[str, str] = {}
     for name, rows in _group(results.policies, lambda r: r.policy).items():
         points[name] = (_mean_cost(r.cost_per_1000 for r in rows), min(r.low for r in rows))
+        worst = min(rows, key=lambda r: r.low)
+        text = mean_text(worst.rate, worst.low, worst.high, worst.cases)
+        labels[name] = f"{name}: worst task {worst.suite}/{worst.task} {text}"
     for name, tasks in _group(results.tasks, lambda r: r.model).items():
         points[name] = (_mean_cost(r.cost_per_1000 for r in tasks), min(r.low for r in tasks))
+        worst = min(tasks, key=lambda r: r.low)
+        labels[name] = f"{name}: worst task {worst.suite}/{worst.task} {_rate_label(worst)}"
     frontier = {
         name
         for name, (cost, low) in points.items()
@@ -307,7 +349,7 @@ def policy_chart(results: Results) -> Markup | None:
                 Point(
                     cost,
                     low,
-                    label=f"{name}: worst-task lower bound {_pct(low)}",
+                    label=labels[name],
                     marked=name in frontier,
                 )
             ],

@@ -56,6 +56,10 @@ class Cell(Interval):
     """Dollars the judge calls cost per 1,000 task executions, apart from `cost_per_1000`."""
     partial: float | None
     """Mean share of validators passed."""
+    partial_low: float | None = None
+    """Lower bound of its 95% interval over cases (`margin.stats.shares`; None before it)."""
+    partial_high: float | None = None
+    """Upper bound."""
     latency_p50: float | None
     """Median seconds of judged calls."""
     latency_p95: float | None
@@ -76,8 +80,16 @@ class Cell(Interval):
     """Answers served from margin's cache."""
     consistency: float | None
     """Share of cases whose attempts all agree (None with one attempt per case)."""
+    consistency_low: float | None = None
+    """Lower bound of its 95% interval over cases (None when consistency is)."""
+    consistency_high: float | None = None
+    """Upper bound."""
     retry_free: float | None
     """Share of cases that pass every attempt (None with one attempt per case)."""
+    retry_free_low: float | None = None
+    """Lower bound of its 95% interval over cases."""
+    retry_free_high: float | None = None
+    """Upper bound."""
     guarded_n: int | None = None
     """Judged attempts whose production-guard outcome is recorded: the n of `detected` and
     `silent` (None for a journal written before guards were recorded)."""
@@ -156,6 +168,14 @@ class PassKRow(Row):
     cases: int
     pass_hat_k: float
     pass_at_k: float
+    pass_hat_k_low: float | None = None
+    """Lower bound of its 95% interval over cases (`margin.stats.shares`; None before it)."""
+    pass_hat_k_high: float | None = None
+    """Upper bound."""
+    pass_at_k_low: float | None = None
+    """Lower bound of its 95% interval over cases."""
+    pass_at_k_high: float | None = None
+    """Upper bound."""
 
 
 class DropRow(Row):
@@ -187,6 +207,14 @@ class SpreadRow(Row):
     avg_p: float
     min_p: float
     worst: str
+    avg_passes: int | None = None
+    """Passes of the clean prompt and its paraphrases pooled (None before it)."""
+    avg_n: int | None = None
+    """Their judged attempts: avg_passes / avg_n is AvgP when every wording has the same n."""
+    avg_low: float | None = None
+    """Lower bound of the 95% interval of the pooled rate, clustered by case."""
+    avg_high: float | None = None
+    """Upper bound."""
 
 
 class MarginRow(Row):
