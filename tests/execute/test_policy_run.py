@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from margin.decide.policies import executions, measured, parse_policy
+from margin.decide.policies import ORACLE_LABEL, parse_policy
+from margin.decide.policy_runs import executions, measured
 from margin.journal.records import read_journal
-from margin.providers.scripts import Script
+from margin.providers.scripts import Rule, Script
 from margin.stats import attempts_of
 from tests.conftest import SUITES, run_cli
 from tests.execute.conftest import ROUTING_RULES, fast_settings, loopback, server_stats
@@ -128,13 +129,17 @@ def test_an_infra_error_stops_an_execution_and_is_never_a_failure() -> None:
     def step(case: str, passed: bool | None, index: int, repeat: int = 0):  # type: ignore[no-untyped-def]
         made = record("weak", case, passed, repeat=repeat)
         key = f"{made.key}|retry(weak, 2)#s{index}"
-        return made.model_copy(update={"policy": "retry(weak, 2)", "step": index, "key": key})
+        update = {"policy": "retry(weak, 2)", "step": index, "key": key}
+        return made.model_copy(update={**update, "guards_passed": passed})  # failures detected
 
     steps = [
         step("a", False, 0), step("a", True, 1),  # passed on the retry
         step("b", False, 0), step("b", False, 1),  # failed both tries
         step("c", None, 0),  # stopped by an infra error
         step("d", False, 0),  # unfinished: its second try never ran
+        # its guards passed (a silent failure): delivered, the try after it (left by a run
+        # under the oracle rule) is not part of the execution
+        step("e", False, 0).model_copy(update={"guards_passed": True}), step("e", True, 1),
     ]  # fmt: skip
     frame = attempts_of(steps).steps
     assert frame is not None and attempts_of(steps).frame.empty
@@ -144,8 +149,10 @@ def test_an_infra_error_stops_an_execution_and_is_never_a_failure() -> None:
     assert done.loc["b", "passed"] == 0.0 and done.loc["b", "calls"] == 2
     assert done.loc["c", "judged"] == False and done.loc["c", "error"] == "InfraError"  # noqa: E712
     assert bool(done.loc["d", "incomplete"]) and not bool(done.loc["d", "judged"])
+    assert (done.loc["e", "passed"], done.loc["e", "guarded"], done.loc["e", "calls"]) == (0, 1, 1)
     row = measured(frame, [policy], {("s", "t"): 0.9}).iloc[0]
-    assert (row["n"], row["rate"], row["infra_errors"], row["incomplete"]) == (2, 0.5, 1, 1)
+    assert (row["n"], row["passes"], row["infra_errors"], row["incomplete"]) == (3, 1, 1, 1)
+    assert (row["silent"], row["guarded_n"]) == (1, 3)
 
 
 def test_margin_policies_prints_the_run_beside_the_estimate(tmp_path, cache_dir) -> None:
@@ -158,3 +165,84 @@ def test_margin_policies_prints_the_run_beside_the_estimate(tmp_path, cache_dir)
     assert result.exit_code == 0, result.output
     assert "run for real" in result.output
     assert "16/40" in result.output and "falls short" in result.output
+
+
+ORDERS = """\
+suite: shop
+target: 0.9
+tasks:
+  - id: order
+    prompt: "Return the order of this e-mail as JSON: {{ email }}"
+    cases:
+      - {id: right, vars: {email: "order A-1 total 10"}, expect: {fields: {id: "A-1", total: 10}}}
+      - {id: broken, vars: {email: "order B-2 total 20"}, expect: {fields: {id: "B-2", total: 20}}}
+      - {id: wrong, vars: {email: "order C-3 total 30"}, expect: {fields: {id: "C-3", total: 30}}}
+      - {id: also, vars: {email: "order D-4 total 40"}, expect: {fields: {id: "D-4", total: 40}}}
+    validators:
+      - json_schema: {type: object, required: [id, total]}
+      - json_fields: {from_expect: fields}
+"""
+RIGHT = [
+    Rule("A-1", '{"id": "A-1", "total": 10}'),
+    Rule("B-2", '{"id": "B-2", "total": 20}'),
+    Rule("C-3", '{"id": "C-3", "total": 30}'),
+    Rule("D-4", '{"id": "D-4", "total": 40}'),
+]
+WEAK_ORDERS = [
+    RIGHT[0],
+    Rule("B-2", "Sure! The order is B-2."),  # schema-broken: json_schema catches it
+    Rule("C-3", '{"id": "C-3", "total": 33}'),  # parses, wrong total: every guard passes
+    RIGHT[3],
+]
+
+
+def test_policies_run_for_real_go_on_only_when_a_guard_fails(tmp_path, cache_dir) -> None:
+    suite = tmp_path / "shop.yaml"
+    suite.write_text(ORDERS)
+    policies = ["cascade(weak, strong)", "retry(weak, 2)", "cascade(weak, strong, on=any)"]
+    with (
+        loopback(Script(rules=WEAK_ORDERS)) as weak_url,
+        loopback(Script(rules=RIGHT)) as strong_url,
+    ):
+        result = run_cli(
+            "run", str(suite), "--models", str(two_models(tmp_path, weak_url, strong_url)),
+            "--repeats", "2", "--config", str(fast_settings(tmp_path)),
+            "--out", str(tmp_path / "run"), *[x for p in policies for x in ("--policy", p)],
+        )  # fmt: skip
+    assert result.exit_code in (0, 1), result.output
+    records = list(read_journal(tmp_path / "run" / "journal.jsonl"))
+    tries: dict[tuple[str, str, int], list[str]] = {}
+    for r in sorted((r for r in records if r.policy), key=lambda r: r.step or 0):
+        tries.setdefault((str(r.policy), r.case, r.repeat), []).append(r.model)
+    expected = {
+        # broken answer: a guard fails, so the cascade escalates and the retry tries again;
+        # wrong answer: every guard passes, so it is delivered (only the oracle goes on)
+        "cascade(weak, strong)": {"right": ["weak"], "broken": ["weak", "strong"],
+                                  "wrong": ["weak"], "also": ["weak"]},
+        "retry(weak, 2)": {"right": ["weak"], "broken": ["weak", "weak"], "wrong": ["weak"],
+                           "also": ["weak"]},
+        "cascade(weak, strong, on=any)": {"right": ["weak"], "broken": ["weak", "strong"],
+                                          "wrong": ["weak", "strong"], "also": ["weak"]},
+    }  # fmt: skip
+    assert tries == {
+        (policy, case, execution): steps
+        for policy, cases in expected.items()
+        for case, steps in cases.items()
+        for execution in (0, 1)
+    }
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    ran = {r["policy"]: r for r in results["policy_runs"]}
+    estimated = {r["policy"]: r for r in results["policies"]}
+    # cascade: right, broken (via strong) and also pass, wrong is delivered silently: 6/8
+    cascade = ran["cascade(weak, strong)"]
+    assert (cascade["passes"], cascade["n"], cascade["silent"]) == (6, 8, 2)
+    assert cascade["calls"] == pytest.approx(10 / 8) and cascade["upper_bound"] is None
+    assert ran["retry(weak, 2)"]["passes"] == 4 and ran["retry(weak, 2)"]["silent"] == 2
+    oracle = ran["cascade(weak, strong, on=any)"]
+    assert oracle["passes"] == 8 and oracle["upper_bound"] == ORACLE_LABEL
+    for name, row in ran.items():  # the answers are deterministic: the estimate is exact
+        guess = estimated[name]
+        assert guess["low"] <= row["rate"] <= guess["high"]
+        assert guess["rate"] == pytest.approx(row["rate"])
+        assert guess["silent"] == pytest.approx(row["silent"] / row["guarded_n"])
+        assert guess["calls"] == pytest.approx(row["calls"])

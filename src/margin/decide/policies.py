@@ -1,14 +1,25 @@
-"""Delivery policies: estimated from recorded repeats without new calls, and measured when run.
+"""Delivery policies: estimated from recorded repeats without new calls.
 
-`retry(m, r)`: up to r attempts of model m, stopping at the first that passes every validator.
-`cascade(m1, m2*2, …)`: m1 first, the next step when a validator fails; `m*k` gives a step k
-tries. Estimates use each prompt's *own* recorded repeats (a case × variant): failures
-correlate within a prompt, so the chance that r tries all fail is C(n − c, r) / C(n, r) —
-drawing r of its n recorded answers without replacement — never (1 − p)^r from a pooled p.
-Steps on different models are taken as independent given the prompt. Where a prompt has fewer
-recorded repeats than a step's tries, the estimate uses what there is and flags it thin. The
-interval is a cluster bootstrap over cases, widened to the Wilson interval on the cases where
-that is wider (a bootstrap of cases that all pass would collapse to a point).
+`retry(m, r)`: up to r attempts of model m; `cascade(m1, m2*2, …)`: m1 first, then the next
+step; `m*k` gives a step k tries. A product moves on only when a *guard* fails — a check it can
+run on a live answer, without the case's `expect` — so the answer it delivers is the first whose
+guards pass (else the last try's), and the policy's reliability is how often THAT answer passes
+every validator. A failure every guard lets through (silent) is delivered: no policy catches it.
+Spelled with `on=any` (`retry(m, 2, on=any)`), a policy moves on whenever any validator fails,
+as if it knew the right answer: an oracle, shown only as a labelled upper bound, never
+recommended.
+
+Estimates use each prompt's *own* recorded repeats (a case × variant): failures correlate
+within a prompt, so r tries are r of its n recorded answers drawn without replacement — never
+independent draws from a pooled rate. With c passing, s silent and d detected answers, the j-th
+try is reached when the j − 1 before it were all detected: C(d, j−1) / C(n, j−1); it then
+delivers a pass with chance c / (n − j + 1). (Drawn with replacement at shares p, s, d this is
+p·(1 − dʳ)/(1 − d).) Steps on different models are taken as independent given the prompt. Where
+a prompt has fewer recorded repeats than a step's tries, the estimate uses what there is and
+flags it thin. A failure whose guard outcome was not recorded (a journal before version 4)
+counts as detected, which makes the row an upper bound, labelled so. The interval is a cluster
+bootstrap over cases, widened to `rate_interval` on the cases where that is wider (a bootstrap
+of cases that all pass would collapse to a point).
 """
 
 from __future__ import annotations
@@ -21,36 +32,55 @@ import pandas as pd
 from scipy import special
 
 from margin.errors import UserError
-from margin.results.rows import PolicyRow, PolicyRunRow
-from margin.stats.cells import TASK, Targets, cell_table
+from margin.results.policy_rows import PolicyRow
 from margin.stats.intervals import rate_interval
 
 _STEP = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\*\s*(\d+))?\s*$")
+_ON = re.compile(r"^\s*on\s*=\s*(\w+)\s*$")
+ORACLE_LABEL = "upper bound (oracle: knows the right answer)"
+"""Shown beside every figure of a policy spelled `on=any`."""
+UNGUARDED_LABEL = "upper bound (guards not recorded: every failure counted as caught)"
+"""Shown beside an estimate whose failures' guard outcomes were not recorded."""
 
 
 @dataclass(frozen=True)
 class Policy:
-    """Steps of (model, tries), tried in order until one answer passes."""
+    """Steps of (model, tries), tried in order while the answer's guards fail."""
 
     name: str
-    """Canonical spelling (`retry(m, 2)`, `cascade(a*2, b)`): the same policy, one name."""
+    """Canonical spelling (`retry(m, 2)`, `cascade(a*2, b, on=any)`): the same policy, one name."""
     steps: tuple[tuple[str, int], ...]
+    oracle: bool = False
+    """Spelled `on=any`: moves on when any validator fails (needs the right answer)."""
 
     @property
     def tries(self) -> list[str]:
         """The model of every try in order: `cascade(a*2, b)` is [a, a, b]."""
         return [model for model, tries in self.steps for _ in range(tries)]
 
+    def goes_on(self, passed: bool | None, guards_passed: bool | None) -> bool:
+        """Whether an answer makes the policy try again: some guard failed (`on=any`: some
+        validator failed). An answer whose guards were not evaluated does not."""
+        return passed is False if self.oracle else guards_passed is False
+
 
 def parse_policy(text: str, models: set[str] | None = None) -> Policy:
-    """`retry(m, 2)` or `cascade(m1, m2*2)`; a malformed policy or unknown model is a
-    UserError (one line)."""
+    """`retry(m, 2)` or `cascade(m1, m2*2)`, optionally ending `, on=any` (the oracle upper
+    bound; `on=guards`, the default, may be written too); a malformed policy or unknown model
+    is a UserError (one line)."""
     found = re.fullmatch(r"\s*(retry|cascade)\s*\((.*)\)\s*", text)
     if not found:
         raise UserError(
-            f"policy {text!r}: write retry(MODEL, TRIES) or cascade(MODEL, MODEL*TRIES, …)"
+            f"policy {text!r}: write retry(MODEL, TRIES) or cascade(MODEL, MODEL*TRIES, …),"
+            " optionally ending with on=any"
         )
-    kind, inside = found.group(1), [p for p in found.group(2).split(",")]
+    kind, inside = found.group(1), found.group(2).split(",")
+    oracle = False
+    if inside and "=" in inside[-1]:
+        on = _ON.match(inside.pop())
+        if not on or on.group(1) not in ("any", "guards"):
+            raise UserError(f"policy {text!r}: the last argument may only be on=guards or on=any")
+        oracle = on.group(1) == "any"
     if kind == "retry":
         if len(inside) != 2 or not inside[1].strip().isdigit() or int(inside[1]) < 1:
             raise UserError(f"policy {text!r}: retry takes a model and a number of tries ≥ 1")
@@ -68,99 +98,129 @@ def parse_policy(text: str, models: set[str] | None = None) -> Policy:
     if unknown:
         raise UserError(f"policy {text!r}: no model {unknown[0]!r} in this run")
     if kind == "retry":
-        name = f"retry({steps[0][0]}, {steps[0][1]})"
+        name = f"retry({steps[0][0]}, {steps[0][1]}"
     else:
-        name = "cascade(" + ", ".join(m if t == 1 else f"{m}*{t}" for m, t in steps) + ")"
-    return Policy(name, steps)
+        name = "cascade(" + ", ".join(m if t == 1 else f"{m}*{t}" for m, t in steps)
+    return Policy(name + (", on=any)" if oracle else ")"), steps, oracle)
 
 
-def _all_fail(fails: np.ndarray, n: np.ndarray, tries: np.ndarray) -> np.ndarray:
-    """P(k draws without replacement from n recorded answers, n − c of them failing, all fail)."""
+@dataclass(frozen=True)
+class _Delivered:
+    """Per prompt, what one policy execution delivers, in expectation."""
+
+    rate: np.ndarray
+    """Chance the delivered answer passes every validator."""
+    silent: np.ndarray
+    """Chance it passes every guard and fails a reference check."""
+    calls: np.ndarray
+    cost: np.ndarray
+    thin: np.ndarray
+
+
+def _counts(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per prompt of one model: n judged answers, c passing, s silent (failed, every guard
+    passed), d detected (failed, a guard failed or its outcome unknown), u unknown, mean cost."""
+    failed = rows["passed"] == 0
+    marked = rows.assign(
+        silent=(failed & (rows["guarded"] == 1)).astype(np.float64),
+        detected=(failed & (rows["guarded"] != 1)).astype(np.float64),
+        unknown=(failed & rows["guarded"].isna()).astype(np.float64),
+    )
+    return marked.groupby(["case", "variant"], observed=True).agg(
+        n=("passed", "size"), c=("passed", "sum"), s=("silent", "sum"), d=("detected", "sum"),
+        u=("unknown", "sum"), cost=("cost_usd", "mean"),
+    )  # fmt: skip
+
+
+def _step(table: pd.DataFrame, tries: int, oracle: bool) -> dict[str, np.ndarray]:
+    """One step of `tries` on each prompt, its tries drawn without replacement from the prompt's
+    recorded answers: the chance it delivers a pass, a silent failure, or goes on past its last
+    try (`through`, with `last_silent` the chance the last of those is silent), and its calls."""
+    n = table["n"].to_numpy(dtype=np.float64)
+    c = table["c"].to_numpy(dtype=np.float64)
+    s = table["s"].to_numpy(dtype=np.float64)
+    goes_on = n - c if oracle else table["d"].to_numpy(dtype=np.float64)
     k = np.minimum(tries, n)
-    return np.asarray(special.comb(fails, k) / special.comb(n, k), dtype=np.float64)
-
-
-def _expected_tries(fails: np.ndarray, n: np.ndarray, tries: int) -> np.ndarray:
-    """E[calls in a step of `tries`] = Σ_{j<tries} P(the first j all fail)."""
-    total = np.zeros(len(n))
+    out = {name: np.zeros(len(n)) for name in ("passes", "silent", "calls")}
     for j in range(tries):
-        total += _all_fail(fails, n, np.full(len(n), j))
-    return total
+        # past a thin prompt's recorded answers a try is still made (and paid) when they all
+        # went on, but it adds no new answer: it repeats one of them
+        drawn = np.minimum(j, n)
+        reach = special.comb(goes_on, drawn) / special.comb(n, drawn)
+        live = j < k
+        left = np.where(live, n - j, 1.0)  # answers not yet drawn
+        out["calls"] += reach
+        out["passes"] += np.where(live, reach * c / left, 0.0)
+        if not oracle:
+            out["silent"] += np.where(live, reach * s / left, 0.0)
+    out["through"] = np.asarray(special.comb(goes_on, k) / special.comb(n, k), dtype=np.float64)
+    # the oracle goes on past every failure; its last failing answer is silent with chance s / f
+    share = np.divide(s, n - c, out=np.zeros(len(n)), where=n > c)
+    out["last_silent"] = out["through"] * share if oracle else np.zeros(len(n))
+    return out
+
+
+def _deliver(policy: Policy, per: dict[str, pd.DataFrame]) -> _Delivered:
+    """The steps of `policy` chained on every prompt (the rows of each model's `per` table)."""
+    size = len(next(iter(per.values())))
+    reach = np.ones(size)
+    rate, silent, calls, cost = (np.zeros(size) for _ in range(4))
+    thin = np.zeros(size, dtype=bool)
+    last_silent = np.zeros(size)
+    for model, tries in policy.steps:
+        table = per[model]
+        step = _step(table, tries, policy.oracle)
+        thin |= table["n"].to_numpy() < tries
+        rate += reach * step["passes"]
+        silent += reach * step["silent"]
+        calls += reach * step["calls"]
+        cost += reach * step["calls"] * table["cost"].to_numpy(dtype=np.float64)
+        last_silent = reach * step["last_silent"]
+        reach = reach * step["through"]
+    return _Delivered(rate, silent + last_silent, calls, cost, thin)
 
 
 def estimate(
     frame: pd.DataFrame, policy: Policy, suite: str, task: str, boot: int = 1000, seed: int = 0
 ) -> PolicyRow:
-    """The policy's reliability (cluster-bootstrap 95% interval over cases), expected calls and
-    cost per 1,000 executions on `suite/task`, from the judged attempts in `frame`."""
+    """The policy's reliability and silent-failure rate (cluster-bootstrap 95% intervals over
+    cases), expected calls and cost per 1,000 executions on `suite/task`, from the judged
+    attempts in `frame`."""
     judged = frame[frame["judged"] & (frame["suite"] == suite) & (frame["task"] == task)]
-    per = {}
-    for model, _ in policy.steps:
-        rows = judged[judged["model"] == model]
-        per[model] = rows.groupby(["case", "variant"], observed=True).agg(
-            n=("passed", "size"), c=("passed", "sum"), cost=("cost_usd", "mean"),
-        )  # fmt: skip
+    per = {model: _counts(judged[judged["model"] == model]) for model, _ in policy.steps}
     shared = None
     for table in per.values():
-        index = table.index
-        shared = index if shared is None else shared.intersection(index)
+        shared = table.index if shared is None else shared.intersection(table.index)
     if shared is None or len(shared) == 0:
         raise UserError(
             f"policy {policy.name!r}: no prompt of {suite}/{task} has attempts of every step"
         )
-    success, calls, cost, thin = _steps(policy, {m: t.loc[shared] for m, t in per.items()})
+    per = {m: t.loc[shared] for m, t in per.items()}
+    done = _deliver(policy, per)
     cases = np.asarray([c for c, _ in shared])
-    low, high = _case_interval(success, cases, boot, seed)
-    mean_cost = float(np.mean(cost))
+    low, high = _case_interval(done.rate, cases, boot, seed)
+    silent_low, silent_high = _case_interval(done.silent, cases, boot, seed)
+    unknown = 0 if policy.oracle else int(sum(t["u"].sum() for t in per.values()))
+    mean_cost = float(np.mean(done.cost))
     p50, p95 = _latency(judged, policy, list(shared), seed)
     return PolicyRow(
-        policy=policy.name,
-        suite=suite,
-        task=task,
-        rate=float(success.mean()),
-        low=low,
-        high=high,
-        cases=len(np.unique(cases)),
-        prompts=len(shared),
-        thin=int(thin.sum()),
-        calls=float(calls.mean()),
+        policy=policy.name, suite=suite, task=task,
+        rate=float(done.rate.mean()), low=low, high=high,
+        silent=float(done.silent.mean()), silent_low=silent_low, silent_high=silent_high,
+        cases=len(np.unique(cases)), prompts=len(shared), thin=int(done.thin.sum()),
+        calls=float(done.calls.mean()),
         cost_per_1000=None if np.isnan(mean_cost) else mean_cost * 1000,
-        latency_p50=p50,
-        latency_p95=p95,
-    )
-
-
-def _steps(
-    policy: Policy, per: dict[str, pd.DataFrame]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per prompt (the rows of each model's `per` table: n recorded answers, c passing, mean
-    cost): the chance some try passes, the expected calls and cost, and whether a step has
-    fewer recorded repeats than its tries (thin)."""
-    size = len(next(iter(per.values())))
-    fail_all = np.ones(size)
-    reach = np.ones(size)
-    calls = np.zeros(size)
-    cost = np.zeros(size)
-    thin = np.zeros(size, dtype=bool)
-    for model, tries in policy.steps:
-        table = per[model]
-        n = table["n"].to_numpy(dtype=np.float64)
-        fails = n - table["c"].to_numpy(dtype=np.float64)
-        thin |= n < tries
-        step_calls = _expected_tries(fails, n, tries)
-        calls += reach * step_calls
-        cost += reach * step_calls * table["cost"].to_numpy(dtype=np.float64)
-        step_fail = _all_fail(fails, n, np.full(len(n), tries))
-        fail_all *= step_fail
-        reach = fail_all.copy()
-    return 1 - fail_all, calls, cost, thin
+        latency_p50=p50, latency_p95=p95,
+        oracle=policy.oracle, guards_unknown=unknown,
+        upper_bound=ORACLE_LABEL if policy.oracle else UNGUARDED_LABEL if unknown else None,
+    )  # fmt: skip
 
 
 def _case_interval(
     success: np.ndarray, cases: np.ndarray, boot: int, seed: int
 ) -> tuple[float, float]:
     """95% interval of the mean of `success` (one value per prompt): a bootstrap over the
-    `cases` the prompts belong to, widened to the Wilson interval on the cases."""
+    `cases` the prompts belong to, widened to `rate_interval` on the cases."""
     labels, codes = np.unique(cases, return_inverse=True)
     sums = np.bincount(codes, weights=success)
     counts = np.bincount(codes).astype(np.float64)
@@ -168,8 +228,8 @@ def _case_interval(
     picks = rng.integers(0, len(labels), size=(boot, len(labels)))
     boot_rates = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
     low, high = np.quantile(boot_rates, [0.025, 0.975])
-    # A bootstrap of all-passing cases collapses to [1, 1]; the Wilson interval on the cases
-    # (each case one piece of evidence) keeps it honest, and the hull of the two is reported.
+    # A bootstrap of all-passing cases collapses to [1, 1]; the interval on the cases (each
+    # case one piece of evidence) keeps it honest, and the hull of the two is reported.
     w_low, w_high = rate_interval(success.mean() * len(labels), len(labels))
     return float(min(low, float(w_low))), float(max(high, float(w_high)))
 
@@ -182,12 +242,15 @@ def _latency(
     runs: int = 2000,
 ) -> tuple[float | None, float | None]:
     """p50 / p95 of simulated executions: a prompt at random, each step's tries drawn without
-    replacement from that prompt's recorded attempts, latencies summed until one passes."""
+    replacement from that prompt's recorded attempts, latencies summed until one answer stops
+    the policy (its guards pass; `on=any`: it passes)."""
     recorded: dict[tuple[str, str, str], list[tuple[bool, float]]] = {}
-    columns = ["model", "case", "variant", "passed", "latency_s"]
-    for model, case, variant, passed, seconds in judged[columns].to_numpy(dtype=object):
+    failed = judged["passed"] == 0
+    goes_on = failed if policy.oracle else failed & (judged["guarded"] != 1)
+    rows = judged.assign(goes_on=goes_on)[["model", "case", "variant", "goes_on", "latency_s"]]
+    for model, case, variant, on, seconds in rows.to_numpy(dtype=object):
         key = (str(model), str(case), str(variant))
-        recorded.setdefault(key, []).append((bool(passed), float(seconds or 0.0)))
+        recorded.setdefault(key, []).append((bool(on), float(seconds or 0.0)))
     rng = np.random.default_rng(seed)
     totals = []
     for index in rng.integers(0, len(prompts), size=runs):
@@ -196,9 +259,9 @@ def _latency(
         for model, tries in policy.steps:
             answers = recorded.get((model, case, variant), [])
             for pick in rng.permutation(len(answers))[:tries]:
-                passed, seconds = answers[pick]
+                on, seconds = answers[pick]
                 total += seconds
-                if passed:
+                if not on:
                     done = True
                     break
             if done:
@@ -221,71 +284,3 @@ def estimate_all(frame: pd.DataFrame, policies: list[Policy]) -> list[PolicyRow]
             except UserError:
                 continue  # a step's model never ran this task
     return rows
-
-
-EXECUTION = ["policy", "suite", "task", "case", "variant", "repeat"]
-"""One policy execution: a policy used once on one prompt (`repeat` is the execution index)."""
-
-
-def executions(steps: pd.DataFrame, policies: list[Policy]) -> pd.DataFrame:
-    """One row per policy execution run for real, shaped like an attempt so the cell tables
-    score it: `model` is the policy, `passed` whether some try passed (NaN unless the execution
-    is finished: a try passed, or every try failed a validator), `latency_s` and `cost_usd` the
-    sums over its tries, `partial` the last try's, plus `calls` and `incomplete`."""
-    known = {p.name: len(p.tries) for p in policies}
-    steps = steps[steps["policy"].astype(str).isin(set(known))]
-    columns = [*EXECUTION, "model", "judged", "passed", "calls", "incomplete", "partial"]
-    if steps.empty:
-        return pd.DataFrame(columns=columns)
-    ordered = steps.sort_values([*EXECUTION, "step"])
-    ordered = ordered.assign(
-        failed=(ordered["passed"] == 0.0), won=(ordered["passed"] == 1.0),
-        policy=ordered["policy"].astype(str),
-    )  # fmt: skip
-    group = ordered.groupby(EXECUTION, observed=True, sort=False)
-    table = group.agg(
-        calls=("step", "size"),
-        failed=("failed", "sum"),
-        won=("won", "any"),
-        errors=("judged", lambda judged: int((~judged).sum())),
-        latency_s=("latency_s", lambda s: s.sum(min_count=len(s))),
-        cost_usd=("cost_usd", lambda s: s.sum(min_count=len(s))),
-        cost_saved_usd=("cost_saved_usd", "sum"),
-        judge_cost_usd=("judge_cost_usd", "sum"),
-        input_tokens=("input_tokens", "sum"),
-        output_tokens=("output_tokens", "sum"),
-        truncated=("truncated", "any"),
-        over_max_tokens=("over_max_tokens", "any"),
-        cache_hit=("cache_hit", "all"),
-        partial=("partial", "last"),
-        paraphrase=("paraphrase", "first"),
-        noise_kind=("noise_kind", "first"),
-        noise_level=("noise_level", "first"),
-        condition=("condition", "first"),
-    ).reset_index()
-    finished = table["won"] | (table["failed"] == table["policy"].map(known))
-    table["judged"] = finished.to_numpy(dtype=bool)
-    table["passed"] = np.where(table["judged"], table["won"].astype(np.float64), np.nan)
-    table["incomplete"] = ~table["judged"] & (table["errors"] == 0)
-    table["error"] = pd.Series("InfraError", index=table.index).where(
-        ~(table["judged"] | table["incomplete"])
-    )
-    table["model"] = table["policy"].astype("category")
-    return table.drop(columns=["failed", "won", "errors"])
-
-
-def measured(steps: pd.DataFrame | None, policies: list[Policy], targets: Targets) -> pd.DataFrame:
-    """Per policy × task, what the executions run for real delivered: the reliability with its
-    95% interval (cases as clusters, as for a model), verdict, calls per execution, cost per
-    1,000 executions, end-to-end p50/p95 latency, infra-stopped and unfinished executions."""
-    columns = list(PolicyRunRow.model_fields)
-    done = executions(steps, policies) if steps is not None else pd.DataFrame()
-    if done.empty:
-        return pd.DataFrame(columns=columns)
-    cells = cell_table(done, TASK, targets)
-    extra = done.groupby(TASK, observed=True).agg(
-        calls=("calls", "mean"), incomplete=("incomplete", "sum")
-    )
-    table = cells.merge(extra.reset_index(), on=TASK, how="left")
-    table["infra_errors"] = table["infra_errors"] - table["incomplete"]
-    return table.rename(columns={"model": "policy"})[columns]

@@ -1,12 +1,17 @@
 """Delivery policies run for real (`margin run --policy`), so an estimate can meet reality.
 
 A policy execution is one use of the policy on one prompt (a case × variant): its first try,
-then — only when that answer fails a validator — the next try, and so on until one passes or
-the tries run out. Each try is an ordinary attempt in the run's journal, keyed
+then — only when a production guard fails on that answer (`guards_passed` False) — the next try,
+and so on until an answer's guards pass or the tries run out; a policy spelled `on=any` (the
+oracle upper bound) goes on whenever any validator fails (`passed` False). An answer whose guards
+could not be evaluated (an unscored judge, recorded with an error) stops its execution like an
+infra error: going on would call another model on an answer nobody judged, and delivering it
+would score an answer with no verdict; `--retry-errors` asks again and the execution goes on
+from there. Each try is an ordinary attempt in the run's journal, keyed
 `model|suite/task/case|variant|rE|POLICY#sS` (E the execution, S the try) and carrying `policy`
 and `step`, so it is paid, cached, budgeted, retried and resumed like any other attempt, and
 never counted as the bare model's. Tries run in stages — every execution's try S, then S + 1
-for those whose tries so far all failed — and what continues is read back from the journal, so
+for those whose tries so far all went on — and what continues is read back from the journal, so
 a killed run resumes exactly. An execution whose try ends in an infra error stops there (it is
 counted apart, never as a failure); `--retry-errors` attempts that try again and goes on.
 """
@@ -51,7 +56,8 @@ def stage(
     shard: tuple[int, int] | None = None,
 ) -> list[Attempt]:
     """The tries at position `index` still to run: for every execution whose earlier tries are
-    all journaled as validator failures, and whose try `index` is not journaled yet."""
+    all journaled as answers that make the policy go on (`Policy.goes_on`), and whose try
+    `index` is not journaled yet."""
     tries = policy.tries
     model = tries[index]
     prompts = sorted({key[1:] for key in first})
@@ -66,8 +72,11 @@ def stage(
                 for step in range(index + 1)
             ]
             earlier = [state.latest.get(str(key)) for key in keys[:-1]]
-            if any(record is None or record.passed is not False for record in earlier):
-                continue  # passed already, stopped on an infra error, or not reached yet
+            if any(
+                record is None or not policy.goes_on(record.passed, record.guards_passed)
+                for record in earlier
+            ):
+                continue  # delivered already, stopped on an infra error, or not reached yet
             this = keys[-1]
             if shard is not None and shard_of(this, shard[1]) != shard[0]:
                 continue  # another shard's execution

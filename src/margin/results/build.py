@@ -109,7 +109,8 @@ def _crossing_policies(rows: list[PolicyRow], scores: Scores) -> tuple[list[str]
     by_policy: dict[str, list[PolicyRow]] = {}
     for row in rows:
         by_policy.setdefault(row.policy, []).append(row)
-    crossing, bounds = [], []
+    crossing: list[tuple[float, str, PolicyRow, str | None]] = []
+    bounds: list[tuple[float, str, PolicyRow, str | None]] = []
     for policy, tasks in by_policy.items():
         covers_all = {(r.suite, r.task) for r in tasks} == set(targets)
         if covers_all and all(r.low >= targets[(r.suite, r.task)] for r in tasks):
