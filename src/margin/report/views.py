@@ -315,18 +315,26 @@ def policy_runs(results: Results) -> list[dict[str, Any]]:
     for run in results.policy_runs:
         estimate = estimates.get((run.policy, run.suite, run.task))
         bounds = (None, None) if estimate is None else (estimate.low, estimate.high)
-        rows.append({"run": run, "estimate": estimate, "inside": inside(run.rate, *bounds)})
+        silent = "–"
+        if run.silent is not None and run.guarded_n:
+            low, high = run.silent_low or 0.0, run.silent_high or 1.0
+            silent = rate_with_interval(run.silent, run.guarded_n, low, high)
+        rows.append(
+            {"run": run, "estimate": estimate, "inside": inside(run.rate, *bounds), "silent": silent}
+        )
     return rows
 
 
 def policy_chart(results: Results) -> Markup | None:
     """Policies beside bare models: the worst task's lower bound against mean cost per 1,000;
-    the frontier (nothing cheaper is at least as reliable) ringed."""
-    if not results.policies:
+    the frontier (nothing cheaper is at least as reliable) ringed. An upper bound (`on=any`, or
+    guards not recorded) is no policy a product can ship: left out."""
+    shippable = [p for p in results.policies if p.upper_bound is None]
+    if not shippable:
         return None
     points: dict[str, tuple[float, float]] = {}
     labels: dict[str, str] = {}
-    for name, rows in _group(results.policies, lambda r: r.policy).items():
+    for name, rows in _group(shippable, lambda r: r.policy).items():
         points[name] = (_mean_cost(r.cost_per_1000 for r in rows), min(r.low for r in rows))
         worst = min(rows, key=lambda r: r.low)
         text = mean_text(worst.rate, worst.low, worst.high, worst.cases)

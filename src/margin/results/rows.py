@@ -1,4 +1,4 @@
-"""The rows of results.json, each type defined once."""
+"""The rows of results.json, each type defined once (the policy rows in `policy_rows`)."""
 
 from __future__ import annotations
 
@@ -253,56 +253,6 @@ class PairRow(Row):
     p_value: float
     p_holm: float
     significant: bool
-
-
-class PolicyRow(Row):
-    """A delivery policy on one task, estimated from recorded repeats (no new calls)."""
-
-    policy: str
-    suite: str
-    task: str
-    rate: float
-    low: float
-    high: float
-    """95% interval: cluster bootstrap over cases, widened to Wilson on the cases."""
-    cases: int
-    prompts: int
-    thin: int
-    """Prompts with fewer recorded repeats than a step's tries."""
-    calls: float
-    """Expected calls per task execution."""
-    cost_per_1000: float | None
-    latency_p50: float | None = None
-    latency_p95: float | None = None
-
-
-class PolicyRunRow(Row):
-    """A delivery policy on one task as run for real (`margin run --policy`): its executions'
-    outcomes, to set against the estimate from recorded repeats."""
-
-    policy: str
-    suite: str
-    task: str
-    rate: float | None
-    low: float
-    high: float
-    """95% interval: Wilson on the effective n, the case's executions correlated."""
-    passes: int
-    n: int
-    """Finished executions (a try passed, or every try failed a validator)."""
-    cases: int
-    verdict: str
-    target: float
-    calls: float
-    """Calls per execution, measured."""
-    cost_per_1000: float | None
-    latency_p50: float | None
-    """End-to-end seconds: the sum of an execution's tries."""
-    latency_p95: float | None
-    infra_errors: int
-    """Executions stopped by an infra error on a try (excluded from the rate)."""
-    incomplete: int
-    """Executions not finished (the run stopped before their next try)."""
 
 
 class JudgeKey(Row):
