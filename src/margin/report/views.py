@@ -320,7 +320,12 @@ def policy_runs(results: Results) -> list[dict[str, Any]]:
             low, high = run.silent_low or 0.0, run.silent_high or 1.0
             silent = rate_with_interval(run.silent, run.guarded_n, low, high)
         rows.append(
-            {"run": run, "estimate": estimate, "inside": inside(run.rate, *bounds), "silent": silent}
+            {
+                "run": run,
+                "estimate": estimate,
+                "inside": inside(run.rate, *bounds),
+                "silent": silent,
+            }
         )
     return rows
 
