@@ -16,6 +16,7 @@ import pytest
 
 from margin.report import render_report
 from margin.results.document import read_results
+from margin.stats.numbers import interval
 from margin.stats.phrases import NOT_RECORDED
 from tests.report.conftest import make_run
 from tests.stats.records import record
@@ -139,7 +140,8 @@ def test_silent_failures_by_hand_in_tables_and_the_recommendation(rendered: Path
     assert (rows["small"].silent, rows["small"].guarded_n) == (26, 180)
     summary = (rendered / "summary.md").read_text(encoding="utf-8")
     big = rows["big"]
-    assert f"9/180 5.0% [{big.silent_low * 100:.1f}" in summary  # rounded outward: floor
+    assert big.silent_low is not None and big.silent_high is not None
+    assert f"9/180 5.0% {interval(big.silent_low, big.silent_high)}" in summary
     assert "of answers wrong and undetectable (9/180)." in summary.splitlines()[2]
     page = (rendered / "index.html").read_text(encoding="utf-8")
     assert page.count('class="num silent"') == 4  # two models, ranking and by task
