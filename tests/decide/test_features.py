@@ -10,7 +10,6 @@ from margin.decide.portfolio import decide, weighted_quantile
 from margin.decide.scores import score_attempts
 from margin.results.policy_rows import PolicyRow
 from margin.stats import attempts_of
-from margin.stats.drops import drop_tests, first_drops
 from tests.stats.records import record
 
 PRICE = {"small": 0.001, "medium": 0.004, "large": 0.010}
@@ -53,8 +52,7 @@ TRAFFIC = {("s", "t1"): 0.5, ("s", "t2"): 0.3, ("s", "t3"): 0.2}
 
 def decisions(plan, traffic, policies, single):  # type: ignore[no-untyped-def]
     scores, attempts = scored(plan)
-    drops = first_drops(drop_tests(attempts.frame))
-    return decide(scores.tasks, scores.margins, drops, policies, {}, traffic, attempts.frame,
+    return decide(scores.tasks, scores.margins, policies, {}, traffic, attempts.frame,
                   single, order=["small", "medium", "large"])  # fmt: skip
 
 

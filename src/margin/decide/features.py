@@ -81,25 +81,18 @@ def crossing_policies(
     return sorted(usable, key=lambda p: (_cost_key(p.cost_per_1000), _cost_key(p.latency_p95)))
 
 
-def feature_margins(
-    margins: pd.DataFrame, drops: pd.DataFrame, model: str, key: Key
-) -> list[FeatureMargin]:
-    """The chosen model's margin on each noise axis of the task, with the first significant
-    drop."""
+def feature_margins(margins: pd.DataFrame, model: str, key: Key) -> list[FeatureMargin]:
+    """The chosen model's margin on each noise axis of the task, with the first level at
+    which its reliability drops significantly (`drops_at`, when the table has it)."""
     mine = margins[(margins["model"] == model) & (margins["suite"] == key[0])]
     mine = mine[mine["task"] == key[1]]
-    first: dict[str, float] = {}
-    if not drops.empty:
-        own = drops[(drops["model"] == model) & (drops["suite"] == key[0])]
-        own = own[own["task"] == key[1]]
-        first = {str(a): float(d) for a, d in zip(own["noise_kind"], own["drops_at"], strict=True)}
     return [
         FeatureMargin(
             axis=str(row["axis"]),
             margin=_number(row["margin"]),
             status=str(row["status"]),
             breaks_at=_number(row["breaks_at"]),
-            drops_at=_number(first.get(str(row["axis"]))),
+            drops_at=_number(row.get("drops_at")),
         )
         for row in mine.to_dict("records")
     ]
@@ -238,7 +231,6 @@ def no_feature(base: Cell, cells: pd.DataFrame) -> FeatureRow:
 def feature_rows(
     tasks: pd.DataFrame,
     margins: pd.DataFrame,
-    drops: pd.DataFrame,
     policies: Sequence[PolicyRow],
     budgets: Mapping[Key, float | None],
     shares: Mapping[Key, float],
@@ -255,7 +247,7 @@ def feature_rows(
         models = crossing_models(cells, budget, order)
         if models:
             runner = models[1] if len(models) > 1 else None
-            mine = feature_margins(margins, drops, str(models[0]["model"]), key)
+            mine = feature_margins(margins, str(models[0]["model"]), key)
             rows.append(model_feature(base, models[0], runner, mine))
             continue
         systems = crossing_policies(policies, key, target, budget)

@@ -32,7 +32,6 @@ class Decisions:
 def decide(
     tasks: pd.DataFrame,
     margins: pd.DataFrame,
-    drops: pd.DataFrame,
     policies: Sequence[PolicyRow],
     budgets: Mapping[Key, float | None],
     traffic: Mapping[Key, float | None],
@@ -41,7 +40,8 @@ def decide(
     nominal: bool = False,
     order: Sequence[str] = (),
 ) -> Decisions:
-    """Every decision of a scored run: `tasks` are its model × task cells, `attempts` its
+    """Every decision of a scored run: `tasks` are its model × task cells, `margins` its
+    margins per noise axis (with `drops_at`, `stats.drops.with_drops`), `attempts` its
     attempt frame (for the mix's latency), `order` the models' config order (ties; default:
     as they appear)."""
     order = list(dict.fromkeys([*order, *(str(m) for m in tasks["model"])]))
@@ -49,7 +49,7 @@ def decide(
         dict.fromkeys((str(s), str(t)) for s, t in zip(tasks["suite"], tasks["task"], strict=True))
     )
     shares = traffic_shares(keys, traffic)
-    features = feature_rows(tasks, margins, drops, policies, budgets, shares, order)
+    features = feature_rows(tasks, margins, policies, budgets, shares, order)
     areas = area_rows(tasks, budgets, shares, order)
     mix = mix_row(features, tasks, attempts, shares, single_model, nominal)
     return Decisions(features, areas, mix)

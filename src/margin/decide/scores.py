@@ -8,7 +8,7 @@ into results.json.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from margin.stats.cells import (
     validator_table,
 )
 from margin.stats.compare import ALPHA, compare_pairs, outcome_matrix
+from margin.stats.drops import drop_tests, with_drops, with_tests
 from margin.stats.frame import Attempts, read_attempts
 from margin.stats.robustness import margins, noise_drops, paraphrase_spread
 from margin.stats.shares import with_pass_k_intervals, with_share_intervals, with_wordings_pooled
@@ -66,6 +67,12 @@ class Scores:
     recommendation: Recommendation
     attempts: Attempts
     """The journal's frames these tables were computed from (for run facts and policies)."""
+    budgets: Budgets = field(default_factory=dict)
+    """Each task's p95 latency budget (None: none)."""
+    traffic: dict[tuple[str, str], float | None] = field(default_factory=dict)
+    """Each task's `traffic` as its suite gives it (None: unset)."""
+    order: list[str] = field(default_factory=list)
+    """The models in the config's order (ties in a per-feature decision go to the earlier)."""
 
 
 def score_attempts(
@@ -101,6 +108,7 @@ def score_attempts(
     sizes = pd.Series([(params or {}).get(str(m)) for m in models["model"]], dtype=float)
     models = models.assign(frontier=rank.pareto_frontier(models), params=sizes.to_numpy())
     validators = validator_table(frame, attempts.verdicts, TASK, targets)
+    tests = drop_tests(frame, alpha)
     return Scores(
         conditions=conditions,
         tasks=tasks,
@@ -108,12 +116,13 @@ def score_attempts(
         validators=validators,
         validators_by_condition=validator_table(frame, attempts.verdicts, CONDITION, targets),
         pass_k=with_pass_k_intervals(pass_k_table(frame, TASK)),
-        drops=noise_drops(conditions),
+        drops=with_tests(noise_drops(conditions), tests),
         spread=with_wordings_pooled(paraphrase_spread(conditions), frame),
-        margins=margins(conditions),
+        margins=with_drops(margins(conditions), tests),
         pairs=pd.concat(pair_tables, ignore_index=True),
         recommendation=rank.recommend(tasks, models, conditions, validators, budgets or {}),
         attempts=attempts,
+        budgets=dict(budgets or {}),
     )
 
 
@@ -123,7 +132,9 @@ def score_run(folder: Path, alpha: float = ALPHA) -> Scores:
     if run_file is None:
         raise UserError("not a margin run directory (no run.json)", path=folder)
     models = [ModelSpec.model_validate(m) for m in run_file.get("models") or []]
-    targets, budgets = run_targets(folder, run_file)
+    suites = _suite_copies(folder, run_file)
+    settings = RunSettings.model_validate(run_file.get("settings") or {})
+    targets, budgets = task_targets(suites, settings)
     attempts = read_attempts(folder / str(run_file.get("journal") or JOURNAL_NAME))
     known = set(targets)
     frame = attempts.frame
@@ -138,7 +149,9 @@ def score_run(folder: Path, alpha: float = ALPHA) -> Scores:
             path=folder,
         )
     params = {m.name: m.param_count for m in models}
-    return score_attempts(attempts, targets, budgets, params, alpha)
+    scores = score_attempts(attempts, targets, budgets, params, alpha)
+    traffic = {(suite.suite, task.id): task.traffic for suite in suites for task in suite.tasks}
+    return replace(scores, traffic=traffic, order=[m.name for m in models])
 
 
 def run_targets(folder: Path, run_file: dict[str, Any]) -> tuple[Targets, Budgets]:

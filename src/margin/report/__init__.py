@@ -43,8 +43,11 @@ class ReportFiles:
     junit: Path
 
 
-def environment(templates: Path | None = None) -> Environment:
-    """The one Jinja Environment: a user's template folder first, then margin's own."""
+def environment(templates: Path | None = None, markdown: bool = False) -> Environment:
+    """The Jinja Environment: a user's template folder first, then margin's own. HTML is
+    autoescaped; Markdown (`markdown`) is not — an apostrophe stays an apostrophe — but every
+    value has `<`, `>` and `&` as entities and `|` escaped, so no text from a suite or an answer
+    becomes markup or breaks a table."""
     loaders: list[Any] = []
     if templates is not None:
         if not templates.is_dir():
@@ -53,7 +56,8 @@ def environment(templates: Path | None = None) -> Environment:
     loaders.append(PackageLoader("margin.report", "templates"))
     env = Environment(
         loader=ChoiceLoader(loaders),
-        autoescape=True,
+        autoescape=not markdown,
+        finalize=markdown_safe if markdown else None,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -98,7 +102,7 @@ def write_report(
     html = target / "index.html"
     write_atomically(html, render_page(env, view))
     markdown = target / "summary.md"
-    write_atomically(markdown, render_summary(env, view))
+    write_atomically(markdown, render_summary(environment(templates, markdown=True), view))
     junit = target / "junit.xml"
     write_atomically(junit, junit_xml(results))
     return ReportFiles(html=html, markdown=markdown, results=target / RESULTS_NAME, junit=junit)
@@ -138,6 +142,15 @@ def page_view(results: Results, folder: Path) -> dict[str, Any]:
         "failures": views.failures(journal, results),
         "results_name": RESULTS_NAME,
     }
+
+
+def markdown_safe(value: Any) -> Any:
+    """A value as Markdown text: `<`, `>`, `&` as entities, `|` escaped (see `environment`)."""
+    if not isinstance(value, str):
+        return value
+    return (
+        value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+    )
 
 
 def render_page(env: Environment, view: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 from margin.config import RunSettings
 from margin.decide.policies import estimate_all, parse_policy
 from margin.decide.policy_runs import measured
+from margin.decide.portfolio import decide
 from margin.decide.scores import Scores
 from margin.errors import UserError
 from margin.journal.rundir import read_run_file
@@ -69,8 +70,15 @@ def build_results(folder: Path, scores: Scores, lines: list[str]) -> Results:
         lines=[*lines, *policy_lines],
         policies=crossing,
     )
+    decisions = decide(
+        scores.tasks, scores.margins, policy_rows, scores.budgets, scores.traffic,
+        scores.attempts.frame, decided.model, _nominal(run_file), scores.order,
+    )  # fmt: skip
     return Results(
         results_version=RESULTS_VERSION,
+        features=decisions.features,
+        areas=decisions.areas,
+        mix=decisions.mix,
         run=_run_facts(folder, run_file, scores),
         recommendation=recommendation,
         models=[ModelRow.model_validate(r) for r in _records(scores.models)],
@@ -170,6 +178,11 @@ def _policy_rows(
     run = measured(scores.attempts.steps, policies, _targets(scores))
     runs = [PolicyRunRow.model_validate(r) for r in _records(run)]
     return estimate_all(scores.attempts.frame, policies), runs
+
+
+def _nominal(run_file: dict[str, Any]) -> bool:
+    """Whether a model's price in the run is nominal (assumed, not billed)."""
+    return any(bool((m.get("price") or {}).get("nominal")) for m in run_file.get("models") or [])
 
 
 def _judges(folder: Path, run_file: dict[str, Any]) -> list[JudgeRow]:

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from margin.errors import UserError, invalid_data
 from margin.journal.rundir import read_json, write_atomically
+from margin.results.feature_rows import AreaRow, FeatureRow, MixRow
 from margin.results.policy_rows import PolicyRow, PolicyRunRow
 from margin.results.rows import (
     ConditionRow,
@@ -102,6 +103,12 @@ class Results(Row):
     """A scored run."""
 
     results_version: int
+    features: list[FeatureRow] = []  # noqa: RUF012 (pydantic copies a default per instance)
+    """The decision per feature: which model (or policy) each task ships on."""
+    areas: list[AreaRow] = []  # noqa: RUF012 (pydantic copies a default per instance)
+    """Per product area (suite): the model that serves it whole, if one does."""
+    mix: MixRow | None = None
+    """Each feature on its own choice against one model for everything, at the tasks' traffic."""
     run: RunFacts
     recommendation: RecommendationRow
     models: list[ModelRow]

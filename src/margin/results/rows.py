@@ -194,6 +194,19 @@ class DropRow(Row):
     clean_rate: float | None
     drop: float | None
     """PDR = 1 − rate / clean_rate."""
+    pairs: int = 0
+    """Noisy attempts judged with their clean twin (same case, wording and repeat)."""
+    losses: int = 0
+    """Twins the clean prompt passed and the noisy one failed."""
+    gains: int = 0
+    """Twins the noisy prompt passed and the clean one failed."""
+    p_value: float | None = None
+    """One-sided exact McNemar p-value that the noisy prompt passes less often (after the
+    design effect of clustering by case)."""
+    p_holm: float | None = None
+    """Holm-adjusted across the levels of this axis."""
+    significant: bool = False
+    """The drop is significant at α = 0.05 (p_holm ≤ α)."""
 
 
 class SpreadRow(Row):
@@ -230,6 +243,9 @@ class MarginRow(Row):
     """`none`, `bounded`, `undecided` or `beyond` (crosses at every level tried)."""
     breaks_at: float | None
     levels: int
+    drops_at: float | None = None
+    """The lowest level at which the pass rate is significantly below the clean prompt's on
+    the same cases (None when no level is): decided with far fewer cases than a crossing."""
 
 
 class PairRow(Row):

@@ -60,3 +60,23 @@ def first_drops(tests: pd.DataFrame) -> pd.DataFrame:
     lowest = significant.groupby(AXIS, observed=True)["noise_level"].min().rename("drops_at")
     every = tests[AXIS].drop_duplicates()
     return every.merge(lowest.reset_index(), on=AXIS, how="left")
+
+
+def with_drops(margins: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:
+    """The margins table (model × task × `axis`) with each axis's `drops_at`."""
+    first = first_drops(tests).rename(columns={"noise_kind": "axis"})
+    keys = ["model", "suite", "task", "axis"]
+    if first.empty:
+        return margins.assign(drops_at=np.nan)
+    return margins.merge(first.astype({k: str for k in keys}), on=keys, how="left")
+
+
+def with_tests(drops: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:
+    """The noise-drop table with each level's paired test (pairs, losses, gains, p-values,
+    significant)."""
+    keys = [*AXIS, "noise_level"]
+    if tests.empty:
+        return drops.assign(pairs=0, losses=0, gains=0, p_value=np.nan, p_holm=np.nan,
+                            significant=False)  # fmt: skip
+    typed = tests.astype({k: str for k in AXIS})
+    return drops.astype({k: str for k in AXIS}).merge(typed, on=keys, how="left")
