@@ -55,7 +55,7 @@ def test_recommends_the_cheapest_model_that_crosses() -> None:
     assert weak.status == "falls short" and weak.task == "s/t" and weak.validator == "v"
     lines = recommendation_lines(scores)
     assert lines[0].startswith(
-        "Recommended: cheap — crosses every task; overall 40/40 100.0% [91.2, 100.0]"
+        "Recommended: cheap — crosses every task; overall 40/40 100.0% [91.1, 100.0]"
     )
     assert any(line.startswith("weak: falls short on s/t: 20/40 50.0%") for line in lines)
 
@@ -77,8 +77,9 @@ def test_no_recommendation_from_undecided_evidence() -> None:
     assert rec.model is None and rec.closest == "a" and rec.undecided == 2
     lines = recommendation_lines(scores)
     assert lines[0] == "No model crosses 0.9 on every task: nothing is recommended."
-    # a: 10/10; 25 new cases that all pass (certain at rate 1) reach 35/35, Wilson low ≥ 0.9
-    assert "about 25 more new cases, one attempt each (4 in 5 chance to settle)" in "\n".join(lines)
+    # a: 10/10; 26 new cases that all pass (certain at rate 1) reach 36/36, whose lower bound
+    # 0.025^(1/36) = 0.9027 ≥ 0.9 (35/35 gives 0.8999)
+    assert "about 26 more new cases, one attempt each (4 in 5 chance to settle)" in "\n".join(lines)
     # b: 9/10 sits on the target: no number of new cases at that rate settles it
     assert "no affordable number of new cases settles it" in "\n".join(lines)
     model = cell_table(attempts_of(records).frame, MODEL, TARGETS).set_index("model")
@@ -88,16 +89,16 @@ def test_no_recommendation_from_undecided_evidence() -> None:
 def test_an_undecided_cell_of_copies_asks_for_new_cases() -> None:
     scores = score_attempts(attempts_of(repeated("m", ["111"] * 10)), TARGETS)
     lines = "\n".join(recommendation_lines(scores))
-    # 10 cases whose 3 repeats agree are 10 pieces of evidence (deff 3); an effective n of
-    # z²·0.9/0.1 = 34.57 is needed, so 25 new single-attempt cases (all passing at rate 1) settle
-    # it, where the old count said 34.57 × 3 − 30 = 73.7, about 74 attempts at the current
-    # clustering
+    # 10 cases whose 3 repeats agree are 10 pieces of evidence (deff 3), 10/10 effective:
+    # [0.025^(1/10), 1] = [0.6915, 1]; 36 all-pass cases cross 0.9 (0.025^(1/36) = 0.9027), so
+    # 26 new single-attempt cases (all passing at rate 1) settle it, where the normal count says
+    # z²·0.9/0.1 = 34.57 effective, × 3 − 30 = 73.7, about 74 attempts at the current clustering
     assert (
-        "m on s/t: 30/30 100.0% [72.2, 100.0]; about 25 more new cases, one attempt each"
+        "m on s/t: 30/30 100.0% [69.1, 100.0]; about 26 more new cases, one attempt each"
         " (4 in 5 chance to settle); its repeats agree: more of them add little" in lines
     )
     row = scores.tasks.iloc[0]
-    assert (row["more_attempts"], row["more_cases"]) == (74, 25)
+    assert (row["more_attempts"], row["more_cases"]) == (74, 26)
 
 
 def test_decisions_read_statistics_and_never_the_reverse() -> None:

@@ -51,7 +51,7 @@ def test_a_clean_run_records_every_attempt_once(tmp_path, models_config, cache_d
     assert first.messages[0].role == "user"
     assert "Route the customer message" in first.messages[0].content
     assert first.cost_usd and first.cost_usd > 0 and first.input_tokens > 0
-    assert "loop: 40/40 100.0% [72.2, 100.0] over all tasks" in result.stdout
+    assert "loop: 40/40 100.0% [69.1, 100.0] over all tasks" in result.stdout
 
 
 @pytest.mark.timing

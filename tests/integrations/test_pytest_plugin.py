@@ -12,7 +12,7 @@ import pytest
 pytest_plugins = ["pytester"]
 
 SUITE = """suite: echoes
-target: 0.7
+target: 0.65
 tasks:
   - id: repeat-word
     prompt: "Say the word {{{{ word }}}} please"
@@ -59,10 +59,12 @@ def test_each_model_and_task_is_a_test(
     out = result.stdout.str()
     assert "margin[echo on echoes/repeat-word] PASSED" in out
     assert "margin[echo on echoes/refuse-word] FAILED" in out
-    assert "echo falls short on echoes/refuse-word: 0/10 0.0% [0.0, 27.8] < 0.7" in out
+    # 0/10: [0, 1 − 0.025^(1/10)] = [0, 0.3085]; 10/10: [0.025^(1/10), 1] = [0.6915, 1], and
+    # the suite's 0.65 lies below it (10 all-pass cases cannot cross 0.7)
+    assert "echo falls short on echoes/refuse-word: 0/10 0.0% [0.0, 30.9] < 0.65" in out
     assert "validator must_not_contain: 0/10 0.0%" in out and "worst condition p0" in out
     assert "example: case w0 (p0) answered 'Say the word apple please'" in out
-    assert "undecided: 10/10 100.0% [72.2, 100.0] straddles the target 0.9" in out
+    assert "undecided: 10/10 100.0% [69.1, 100.0] straddles the target 0.9" in out
     tasks = json.loads((pytester.path / "run" / "results.json").read_text())["tasks"]
     [undecided] = [t for t in tasks if t["task"] == "strict"]
     more = int(undecided["more_cases"])

@@ -174,9 +174,10 @@ def test_plan_says_whether_the_evidence_could_decide_anything() -> None:
     row = evidence_table(plan).iloc[0]
     assert (row["cases"], row["conditions"], row["repeats"]) == (10, 3, 4)
     assert row["pooled"] == 120 and row["per_condition"] == 40
-    # 10 cases that all pass show at most 0.72: a 0.9 target cannot be crossed
-    assert row["all_pass_low"] == pytest.approx(10 / (10 + 1.959963984540054**2))
-    assert not row["can_cross"] and row["cases_needed"] == 35
+    # 10 cases that all pass show at most 0.025^(1/10) = 0.69: a 0.9 target cannot be crossed;
+    # 36 can (ln 0.025 / ln 0.9 = 35.01)
+    assert row["all_pass_low"] == pytest.approx(0.025 ** (1 / 10))
+    assert not row["can_cross"] and row["cases_needed"] == 36
     # three models: Holm's strictest step is 0.05/3, so 6 discordant attempts one way
     assert row["detectable_independent"] == pytest.approx(6 / 120)
     assert row["detectable_copies"] == pytest.approx(6 / 10)

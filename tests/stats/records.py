@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from scipy import stats
+
 from margin.journal.records import AttemptRecord
 from margin.validators import Verdict
 
@@ -81,3 +83,12 @@ def repeated(model: str, table: list[str]) -> list:  # type: ignore[type-arg]
         for i, row in enumerate(table)
         for r, ch in enumerate(row)
     ]
+
+
+def exact_interval(passes: float, n: float) -> tuple[float, float]:
+    """The 95% Clopper–Pearson interval written out from scipy's beta quantiles, independent of
+    `rate_interval`'s code: low = Beta(x, n − x + 1).ppf(0.025), high = Beta(x + 1, n − x).ppf(0.975),
+    with 0 and 1 at the edges."""
+    low = 0.0 if passes <= 0 else float(stats.beta.ppf(0.025, passes, n - passes + 1))
+    high = 1.0 if passes >= n else float(stats.beta.ppf(0.975, passes + 1, n - passes))
+    return low, high

@@ -19,7 +19,7 @@ from margin.stats import (
     straight_passes_to_cross,
     wilson_interval,
 )
-from margin.stats.intervals import paired_difference_interval, verdicts
+from margin.stats.intervals import paired_difference_interval, rate_interval, verdicts
 from margin.stats.numbers import interval, percent, rate_with_interval
 
 Z = 1.959963984540054
@@ -44,17 +44,22 @@ def test_wilson_matches_hand_computation_and_scipy(c: int, n: int) -> None:
 
 
 def test_five_of_five_is_never_a_point() -> None:
+    low, high = rate_interval(5, 5)
+    assert float(low) == pytest.approx(0.4782, abs=1e-4)  # Clopper–Pearson: 0.025^(1/5)
+    assert float(high) == 1.0
+    assert rate_interval(0, 0) == (0.0, 1.0)
     low, high = wilson_interval(5, 5)
-    assert float(low) == pytest.approx(0.5655, abs=1e-4)  # DESIGN.md: 5/5 is [0.57, 1.0]
+    assert float(low) == pytest.approx(0.5655, abs=1e-4)  # Wilson's [0.57, 1.0], narrower
     assert float(high) == 1.0
     assert wilson_interval(0, 0) == (0.0, 1.0)
 
 
-def test_evidence_needed_matches_design() -> None:
-    # Wilson lower bound with only passes is n/(n + z²): 35 to cross 0.90, 73 for 0.95, 381 for 0.99.
-    assert [straight_passes_to_cross(t) for t in (0.90, 0.95, 0.99)] == [35, 73, 381]
-    for target, n in [(0.90, 35), (0.95, 73), (0.99, 381)]:
-        assert float(wilson_interval(n, n)[0]) >= target > float(wilson_interval(n - 1, n - 1)[0])
+def test_evidence_needed_by_hand() -> None:
+    # n/n's lower bound is 0.025^(1/n), so n ≥ ln 0.025 / ln t: 35.01 → 36 for 0.90,
+    # 71.92 → 72 for 0.95, 367.04 → 368 for 0.99.
+    assert [straight_passes_to_cross(t) for t in (0.90, 0.95, 0.99)] == [36, 72, 368]
+    for target, n in [(0.90, 36), (0.95, 72), (0.99, 368)]:
+        assert float(rate_interval(n, n)[0]) >= target > float(rate_interval(n - 1, n - 1)[0])
 
 
 def test_verdicts_are_three_states() -> None:

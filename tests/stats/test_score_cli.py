@@ -44,8 +44,9 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
             json.dumps(
                 {
                     "models": [model("good", good, 2.0), model("lazy", lazy, 0.5)],
-                    # A demo target: 10 cases that all pass can show 0.72 at most.
-                    "run": {"noise": False, "target": 0.7, "repeats": 1},
+                    # A demo target: 10 cases that all pass can show 0.69 at most
+                    # (Clopper–Pearson 0.025^(1/10) = 0.6915).
+                    "run": {"noise": False, "target": 0.65, "repeats": 1},
                 }
             )
         )
@@ -56,19 +57,20 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def test_run_ends_with_the_recommendation(run_dir: tuple[Path, str]) -> None:
     _, stdout = run_dir
-    assert "good: 20/20 100.0% [72.2, 100.0] over all tasks (rank 1); crosses every task" in stdout
+    assert "good: 20/20 100.0% [69.1, 100.0] over all tasks (rank 1); crosses every task" in stdout
     assert "lazy: 4/20 20.0% [" in stdout and "falls short on 1 of 1 task;" in stdout
     assert "(rank 2); falls short on 1 of 1 task" in stdout
     assert (
-        "routing/queue (target 0.7): good crosses 20/20 100.0% [72.2, 100.0]; lazy falls short"
+        "routing/queue (target 0.65): good crosses 20/20 100.0% [69.1, 100.0]; lazy falls short"
         in stdout
     )
     assert "Recommended: good — crosses every task" in stdout
     assert "lazy: falls short on routing/queue: 4/20 20.0%" in stdout
     # the worst condition and the constraint that breaks first each with n and interval
-    assert "breaks first: choice (4/20 20.0% [5.6, 51.0])" in stdout
+    # 2/10 effective: Clopper–Pearson [0.0252, 0.5561], shown rounded outward
+    assert "breaks first: choice (4/20 20.0% [2.5, 55.7])" in stdout
     # its two paraphrases tie at 2/10; either may be named
-    assert re.search(r"worst condition p\d \(2/10 20\.0% \[5\.6, 51\.0\]\)", stdout)
+    assert re.search(r"worst condition p\d \(2/10 20\.0% \[2\.5, 55\.7\]\)", stdout)
     assert f"details: margin score {run_dir[0]}" in stdout
 
 

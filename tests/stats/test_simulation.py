@@ -1,4 +1,6 @@
-"""Seeded simulations: the intervals cover, and the paired test keeps its false-alarm rate."""
+"""Seeded simulations: the paired test keeps its false-alarm rate, and clustering needs its
+correction. Interval coverage is checked pointwise, one side at a time, in test_coverage.py (an
+average over uniformly drawn true rates here once hid Wilson's dips)."""
 
 from __future__ import annotations
 
@@ -7,23 +9,9 @@ import pandas as pd
 import pytest
 from statsmodels.stats.multitest import multipletests
 
-from margin.stats import compare_pairs, wilson_interval
+from margin.stats import compare_pairs
 from margin.stats.cells import interval_table
 from margin.stats.compare import holm
-
-
-@pytest.mark.parametrize("n", [5, 20, 50, 200])
-def test_single_cell_wilson_covers_at_least_94_percent(n: int) -> None:
-    """Independent repeats of one condition, true rates spread over (0.02, 0.98). Wilson's
-    coverage dips near 0 and 1 at some n (Brown, Cai & DasGupta 2001), so the rates are drawn
-    across the range rather than picked."""
-    rng = np.random.default_rng(n)
-    trials = 20_000
-    truth = rng.uniform(0.02, 0.98, trials)
-    passes = rng.binomial(n, truth)
-    low, high = wilson_interval(passes, np.full(trials, n))
-    coverage = np.mean((low <= truth) & (truth <= high))
-    assert coverage >= 0.94, coverage
 
 
 def pooled_coverage(
@@ -46,21 +34,9 @@ def pooled_coverage(
     return float(np.mean((table["low"] <= mean) & (mean <= table["high"])))
 
 
-@pytest.mark.parametrize("cases", [10, 30, 60])
-@pytest.mark.parametrize("repeats", [3, 5])
-def test_pooled_cells_cover_at_least_93_percent_when_cases_differ(cases: int, repeats: int) -> None:
-    worst = 1.0
-    for mean in (0.5, 0.8, 0.9, 0.95, 0.98):
-        for icc in (0.1, 0.3, 0.6):
-            seed = int(cases * 1000 + repeats * 100 + mean * 50 + icc * 10)
-            coverage = pooled_coverage(cases, repeats, mean, icc, trials=1500, seed=seed)
-            worst = min(worst, coverage)
-            assert coverage >= 0.93, (mean, icc, coverage)
-    assert worst < 0.995  # the interval is not simply wide: somewhere it is close to nominal
-
-
 def test_a_plain_clt_interval_would_fail_the_same_simulation() -> None:
-    """The guard has teeth: a naive ±1.96·SE over all attempts undercovers clustered data."""
+    """The design effect has teeth: a naive ±1.96·SE over all attempts undercovers clustered
+    data, the interval on effective counts does not."""
     rng = np.random.default_rng(7)
     trials, cases, repeats, mean, icc = 2000, 30, 5, 0.9, 0.3
     spread = 1 / icc - 1
@@ -69,7 +45,7 @@ def test_a_plain_clt_interval_would_fail_the_same_simulation() -> None:
     half = 1.96 * np.sqrt(p * (1 - p) / (cases * repeats))
     naive = np.mean((p - half <= mean) & (mean <= p + half))
     assert naive < 0.90
-    assert pooled_coverage(cases, repeats, mean, icc, trials, seed=7) >= 0.93
+    assert pooled_coverage(cases, repeats, mean, icc, trials, seed=7) >= 0.94
 
 
 def null_matrix(rng: np.random.Generator, cases: int, repeats: int) -> pd.DataFrame:

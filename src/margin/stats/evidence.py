@@ -1,9 +1,9 @@
 """Evidence needed, before a run: can the planned attempts decide anything at all?
 
-With only passes, Wilson's lower bound is n/(n + z²): 35 straight passes to cross 0.90, 73 to
-cross 0.95. The repeats of a case count as new evidence only when they vary; a model that
-passes everything gives no sign that they do (at temperature 0 they are copies), so the
-evidence an all-pass model can show is its number of cases.
+With only passes, the (Clopper–Pearson) lower bound is (α/2)^(1/n) = 0.025^(1/n): 36 straight
+passes to cross 0.90, 72 to cross 0.95. The repeats of a case count as new evidence only when
+they vary; a model that passes everything gives no sign that they do (at temperature 0 they are
+copies), so the evidence an all-pass model can show is its number of cases.
 """
 
 from __future__ import annotations

@@ -3,10 +3,11 @@
 The normal-approximation count (`effective_n_to_decide`) is where the interval around the
 *current* rate would leave the target: at that many more attempts, half the outcomes still leave
 the cell undecided. This module asks instead: assuming the true rate is the observed one, how
-many new cases, one attempt each (independent, no design effect), make the interval on the
-pooled effective counts (existing effective passes and n, plus the new passes and cases) lie
-entirely above or below the target with probability at least `SETTLE_PROBABILITY`? The new
-passes follow the exact binomial distribution; the search runs over N.
+many new cases, one attempt each (independent, no design effect), make `rate_interval`
+(Clopper–Pearson) on the pooled effective counts (existing effective passes and n, plus the new
+passes and cases) lie entirely above or below the target with probability at least
+`SETTLE_PROBABILITY`? The new passes follow the exact binomial distribution; the search runs
+over N.
 """
 
 from __future__ import annotations
