@@ -11,7 +11,12 @@ from rich.table import Table
 
 from margin.cli.options import option, run_dir_argument
 from margin.decide.scores import score_run
-from margin.decide.summary import recommendation_lines, task_verdicts_text, verdicts_of
+from margin.decide.summary import (
+    decision_lines,
+    recommendation_lines,
+    task_verdicts_text,
+    verdicts_of,
+)
 from margin.results.score import results_of
 from margin.stats.numbers import interval, money, percent, seconds
 from margin.stats.phrases import mean_text, share_text, silent_text
@@ -53,6 +58,9 @@ def command(run_dir: Path, output: str, view: str) -> None:
     elif output == "csv":
         click.echo(_view(scores, view).to_csv(index=False), nl=False)
     else:
+        results = results_of(run_dir, scores)
+        for line in decision_lines(results.features, results.areas, results.mix):
+            click.echo(line)
         _print_tables(scores, view)
 
 
@@ -71,7 +79,9 @@ def _print_tables(scores: Any, view: str) -> None:
                  "silent", "partial", "cost / 1,000", "p50", "p95", "infra errors",
                  "Pareto"]:  # fmt: skip
         models.add_column(
-            name, justify="left" if name in {"model", "tied with", "tasks vs target"} else "right"
+            name,
+            justify="left" if name in {"model", "tied with", "tasks vs target"} else "right",
+            no_wrap=name == "tasks vs target",  # a verdict count read whole, never broken
         )
     for row in scores.models.sort_values(["rank", "rate"], ascending=[True, False]).to_dict(
         "records"

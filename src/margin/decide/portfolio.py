@@ -82,14 +82,16 @@ def area_rows(
 
 
 def _area(suite: str, count: int, whole: list, best: tuple | None) -> AreaRow:  # type: ignore[type-arg]
+    tasks = f"{count} task{'s' if count != 1 else ''}"
     if whole:
         model, cost = whole[0][3], whole[0][1]
-        line = f"{suite} ({count} tasks) → {model}: crosses all {count}, {money(cost)} / 1,000"
+        every = "it" if count == 1 else f"all {count}"
+        line = f"{suite} ({tasks}) → {model}: crosses {every}, {money(cost)} / 1,000"
         return AreaRow(suite=suite, tasks=count, model=model,
                        runner_up=whole[1][3] if len(whole) > 1 else None,
                        cost_per_1000=cost, closest=None, line=line)  # fmt: skip
     closest = best[3] if best else None
-    line = f"{suite} ({count} tasks) → no one model crosses all {count}" + (
+    line = f"{suite} ({tasks}) → no one model crosses all {count}" + (
         f"; closest {closest} crosses {best[0]} of {count}" if best else ""
     )
     return AreaRow(suite=suite, tasks=count, model=None, runner_up=None, cost_per_1000=None,

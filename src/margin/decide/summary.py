@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from margin.decide.scores import Scores
+from margin.results.feature_rows import AreaRow, FeatureRow, MixRow
 from margin.results.rows import ShortfallRow
 from margin.stats.intervals import CROSSES, FALLS_SHORT, UNDECIDED
 from margin.stats.numbers import money, more_cases_text, rate_with_interval, seconds
@@ -171,3 +172,17 @@ def _more_text(row: dict[Any, Any]) -> str:
     if more is not None and more == more and float(str(row["deff"])) > 1.01:
         return f"{now}; {count}; its repeats agree: more of them add little"
     return f"{now}; {count}"
+
+
+def decision_lines(
+    features: list[FeatureRow], areas: list[AreaRow], mix: MixRow | None
+) -> list[str]:
+    """The decision per feature in words, first thing `margin run` and `margin score` print:
+    one line per feature, the mix against one model, and the product areas."""
+    if not features:
+        return []
+    lines = ["Decision per feature:", *(f"  {f.line}" for f in features)]
+    if mix is not None:
+        lines.append(mix.line)
+    lines.extend(f"  {a.line}" for a in areas)
+    return lines
