@@ -24,11 +24,32 @@ from margin.report import render_report
     type=click.Path(path_type=Path),
     help="A folder of templates that replace margin's own by name (index.html.j2, summary.md.j2).",
 )
-def command(run_dir: Path, out: Path | None, templates: Path | None) -> None:
-    """Write RUN_DIR's report: index.html (one self-contained page), summary.md (fits a CI job
-    summary), results.json (versioned; `margin schema --kind results`) and junit.xml (one test
-    case per model × task: crossed, fell short, or undecided as skipped).
+@option(
+    "--full",
+    env="MARGIN_REPORT_FULL",
+    is_flag=True,
+    help="Also write every answer side by side into answers-1.html, answers-2.html, … (each "
+    "page a few MB at most); index.html shows a capped selection.",
+)
+@option(
+    "--baseline",
+    env="MARGIN_REPORT_BASELINE",
+    type=click.Path(path_type=Path),
+    metavar="BASE",
+    help="A baseline run directory: also write changes.html, the attempts that flipped pass → "
+    "fail and fail → pass per model since BASE, with both answers side by side.",
+)
+def command(
+    run_dir: Path, out: Path | None, templates: Path | None, full: bool, baseline: Path | None
+) -> None:
+    """Write RUN_DIR's report: index.html (one self-contained page, with the answers side by
+    side), summary.md (fits a CI job summary), results.json (versioned; `margin schema --kind
+    results`) and junit.xml (one test case per model × task: crossed, fell short, or undecided
+    as skipped); with --full, answers-N.html; with --baseline, changes.html.
     """
-    files = render_report(run_dir, out, templates)
-    for path in (files.html, files.markdown, files.results, files.junit):
+    files = render_report(run_dir, out, templates, full=full, baseline=baseline)
+    written = [files.html, *files.pages]
+    if files.changes is not None:
+        written.append(files.changes)
+    for path in (*written, files.markdown, files.results, files.junit):
         click.echo(f"wrote {path}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,8 @@ from margin.decide.summary import task_verdicts_text
 from margin.errors import UserError
 from margin.journal.records import JOURNAL_NAME
 from margin.journal.rundir import write_atomically
-from margin.report import views
+from margin.report import answers, views
+from margin.report.changes import CHANGES_NAME, baseline_journal, changes
 from margin.report.junit import junit_xml
 from margin.results.document import RESULTS_NAME, Results
 from margin.results.score import score_run
@@ -41,6 +42,10 @@ class ReportFiles:
     markdown: Path
     results: Path
     junit: Path
+    pages: list[Path] = field(default_factory=list)
+    """answers-N.html: every answer side by side (`--full`)."""
+    changes: Path | None = None
+    """changes.html: what flipped since a baseline (`--baseline`)."""
 
 
 def environment(templates: Path | None = None, markdown: bool = False) -> Environment:
@@ -84,28 +89,65 @@ def render_report(
     out: Path | None = None,
     templates: Path | None = None,
     scores: Scores | None = None,
+    full: bool = False,
+    baseline: Path | None = None,
 ) -> ReportFiles:
     """The score stage writes results.json (into `out`, default the run; `scores` spares it
-    scoring again), then the page, the summary and JUnit are rendered from that document."""
+    scoring again), then the page, the summary and JUnit are rendered from that document;
+    with `full`, every answer side by side in answers-N.html; with `baseline` (a run
+    directory), what flipped since it in changes.html."""
     target = out or folder
+    if baseline is not None:
+        baseline_journal(baseline)  # a wrong baseline is refused before anything is written
     results = score_run(folder, target, scores)  # scored first: a damaged journal leaves no folder
-    return write_report(results, folder, target, templates)
+    return write_report(results, folder, target, templates, full, baseline)
 
 
 def write_report(
-    results: Results, folder: Path, target: Path, templates: Path | None = None
+    results: Results,
+    folder: Path,
+    target: Path,
+    templates: Path | None = None,
+    full: bool = False,
+    baseline: Path | None = None,
 ) -> ReportFiles:
     """Render index.html, summary.md and junit.xml into `target` from `results` (the run's
-    results.json, already there) and, for the drill-down, the journal of the run `folder`."""
+    results.json, already there) and, for the answers, the journal of the run `folder`; the
+    --full pages and the baseline's changes.html when asked."""
     env = environment(templates)
-    view = page_view(results, folder)
+    tables = answers.side_by_side(results, folder / JOURNAL_NAME)
+    pages = answers.split_pages(tables) if full else []
+    page_names = [f"answers-{i}.html" for i in range(1, len(pages) + 1)]
+    changes_html = target / CHANGES_NAME if baseline is not None else None
+    shown = answers.capped(tables)
+    view = page_view(results, folder) | {
+        "answers": shown,
+        "answer_conditions": answers.conditions_of(tables),
+        "answer_pages": page_names,
+        "answer_cap": answers.MAX_ROWS_PER_TASK,
+        "answers_capped": any(t.left_out.rows for t in shown),
+        "changes_page": CHANGES_NAME if changes_html else None,
+    }
     html = target / "index.html"
     write_atomically(html, render_page(env, view))
+    for number, (name, page) in enumerate(zip(page_names, pages, strict=True), start=1):
+        write_atomically(
+            target / name, render_answers_page(env, results.run, page, number, page_names)
+        )
+    if changes_html is not None and baseline is not None:
+        write_atomically(changes_html, render_changes(env, results, folder, baseline))
     markdown = target / "summary.md"
     write_atomically(markdown, render_summary(environment(templates, markdown=True), view))
     junit = target / "junit.xml"
     write_atomically(junit, junit_xml(results))
-    return ReportFiles(html=html, markdown=markdown, results=target / RESULTS_NAME, junit=junit)
+    return ReportFiles(
+        html=html,
+        markdown=markdown,
+        results=target / RESULTS_NAME,
+        junit=junit,
+        pages=[target / name for name in page_names],
+        changes=changes_html,
+    )
 
 
 def page_view(results: Results, folder: Path) -> dict[str, Any]:
@@ -148,16 +190,41 @@ def markdown_safe(value: Any) -> Any:
     """A value as Markdown text: `<`, `>`, `&` as entities, `|` escaped (see `environment`)."""
     if not isinstance(value, str):
         return value
-    return (
-        value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
-    )
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
+def page_script(env: Environment) -> dict[str, str]:
+    """margin's one script (sorting, filtering) and its hash for the Content-Security-Policy."""
+    script = env.get_template("page.js.j2").render()
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    return {"script": script, "script_hash": f"sha256-{digest}"}
 
 
 def render_page(env: Environment, view: dict[str, Any]) -> str:
-    script = env.get_template("page.js.j2").render()
-    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-    return env.get_template("index.html.j2").render(
-        **view, script=script, script_hash=f"sha256-{digest}"
+    return env.get_template("index.html.j2").render(**view, **page_script(env))
+
+
+def render_answers_page(
+    env: Environment, run: Any, tables: list[answers.TaskAnswers], number: int, names: list[str]
+) -> str:
+    """Page `number` (from 1) of the --full answers side by side."""
+    return env.get_template("answers_page.html.j2").render(
+        run=run,
+        answers=tables,
+        answer_conditions=answers.conditions_of(tables),
+        page=number,
+        pages=names,
+        **page_script(env),
+    )
+
+
+def render_changes(env: Environment, results: Results, folder: Path, baseline: Path) -> str:
+    """changes.html: what flipped since `baseline`, answer beside answer."""
+    return env.get_template("changes.html.j2").render(
+        run=results.run,
+        baseline_name=str(baseline),
+        models=changes(results, folder / JOURNAL_NAME, baseline),
+        **page_script(env),
     )
 
 
