@@ -11,6 +11,7 @@ stays fast: nothing heavy is imported until it is needed.
     for record in margin.read_journal(result.journal): ...
     scores = margin.score(result.folder)       # tables, rank bands, the recommendation
     print(scores.recommendation.model)
+    frames = margin.load_results(result.folder)  # pandas: models, tasks, conditions, …
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "latest_records",
     "load_config",
     "load_models",
+    "load_results",
     "load_run_settings",
     "load_suite",
     "load_suites",
@@ -61,6 +63,7 @@ _WHERE = {
     "latest_records": "margin.journal.records",
     "load_config": "margin.config",
     "load_models": "margin.config",
+    "load_results": "margin.results.frames",
     "load_run_settings": "margin.config",
     "load_suite": "margin.suite.load",
     "load_suites": "margin.suite.load",
@@ -78,6 +81,7 @@ if TYPE_CHECKING:
     from margin.execute.session import RunResult, run
     from margin.journal.records import AttemptRecord, latest_records, read_journal
     from margin.plan import Plan, build_plan
+    from margin.results.frames import load_results
     from margin.suite.load import load_suite, load_suites
     from margin.suite.tasks import Suite
     from margin.validators import Validator, Verdict

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,9 @@ from margin.decide.summary import (
     task_verdicts_text,
     verdicts_of,
 )
+from margin.errors import UserError
+from margin.results.frames import typed
+from margin.results.rows import ConditionRow, Row, TaskRow, ValidatorRow
 from margin.results.score import results_of
 from margin.stats.numbers import interval, money, percent, seconds
 from margin.stats.phrases import mean_text, share_text, silent_text
@@ -30,10 +34,10 @@ VIEWS = ("task", "condition", "validator")
     "--format",
     "output",
     env="MARGIN_SCORE_FORMAT",
-    type=click.Choice(["table", "json", "csv"]),
+    type=click.Choice(["table", "json", "csv", "parquet"]),
     default="table",
     show_default=True,
-    help="Tables for people, or JSON / CSV for tools.",
+    help="Tables for people, or JSON / CSV / Parquet for tools.",
 )
 @option(
     "--by",
@@ -44,24 +48,65 @@ VIEWS = ("task", "condition", "validator")
     show_default=True,
     help="One row per model × task, × condition, or × validator.",
 )
-def command(run_dir: Path, output: str, view: str) -> None:
+@option(
+    "--out",
+    "out",
+    env="MARGIN_SCORE_OUT",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Write the output to FILE instead of stdout (parquet: FILE, or stdout redirected).",
+)
+def command(run_dir: Path, output: str, view: str, out: Path | None) -> None:
     """Score RUN_DIR: reliability with 95% intervals and verdicts against each task's target,
     rank bands (models the data cannot separate share a rank), and the recommendation.
 
     Reads only the run directory (run.json, its suite copies, journal.jsonl); calls no model.
-    `--format json` prints the same document as results.json (`margin schema --kind results`).
+    `--format json` prints the same document as results.json (`margin schema --kind results`);
+    `csv` and `parquet` the `--by` table (`margin.load_results` gives the same frames).
     """
+    if out is not None and output == "table":
+        raise UserError("--out writes --format json, csv or parquet; tables go to the terminal")
     scores = score_run(run_dir)
+    if output == "parquet":
+        _write_parquet(typed(_view(scores, view), _ROWS[view]), out)
+        return
     if output == "json":
         results = results_of(run_dir, scores)  # the score stage's document, not written
-        click.echo(results.model_dump_json(indent=2))
+        _emit(results.model_dump_json(indent=2) + "\n", out)
     elif output == "csv":
-        click.echo(_view(scores, view).to_csv(index=False), nl=False)
+        _emit(_view(scores, view).to_csv(index=False), out)
     else:
         results = results_of(run_dir, scores)
         for line in decision_lines(results.features, results.areas, results.mix):
             click.echo(line)
         _print_tables(scores, view)
+
+
+_ROWS: dict[str, type[Row]] = {
+    "task": TaskRow,
+    "condition": ConditionRow,
+    "validator": ValidatorRow,
+}
+
+
+def _emit(text: str, out: Path | None) -> None:
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+
+
+def _write_parquet(frame: Any, out: Path | None) -> None:
+    """Parquet to `out`, or as bytes to stdout when it is not a terminal."""
+    if out is not None:
+        frame.to_parquet(out, index=False)
+        return
+    if sys.stdout.isatty():
+        raise UserError("parquet is binary: give --out FILE or redirect stdout")
+    sys.stdout.flush()
+    sys.stdout.buffer.write(frame.to_parquet(index=False))
+    sys.stdout.buffer.flush()
 
 
 def _view(scores: Any, view: str) -> Any:
