@@ -11,6 +11,7 @@ from rich.table import Table
 from margin.cli.options import option, run_dir_argument
 from margin.gate import GateReport, gate_junit, gate_markdown, load_gate_config
 from margin.gate.checks import run_gate
+from margin.gate.output import changes_line
 from margin.journal.rundir import make_folder, write_atomically
 
 
@@ -53,7 +54,9 @@ def command(
     """
     report = run_gate(run_dir, load_gate_config(config_path), baseline, allow_changed_suite)
     _print(report)
-    _write_files(report, (out or run_dir if run_dir.is_dir() else run_dir.parent) / "gate")
+    folder = (out or run_dir if run_dir.is_dir() else run_dir.parent) / "gate"
+    changes = None if baseline is None else changes_line(folder, run_dir, baseline)
+    _write_files(report, folder, changes)
     code = report.exit_code
     click.echo(f"gate {_verdict(report)}: {len(report.checked)} model × task checked; exit {code}")
     ctx.exit(code)
@@ -79,10 +82,10 @@ def _print(report: GateReport) -> None:
         console.print(note, markup=False, highlight=False)
 
 
-def _write_files(report: GateReport, folder: Path) -> None:
-    """gate/summary.md and gate/junit.xml."""
+def _write_files(report: GateReport, folder: Path, changes: str | None) -> None:
+    """gate/summary.md (with a baseline, linking changes.html) and gate/junit.xml."""
     make_folder(folder)
-    write_atomically(folder / "summary.md", gate_markdown(report))
+    write_atomically(folder / "summary.md", gate_markdown(report, changes))
     write_atomically(folder / "junit.xml", gate_junit(report))
 
 

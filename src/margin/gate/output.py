@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from margin.gate.config import FAIL, INSUFFICIENT, PASS, GateReport
 
+CHANGES_PAGE = "changes.html"
+"""What `margin report RUN --baseline BASE` writes into the run (margin.report.changes names it
+too; the gate does not import the report, to stay light)."""
 
-def gate_markdown(report: GateReport) -> str:
-    """The gate's verdict for `$GITHUB_STEP_SUMMARY`."""
+
+def changes_line(summary: Path, run: Path, baseline: Path) -> str:
+    """The summary's pointer to the attempts that flipped since the baseline, answer beside
+    answer: changes.html in the run, linked relative to the folder `summary` is written in."""
+    folder = run if run.is_dir() else run.parent
+    link = Path(os.path.relpath(folder / CHANGES_PAGE, summary)).as_posix()
+    command = f"margin report {folder} --baseline {baseline}"
+    state = "" if (folder / CHANGES_PAGE).exists() else " (not written yet)"
+    return (
+        f"What flipped since the baseline, pass → fail and fail → pass with both answers side by "
+        f"side: [{CHANGES_PAGE}]({link.replace(' ', '%20')}){state}, written by `{command}`."
+    )
+
+
+def gate_markdown(report: GateReport, changes: str | None = None) -> str:
+    """The gate's verdict for `$GITHUB_STEP_SUMMARY`; `changes` is the `changes_line` of a gate
+    run against a baseline."""
     verdict = {PASS: "passed", FAIL: "failed", INSUFFICIENT: "insufficient evidence"}[
         report.exit_code
     ]
@@ -24,6 +44,8 @@ def gate_markdown(report: GateReport) -> str:
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         lines.append("")
     lines += [f"- {note}" for note in report.notes]
+    if changes is not None:
+        lines += ["", changes]
     lines += ["", f"Checked: {', '.join(report.checked)}."]
     return "\n".join(lines) + "\n"
 
