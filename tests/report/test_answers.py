@@ -207,3 +207,15 @@ def test_a_100000_record_run_stays_small_and_full_pages_split(tmp_path: Path) ->
     on_pages = sum(p.read_text(encoding="utf-8").count('<tr class="answer-row"') for p in pages)
     assert on_pages == rows
     assert [f"wrote {p}" in result.stdout for p in pages] == [True] * len(pages)
+
+
+def test_full_pages_carry_the_same_policy_and_escape_answers(tmp_path: Path, run: Path) -> None:
+    files = render_report(run, out=tmp_path / "out", full=True)
+    assert [p.name for p in files.pages] == ["answers-1.html"]
+    page = files.pages[0].read_text(encoding="utf-8")
+    index = files.html.read_text(encoding="utf-8")
+    policy = re.search(r'content="(default-src \'none\'[^"]+)"', page)
+    assert policy is not None and policy.group(1) in index  # the same script, by the same hash
+    assert "&lt;script&gt;document.title" in page and page.count("<script>") == 1
+    assert page.count('<tr class="answer-row"') == 8 and '<a href="index.html">' in page
+    assert '<a href="answers-1.html">answers-1.html</a>' in index
