@@ -7,7 +7,8 @@ import re
 
 from margin.decide.scores import score_attempts
 from margin.decide.summary import recommendation_lines
-from margin.stats import attempts_of, wilson_interval
+from margin.stats import attempts_of
+from margin.stats.intervals import rate_interval
 from margin.stats.numbers import interval
 from tests.stats.records import record
 
@@ -22,7 +23,7 @@ def test_worst_condition_and_first_break_carry_n_and_interval() -> None:
     ]
     scores = score_attempts(attempts_of(records), {("s", "t"): 0.999})
     text = "\n".join(recommendation_lines(scores))
-    low, high = wilson_interval(199, 200)
+    low, high = rate_interval(199, 200)  # Clopper–Pearson [0.9724, 0.99987]
     # 199/200 is 99.5%, never 100%
     assert f"worst condition p0 (199/200 99.5% {interval(float(low), float(high))})" in text
     v = scores.validators.iloc[0]

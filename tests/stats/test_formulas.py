@@ -108,7 +108,7 @@ def test_design_effect_counts_cases_when_repeats_agree() -> None:
     assert deff_of(copies) == pytest.approx(5.0)
     assert deff_of([[1] * 5] * 10) == pytest.approx(5.0)
     assert deff_of([[1], [0], [1]]) == 1.0  # one attempt per case: nothing to correct
-    assert deff_of([[1, 0, 1, 1]]) == 1.0  # one case: independent repeats (plain Wilson)
+    assert deff_of([[1, 0, 1, 1]]) == 1.0  # one case: independent repeats (deff 1)
 
 
 def tau_bench_pass_hat_k(outcomes: list[int], k: int) -> float:

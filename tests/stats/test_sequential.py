@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from margin.stats.intervals import verdicts, wilson_interval
+from margin.stats.intervals import rate_interval, verdicts
 from margin.stats.sequential import confidence_sequence, sequential_verdicts
 
 
@@ -18,7 +18,7 @@ def test_bounds_are_where_the_mixture_martingale_reaches_one_over_alpha() -> Non
             - 30 * np.log(m) - 10 * np.log(1 - m)
         )  # fmt: skip
         assert log_m == pytest.approx(np.log(20), abs=1e-6)
-    wl, wh = wilson_interval(30, 40)
+    wl, wh = rate_interval(30, 40)
     assert low[0] < wl and high[0] > wh  # always-valid costs width against a fixed-n interval
 
 
@@ -30,7 +30,7 @@ def test_never_a_point_and_empty_is_everything() -> None:
 
 def test_coverage_holds_over_every_look_at_once() -> None:
     """The chance that the sequence *ever* excludes the true rate, looking after every single
-    attempt up to 300, stays below α; a Wilson interval looked at the same way does not."""
+    attempt up to 300, stays below α; the fixed-n interval looked at the same way does not."""
     rng = np.random.default_rng(5)
     trials, length = 1000, 300
     for rate in (0.5, 0.9, 0.97):
@@ -39,7 +39,7 @@ def test_coverage_holds_over_every_look_at_once() -> None:
         low, high = confidence_sequence(passes.ravel(), n.ravel())
         missed = ((low > rate) | (high < rate)).reshape(trials, length).any(axis=1)
         assert missed.mean() <= 0.05, (rate, missed.mean())
-        wl, wh = wilson_interval(passes.ravel(), n.ravel())
+        wl, wh = rate_interval(passes.ravel(), n.ravel())
         peeking = ((wl > rate) | (wh < rate)).reshape(trials, length).any(axis=1)
         assert peeking.mean() > 0.15  # the reason a sequential method is needed
 
@@ -59,7 +59,7 @@ def test_adaptive_decisions_match_fixed_ones_and_are_rarely_wrong() -> None:
     cells, cap, target, delta = 2000, 150, 0.9, 0.02
     truth = rng.uniform(0.5, 1.0, cells)
     cum = np.cumsum(rng.random((cells, cap)) < truth[:, None], axis=1)
-    lo, hi = wilson_interval(cum[:, -1], np.full(cells, cap))
+    lo, hi = rate_interval(cum[:, -1], np.full(cells, cap))
     fixed = verdicts(lo, hi, np.full(cells, target))
     decision = np.array(["undecided"] * cells, dtype=object)
     used, still_open = np.full(cells, cap), np.ones(cells, dtype=bool)
