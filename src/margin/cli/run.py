@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from margin.execute.executors.ray import ray_module
 from margin.execute.progress import progress_for_terminal
 from margin.execute.session import NO_CACHE, RunResult, run
 from margin.execute.shards import parse_shard
+from margin.execute.timing import write_timing
 from margin.report import render_report
 from margin.results.document import read_results
 
@@ -163,7 +165,7 @@ def command(
         ray_address=ray_address,
     )
     result = _run(inputs, out, no_cache, refresh, retry_errors, policy_texts, shard_text)
-    _print_summary(result.folder)
+    _print_timing(result, *_print_summary(result.folder))
     click.echo(f"run directory: {result.folder}")
     _report_stops(result.stats, inputs.settings.max_cost)
 
@@ -203,6 +205,17 @@ def _run(
     )
 
 
+def _print_timing(result: RunResult, score_s: float, report_s: float) -> None:
+    """Where this invocation's time went (with scoring's and the report's), also written to the
+    run directory's timing.json."""
+    if result.timing is None:
+        return
+    result.timing.score_s, result.timing.report_s = score_s, report_s
+    write_timing(result.folder, result.timing)
+    for line in result.timing.lines():
+        click.echo(line)
+
+
 def _report_stops(stats: RunStats, max_cost: float | None) -> None:
     """Say why attempts were left unrun (a halted model, the budget cap `max_cost`, failed
     workers); exit 1 unless it was the budget."""
@@ -236,15 +249,20 @@ def _report_stops(stats: RunStats, max_cost: float | None) -> None:
         raise click.exceptions.Exit(1)
 
 
-def _print_summary(folder: Path) -> None:
-    """The run's models with their intervals, then the recommendation (`margin score` has more)."""
+def _print_summary(folder: Path) -> tuple[float, float]:
+    """The run's models with their intervals, then the recommendation (`margin score` has more);
+    the seconds scoring and the report took."""
+    started = time.perf_counter()
     scores = score_run(folder)
+    scored = time.perf_counter()
     if scores.models.empty:
         click.echo("no attempts recorded")
-        return
+        return scored - started, 0.0
     for line in [*model_lines(scores), *task_lines(scores), *recommendation_lines(scores)]:
         click.echo(line)
+    scored = time.perf_counter()
     files = render_report(folder, scores=scores)  # scored once, above
+    reported = time.perf_counter() - scored
     results = read_results(files.results)
     for line in results.recommendation.lines:
         if line.startswith("Policy "):
@@ -258,3 +276,4 @@ def _print_summary(folder: Path) -> None:
         )
     click.echo(f"report: {files.html} (also summary.md, results.json, junit.xml)")
     click.echo(f"details: margin score {folder}")
+    return scored - started, reported

@@ -71,14 +71,15 @@ def decided_cells(
     longer closes a cell: kept for the callers until the setting goes."""
     frame = read_attempts(journal).frame
     return (
-        _decided(frame, CONDITION, targets, alpha),
-        _decided(frame, TASK, targets, alpha),
+        closed_cells(frame, CONDITION, targets, alpha),
+        closed_cells(frame, TASK, targets, alpha),
     )
 
 
-def _decided(
+def closed_cells(
     frame: pd.DataFrame, keys: list[str], targets: Targets, alpha: float
 ) -> set[tuple[str, ...]]:
+    """The cells (by `keys`) of the attempts `frame` that `closing_verdicts` closes."""
     if frame.empty:
         return set()
     cells = interval_table(case_counts(frame, keys), keys)

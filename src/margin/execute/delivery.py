@@ -32,6 +32,8 @@ class RunStats:
     failed_workers: int = 0
     halted: dict[str, str] = field(default_factory=dict)
     """Models stopped early because the provider refused every call, with the reason."""
+    judges_skipped: int = 0
+    """Attempts whose judges were not asked: a deterministic check had already failed."""
 
     def add(self, record: AttemptRecord) -> None:
         """Count one finished attempt."""
@@ -42,6 +44,7 @@ class RunStats:
         self.retries += record.retries
         self.spent_usd += (record.cost_usd or 0.0) + (record.judge_cost_usd or 0.0)
         self.saved_usd += record.cost_saved_usd
+        self.judges_skipped += record.judge_skipped
 
     @property
     def judged(self) -> int:

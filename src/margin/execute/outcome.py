@@ -37,9 +37,14 @@ def judged_record(
     cache_hit: bool = False,
     retries: int = 0,
     dropped: tuple[str, ...] = (),
+    judge_skipped: bool = False,
 ) -> AttemptRecord:
     """The record of an answered attempt: passed when every verdict passed, unscored when a
-    validator could not decide, with what the task's production guards said of it."""
+    validator could not decide, with what the task's production guards said of it.
+
+    With `judge_skipped` (`judges_needed` said no) the judges' verdicts are absent: partial
+    credit is the share of the validators that were asked, and the judge's statistics count
+    only the attempts it judged."""
     passed = sum(v.passed for v in verdicts)
     unscored = [v for v in verdicts if v.unscored]
     ctx = CheckContext(attempt.task.case_vars(attempt.case), attempt.case.expect)
@@ -69,6 +74,7 @@ def judged_record(
         truncated=answer.finish_reason == "length",
         over_max_tokens=answer.output_tokens > attempt.max_tokens,
         dropped_params=list(dropped),
+        judge_skipped=judge_skipped,
     )
 
 

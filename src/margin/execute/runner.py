@@ -21,6 +21,7 @@ from margin.errors import ConfigError, ProviderError, RateLimited
 from margin.execute.budget import Budget
 from margin.execute.cache import AnswerCache, CachedAnswer, cache_key, judge_cache_key
 from margin.execute.delivery import Delivery, NoProgress, Progress, RunStats
+from margin.execute.judging import answer_verdicts
 from margin.execute.lanes import IN_PROCESS_PROVIDERS, CoreRoom, Lane
 from margin.execute.outcome import Outcome, error_record, judge_verdict, judged_record
 from margin.execute.scrub import scrub_answer
@@ -28,7 +29,7 @@ from margin.journal.records import AttemptRecord, JournalSink
 from margin.plan import Attempt, estimate_input_tokens
 from margin.providers.gateway import Completion, close_clients, complete, longest_call_s, prepare
 from margin.providers.prices import price_for
-from margin.validators import CheckContext, Verdict, run_validators
+from margin.validators import CheckContext, Verdict
 from margin.validators.judge import JudgeValidator
 
 
@@ -209,8 +210,11 @@ class Runner:
             else:
                 hit = self.cache.get(key) if self.cache is not None else None
             if hit is not None:
-                verdicts = await self._verdicts(attempt, hit.text)
-                return judged_record(attempt, started, hit, verdicts, cache_hit=True), None
+                verdicts, skipped = await self._verdicts(attempt, hit.text)
+                record = judged_record(
+                    attempt, started, hit, verdicts, cache_hit=True, judge_skipped=skipped
+                )
+                return record, None
         messages = [{"role": m.role, "content": m.content} for m in attempt.messages]
         worst = self._worst_case(lane, attempt)
         outcome = await self._call(lane, messages, attempt.seed, attempt.max_tokens, worst)
@@ -218,7 +222,7 @@ class Runner:
             return error_record(attempt, started, outcome, lane.api_key), None
         done = outcome.completion
         answer = self._received(done, outcome.cost)
-        verdicts = await self._verdicts(attempt, answer.text)
+        verdicts, skipped = await self._verdicts(attempt, answer.text)
         record = judged_record(
             attempt,
             started,
@@ -226,23 +230,13 @@ class Runner:
             verdicts,
             retries=outcome.retries,
             dropped=done.dropped_params,
+            judge_skipped=skipped,
         )
         return record, key if self.write_cache else None
 
-    async def _verdicts(self, attempt: Attempt, output: str) -> list[Verdict]:
-        """Every validator's verdict in the task's order; a judge's through its model calls."""
-        ctx = CheckContext(attempt.task.case_vars(attempt.case), attempt.case.expect)
-        checks = attempt.task.checks()
-        plain = iter(run_validators(checks, output, ctx))
-        verdicts = []
-        for check in checks:
-            if isinstance(check, JudgeValidator):
-                if (check.model or self.settings.judge.model) is None:
-                    continue  # no judge configured: skipped, and the report says so
-                verdicts.append(await self._judge(attempt, check, output, ctx))
-            else:
-                verdicts.append(next(plain))
-        return verdicts
+    async def _verdicts(self, attempt: Attempt, output: str) -> tuple[list[Verdict], bool]:
+        """Every validator's verdict, and whether the judges were skipped (`answer_verdicts`)."""
+        return await answer_verdicts(attempt, output, self.settings.judge.model, self._judge)
 
     async def _judge(
         self, attempt: Attempt, check: JudgeValidator, output: str, ctx: CheckContext

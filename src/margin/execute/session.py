@@ -8,6 +8,7 @@ and execute the rest.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,11 @@ from margin.decide.scores import task_targets
 from margin.errors import UserError
 from margin.execute.adaptive import decided_cells, planned_settings, round_sizes
 from margin.execute.delivery import Progress, RunStats
+from margin.execute.early_stop import finished_now, run_case_rounds
 from margin.execute.executors import execute
 from margin.execute.policy_run import run_policies
 from margin.execute.shards import Shard, shard_of
+from margin.execute.timing import RunTiming, local_snapshot, run_timing, write_timing
 from margin.journal.records import JOURNAL_NAME, Journal, JournalState, journal_state
 from margin.journal.rundir import default_run_dir, prepare_run_dir, run_dir_lock
 from margin.judges.trust import record_judges
@@ -39,6 +42,8 @@ class RunResult:
     folder: Path
     stats: RunStats
     plan: Plan
+    timing: RunTiming | None = None
+    """Where this invocation's time went (also the run directory's `timing.json`)."""
 
     @property
     def journal(self) -> Path:
@@ -70,6 +75,8 @@ def run(
     names = {m.name for m in models}  # a bad policy is refused before any call is made
     policies = [parse_policy(t, names) for t in settings.policies] if settings.run_policies else []
     executions = settings.repeats  # policy executions per prompt, also in an adaptive run
+    if settings.early_stop and settings.adaptive:
+        raise UserError("run.early_stop and adaptive repeats do not mix yet: choose one")
     settings = planned_settings(settings)
     whole = plan if plan is not None else build_plan(suites, models, settings, judges)
     plan = _sharded(whole, settings, shard)
@@ -81,26 +88,33 @@ def run(
         batches = _Batches(
             folder / JOURNAL_NAME, None if cache == NO_CACHE else cache, read_cache, progress
         )
-        stats, whole_run = _rounds(plan, suites, settings, batches, retry_errors)
+        local, started = local_snapshot(), time.perf_counter()
+        stats, whole_run, stopped = _rounds(plan, suites, settings, batches, retry_errors)
         if whole_run and policies:
             repeats = settings.model_copy(update={"repeats": executions})
             ran = _run_policies(whole, policies, repeats, batches, retry_errors, shard)
             stats = ran or stats
-    return RunResult(folder, stats, plan)
+        timing = run_timing(local, time.perf_counter() - started)
+        timing.judges_skipped, timing.cases_stopped = batches.judges_skipped, stopped
+        write_timing(folder, timing)
+    return RunResult(folder, stats, plan, timing)
 
 
 def _sharded(plan: Plan, settings: RunSettings, shard: Shard | None) -> Plan:
     """The plan's attempts of `shard` (all of them without one)."""
     if shard is None:
         return plan
-    if settings.adaptive:
-        raise UserError("--shard and --adaptive do not mix: adaptive decisions need every case")
+    if settings.adaptive or settings.early_stop:
+        raise UserError(
+            "--shard does not mix with --adaptive or run.early_stop: their decisions need every"
+            " case"
+        )
     index, count = shard
     kept = tuple(a for a in plan.attempts if shard_of(a.key, count) == index)
     return Plan(kept, plan.settings, plan.models)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Batches:
     """Executes each batch of a run's attempts into its journal, with the run's cache."""
 
@@ -108,6 +122,8 @@ class _Batches:
     cache_dir: Path | None
     read_cache: bool
     progress: Progress | None
+    judges_skipped: int = 0
+    """Over every batch: judge verdicts not asked for (the attempt had failed already)."""
 
     def run(
         self,
@@ -118,7 +134,7 @@ class _Batches:
     ) -> RunStats:
         """Run `pending`; `before`, the journal's state before, says what it spent already."""
         with Journal(self.journal) as journal:
-            return execute(
+            stats = execute(
                 pending,
                 settings,
                 journal,
@@ -128,6 +144,8 @@ class _Batches:
                 spent=before.spent_usd,
                 progress=self.progress,
             )
+        self.judges_skipped += stats.judges_skipped
+        return stats
 
 
 def _rounds(
@@ -136,10 +154,22 @@ def _rounds(
     settings: RunSettings,
     batches: _Batches,
     retry_errors: bool,
-) -> tuple[RunStats, bool]:
-    """Run the plan's attempts not yet journaled, round by round (one round unless adaptive).
-    The last round's totals, and whether every round ran through (no model halted, no budget
-    stop, no attempt left unrun)."""
+) -> tuple[RunStats, bool, int]:
+    """Run the plan's attempts not yet journaled, round by round (one round unless adaptive or
+    `early_stop`). The last round's totals, whether every round ran through (no model halted,
+    no budget stop, no attempt left unrun), and the attempts early stopping left unrun."""
+    if settings.early_stop:
+        targets, _ = task_targets(suites, settings)
+        rounds = run_case_rounds(
+            plan.attempts,
+            batches.journal,
+            targets,
+            settings.adaptive_alpha,
+            settings.seed,
+            lambda: finished_now(batches.journal, retry_errors),
+            lambda pending, before, resumed: batches.run(pending, settings, before, resumed),
+        )
+        return rounds.stats, rounds.whole, rounds.stopped
     rounds = round_sizes(settings.max_repeats) if settings.adaptive else [settings.repeats]
     stats = None
     for size in rounds:
@@ -153,9 +183,9 @@ def _rounds(
         reached = sum(1 for a in plan.attempts if a.key.repeat < size)
         stats = batches.run(pending, settings, before, resumed=reached - len(pending))
         if stats.halted or stats.budget_stopped or stats.not_run:
-            return stats, False
+            return stats, False, 0
     assert stats is not None  # the first round always runs
-    return stats, True
+    return stats, True, 0
 
 
 def _run_policies(

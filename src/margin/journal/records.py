@@ -124,6 +124,11 @@ class AttemptRecord(BaseModel):
     answer's length and cost are not bounded by it (optional: no schema version of its own)."""
     dropped_params: list[str] = []
     """Sampling parameters the provider does not take, so they were not sent (e.g. `seed`)."""
+    judge_skipped: bool = False
+    """The task's `judge` validators were not asked: a deterministic check had already failed
+    (and a guard had, when a judge is a guard), so no judge verdict could change the record.
+    Their verdicts are absent: `partial` is over the validators asked (optional: no schema
+    version of its own; absent in older records, which asked every judge)."""
     batched: bool = False
     """The call ran with others decoded together in one local model (`parallel` > 1): its
     latency was measured under batching, not alone."""

@@ -12,7 +12,8 @@ import importlib.util
 import os
 import threading
 import time
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, fields
 from typing import Any
 
 from margin.errors import BadRequest, ModelNotFound, ProviderError, margin_bug
@@ -23,6 +24,47 @@ LATENCY_KEY = "margin_latency_s"
 
 CONTEXT_TOKENS = 4096
 """Context window given to every local model (long-context noise stays inside it)."""
+
+
+CALL_ROLE: ContextVar[str] = ContextVar("margin_local_call_role", default="model")
+"""Whose call this is (`model`, or `judge` while a judge validator asks): the timings count
+each role apart. Set by the runner; a worker thread inherits it (`asyncio.to_thread`)."""
+
+
+@dataclass
+class LocalTimes:
+    """Where the local models' time went in this process (totals, seconds and tokens): loading
+    and warming the weights, and llama.cpp's own prompt and generation timings per call."""
+
+    load_s: float = 0.0
+    prompt_s: float = 0.0
+    generation_s: float = 0.0
+    calls: int = 0
+    prompt_tokens: int = 0
+    """Prompt tokens processed (the cached prefix excluded)."""
+    cached_tokens: int = 0
+    """Prompt tokens reused from the slot's cache (the shared prefix of earlier calls)."""
+    generated_tokens: int = 0
+
+    def add(self, other: LocalTimes) -> None:
+        for field in fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+
+_TIMES: dict[str, LocalTimes] = {}
+"""By role: `load`, `model`, `judge`."""
+_TIMES_LOCK = threading.Lock()
+
+
+def local_times() -> dict[str, LocalTimes]:
+    """A copy of this process's totals by role (`load`, `model`, `judge`)."""
+    with _TIMES_LOCK:
+        return {role: LocalTimes(**vars(times)) for role, times in _TIMES.items()}
+
+
+def _count(role: str, times: LocalTimes) -> None:
+    with _TIMES_LOCK:
+        _TIMES.setdefault(role, LocalTimes()).add(times)
 
 
 @dataclass(frozen=True)
@@ -56,6 +98,7 @@ def _load(name: str, parallel: int | None = None) -> _Loaded:
             return loaded
         _LOADED.pop(name, None)  # asked again with another `parallel`: loaded anew
         slots = parallel or 1
+        started = time.perf_counter()  # a first use joins and checks the file: loading's time
         info = model_info(name)
         path = model_file(info)
         if not runtime_available():
@@ -72,9 +115,11 @@ def _load(name: str, parallel: int | None = None) -> _Loaded:
         params.cpuparams_batch.n_threads = os.cpu_count() or 1
         params.verbosity = -1
         params.warmup = False
-        loaded = _LOADED[name] = _Loaded(
-            xllamacpp.Server(params), slots, threading.Semaphore(slots)
-        )
+        params.cache_prompt = True  # a slot reuses its last prompt's prefix (the task's system
+        # prompt and fixed instructions, shared by every case of it): only the rest is processed
+        server = xllamacpp.Server(params)
+        _count("load", LocalTimes(load_s=time.perf_counter() - started))
+        loaded = _LOADED[name] = _Loaded(server, slots, threading.Semaphore(slots))
         return loaded
 
 
@@ -94,6 +139,7 @@ def chat(
         "messages": messages,
         "stream": True,
         "stream_options": {"include_usage": True},
+        "cache_prompt": options.get("cache_prompt", True),
     }
     for key in ("temperature", "top_p", "seed", "max_tokens"):
         if options.get(key) is not None:
@@ -103,6 +149,7 @@ def chat(
         started = time.perf_counter()
         loaded.server.handle_chat_completions(request, stream.take)
         took = time.perf_counter() - started
+    _count(CALL_ROLE.get(), stream.times())
     answer = stream.answer(name)
     answer[LATENCY_KEY] = took  # the model's own time: no loading, no waiting
     return answer
@@ -121,6 +168,7 @@ class _Stream:
         self.parts: list[str] = []
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] = {}
+        self.timings: dict[str, Any] = {}
         self.error: Any = None
         self.stopped = False
         self.chunks = 0
@@ -139,10 +187,23 @@ class _Stream:
                 self.parts.append(content)
             self.finish_reason = choice.get("finish_reason") or self.finish_reason
         self.usage = chunk.get("usage") or self.usage
+        self.timings = chunk.get("timings") or self.timings
         if self.stop is not None and self.stop.is_set():
             self.stopped = True
             return True
         return False
+
+    def times(self) -> LocalTimes:
+        """llama.cpp's timings of this call (`timings` on its last chunk; zeros if absent)."""
+        t = self.timings
+        return LocalTimes(
+            prompt_s=float(t.get("prompt_ms", 0.0)) / 1000,
+            generation_s=float(t.get("predicted_ms", 0.0)) / 1000,
+            calls=1,
+            prompt_tokens=int(t.get("prompt_n", 0)),
+            cached_tokens=int(t.get("cache_n", 0)),
+            generated_tokens=int(t.get("predicted_n", 0)),
+        )
 
     def answer(self, name: str) -> dict[str, Any]:
         if self.error is not None:
@@ -206,7 +267,11 @@ async def preload(name: str, parallel: int | None = None) -> None:
 
 def _load_warm(name: str, parallel: int | None) -> None:
     load(name, parallel)
-    chat(name, [{"role": "user", "content": "Hi"}], {"max_tokens": 1, "temperature": 0.0})
+    token = CALL_ROLE.set("load")  # the warm-up's time is loading's, not a case's
+    try:
+        chat(name, [{"role": "user", "content": "Hi"}], {"max_tokens": 1, "temperature": 0.0})
+    finally:
+        CALL_ROLE.reset(token)
 
 
 def local_handler() -> Any:
