@@ -18,6 +18,7 @@ import click
 from margin.errors import UserError
 
 COMMANDS = {
+    "init": "margin.cli.init",
     "validate": "margin.cli.validate",
     "schema": "margin.cli.schema",
     "plan": "margin.cli.plan",
