@@ -160,7 +160,7 @@ def _rounds(
     no budget stop, no attempt left unrun), and the attempts early stopping left unrun."""
     if settings.early_stop:
         targets, _ = task_targets(suites, settings)
-        rounds = run_case_rounds(
+        cases = run_case_rounds(
             plan.attempts,
             batches.journal,
             targets,
@@ -169,7 +169,7 @@ def _rounds(
             lambda: finished_now(batches.journal, retry_errors),
             lambda pending, before, resumed: batches.run(pending, settings, before, resumed),
         )
-        return rounds.stats, rounds.whole, rounds.stopped
+        return cases.stats, cases.whole, cases.stopped
     rounds = round_sizes(settings.max_repeats) if settings.adaptive else [settings.repeats]
     stats = None
     for size in rounds:
