@@ -43,15 +43,26 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_run(tmp_path_factory.mktemp("frames") / "run", records)
 
 
+_CSV: dict[tuple[Path, str], str] = {}
+
+
 def score_csv(run: Path, view: str) -> str:
-    result = CliRunner().invoke(cli, ["score", str(run), "--format", "csv", "--by", view])
-    assert result.exit_code == 0, result.output
-    return result.output
+    """`margin score RUN --format csv --by VIEW`, run once per run and view."""
+    if (run, view) not in _CSV:
+        result = CliRunner().invoke(cli, ["score", str(run), "--format", "csv", "--by", view])
+        assert result.exit_code == 0, result.output
+        _CSV[run, view] = result.output
+    return _CSV[run, view]
+
+
+@pytest.fixture(scope="module")
+def frames(run: Path) -> ResultFrames:
+    return load_results(run)
 
 
 @pytest.mark.parametrize("view", sorted(VIEWS))
-def test_frames_equal_the_csv_row_for_row(run: Path, view: str) -> None:
-    frame = load_results(run).table(VIEWS[view])
+def test_frames_equal_the_csv_row_for_row(run: Path, frames: ResultFrames, view: str) -> None:
+    frame = frames.table(VIEWS[view])
     text = score_csv(run, view)
     assert frame.to_csv(index=False) == text  # the same columns, rows and values, as written
     from_csv = pd.read_csv(io.StringIO(text))
@@ -84,14 +95,16 @@ def test_the_frames_are_typed_and_complete(run: Path) -> None:
 
 
 @pytest.mark.parametrize("view", sorted(VIEWS))
-def test_parquet_holds_the_same_table(run: Path, tmp_path: Path, view: str) -> None:
+def test_parquet_holds_the_same_table(
+    run: Path, frames: ResultFrames, tmp_path: Path, view: str
+) -> None:
     out = tmp_path / f"{view}.parquet"
     args = ["score", str(run), "--format", "parquet", "--by", view, "--out", str(out)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert result.output == ""
     table = pd.read_parquet(out)
-    frame = load_results(run).table(VIEWS[view])
+    frame = frames.table(VIEWS[view])
     assert list(table.columns) == list(frame.columns)
     assert table.to_csv(index=False) == score_csv(run, view)
 
