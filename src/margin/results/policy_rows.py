@@ -55,7 +55,7 @@ class PolicyRunRow(Row):
     rate: float | None
     low: float
     high: float
-    """95% interval: Wilson on the effective n, the case's executions correlated."""
+    """95% interval: Clopper–Pearson on the effective n, the case's executions correlated."""
     passes: int
     n: int
     """Finished executions (an answer stopped the policy, or every try went on)."""

@@ -19,7 +19,7 @@ class Interval(Row):
     rate: float | None
     """passes / n (None when n = 0)."""
     low: float
-    """Lower bound of the 95% interval (Wilson on the effective n)."""
+    """Lower bound of the 95% interval (Clopper–Pearson on the effective n)."""
     high: float
     """Upper bound."""
     deff: float

@@ -1,6 +1,6 @@
 """Pure statistics over the journal (pandas; scipy and statsmodels for the distributions).
 
-The journal's frames (`read_attempts`), intervals and tests (`wilson_interval`,
+The journal's frames (`read_attempts`), intervals and tests (`rate_interval`, `wilson_interval`,
 `design_effect`, `mcnemar_mid_p`, …), cells (`cell_table`), comparisons (`compare_pairs`) and
 robustness. Nothing here decides: `margin.decide.scores.score_run` scores a run directory from
 these pieces, then ranks and recommends.
@@ -17,6 +17,7 @@ from margin.stats.intervals import (
     mcnemar_mid_p,
     pass_at_k,
     pass_hat_k,
+    rate_interval,
     straight_passes_to_cross,
     wilson_interval,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "pass_at_k",
     "pass_hat_k",
     "pass_k_table",
+    "rate_interval",
     "read_attempts",
     "straight_passes_to_cross",
     "validator_table",

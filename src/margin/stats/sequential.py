@@ -8,9 +8,9 @@ below 1/α is a confidence sequence, valid at every round at once, however the r
     M_n(m) = B(a + S, b + F) / B(a, b) / (m^S (1 − m)^F)      (S passes, F fails)
 
 The rule of an adaptive cell: it closes as `crosses` when the sequence's lower bound reaches
-the target, as `falls short` when its upper bound is below it, and as `settled` when its
-interval lies within ±δ of the target (no affordable evidence would move the verdict in a way
-that matters). A cell that reaches the repeat cap is judged like a fixed run, by the Wilson
+the target, as `falls short` when its upper bound is below it (the adaptive loop closes it only
+when the report's own interval agrees; `settled`, within ±δ of the target, no longer stops a
+cell). A cell that reaches the repeat cap is judged like a fixed run, by the Clopper–Pearson
 interval on everything collected. Errors: at most α from the sequence (over all rounds) plus
 the fixed-n error at the cap.
 """
