@@ -154,8 +154,8 @@ def _print_tables(scores: Any, view: str) -> None:
 
 
 _CAPTION = (
-    "reliability = passes / judged attempts (infra errors excluded); interval: Clopper–Pearson on the"
-    " effective n (clustered by case); rank: 1 + models significantly better (mid-p McNemar,"
+    "reliability = passes / judged attempts (infra errors excluded); interval: Clopper–Pearson"
+    " on the effective n (clustered by case); rank: 1 + models significantly better (mid-p McNemar,"
     " Holm). tasks vs target: each task's verdict against its own target; the pooled"
     " interval decides none of them. silent: failures every production guard let through"
     " (only a check against the expected answer caught them), of the judged attempts."
