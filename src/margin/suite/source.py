@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from margin.errors import UserError, format_loc
+from margin.suite.parser import Refused, compose
 
 MAX_BYTES = 2 * 1024 * 1024
 """Largest suite or config file accepted; real suites are a few kilobytes."""
@@ -27,12 +28,6 @@ MAX_DEPTH = 40
 """Deepest nesting accepted; real suites nest about six levels."""
 MAX_NODES = 200_000
 """Most YAML nodes accepted once aliases are expanded (an alias bomb expands to billions)."""
-MAX_COMPOSED = 100_000
-"""Most YAML nodes written in a file; composing each costs time and memory (~3 s here)."""
-MAX_INT_DIGITS = 1000
-"""Longest integer accepted, in digits of its own base: even in hexadecimal that stays below the
-4,300 decimal digits Python will convert to text (a number this long belongs in quotes)."""
-
 Loc = tuple[str | int, ...]
 
 SECRET_FIELDS = frozenset({"api_key", "api_base"})
@@ -43,63 +38,6 @@ ALLOWED_TAGS = frozenset(
     for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge")
 )
 """Plain data only: any other tag (`!!python/…`, `!!binary`, `!!set`, `!custom`) is refused."""
-
-
-class _Refused(Exception):
-    """What the loader refuses while reading, and the line (1-based) it is on."""
-
-    def __init__(self, message: str, line: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """A safe loader that stops composing past MAX_COMPOSED nodes, before they eat the memory
-    (a 2 MB flow list `[1,1,1,…]` is a million nodes), refuses an alias inside the value it
-    names, and integers longer than MAX_INT_DIGITS."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.composed = 0
-        self.open_anchors: set[str] = set()
-        """Anchors of the values being composed: an alias to one of them is a cycle."""
-
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        self.composed += 1
-        event = self.peek_event()  # type: ignore[no-untyped-call]
-        line: int = event.start_mark.line + 1
-        if self.composed > MAX_COMPOSED:
-            raise _Refused(
-                f"more than {MAX_COMPOSED:,} values; a suite or config holds a few thousand", line
-            )
-        anchor: str | None = event.anchor
-        if isinstance(event, yaml.AliasEvent) and anchor in self.open_anchors:
-            raise _Refused(
-                f"recursive alias *{anchor}: it stands for a value that contains it", line
-            )
-        if anchor is None or isinstance(event, yaml.AliasEvent):
-            return super().compose_node(parent, index)
-        self.open_anchors.add(anchor)  # YAML refuses a duplicate anchor, so a set will do
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self.open_anchors.discard(anchor)
-
-    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
-        text = self.construct_scalar(node)
-        body = text.replace("_", "").lstrip("+-")
-        digits = len(body) - 2 if body[:2] in ("0x", "0b", "0o") else len(body)
-        if digits > MAX_INT_DIGITS:
-            raise _Refused(
-                f"an integer of {digits:,} digits; the limit is {MAX_INT_DIGITS:,} (quote it to"
-                " keep it as text)",
-                node.start_mark.line + 1,
-            )
-        return super().construct_yaml_int(node)
-
-
-_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
 
 
 @dataclass(frozen=True)
@@ -142,12 +80,10 @@ def read_yaml(path: Path, cls: type[UserError] = UserError) -> Source:
         raise cls(exc.strerror or str(exc), path=path) from None
     text = _decode(raw, path, cls)
     try:
-        loader = _BoundedLoader(text)  # checks every character first
+        root, loader = compose(text)
     except yaml.reader.ReaderError as exc:
         raise _unreadable(exc, text, path, cls) from None
-    try:
-        root = loader.get_single_node()
-    except _Refused as exc:
+    except Refused as exc:
         raise cls(exc.message, path=path, line=exc.line) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -158,8 +94,6 @@ def read_yaml(path: Path, cls: type[UserError] = UserError) -> Source:
         raise cls(f"YAML error: {exc}", path=path) from None
     except RecursionError:
         raise cls(f"nested deeper than {MAX_DEPTH} levels", path=path) from None
-    finally:
-        loader.dispose()
     if root is None:
         raise cls("file is empty", path=path, line=1)
     _check_expanded_size(root, path, cls)
@@ -167,7 +101,7 @@ def read_yaml(path: Path, cls: type[UserError] = UserError) -> Source:
     _walk(root, (), 0, lines, set(), path, cls)
     try:
         data = loader.construct_document(root)
-    except _Refused as exc:
+    except Refused as exc:
         raise cls(exc.message, path=path, line=exc.line) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
