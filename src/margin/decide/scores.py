@@ -73,6 +73,8 @@ class Scores:
     """Each task's `traffic` as its suite gives it (None: unset)."""
     order: list[str] = field(default_factory=list)
     """The models in the config's order (ties in a per-feature decision go to the earlier)."""
+    suites: dict[str, Suite] = field(default_factory=dict)
+    """The run's suite copies by name, loaded once for every later stage (fingerprints, guards)."""
 
 
 def score_attempts(
@@ -151,7 +153,12 @@ def score_run(folder: Path, alpha: float = ALPHA) -> Scores:
     params = {m.name: m.param_count for m in models}
     scores = score_attempts(attempts, targets, budgets, params, alpha)
     traffic = {(suite.suite, task.id): task.traffic for suite in suites for task in suite.tasks}
-    return replace(scores, traffic=traffic, order=[m.name for m in models])
+    return replace(
+        scores,
+        traffic=traffic,
+        order=[m.name for m in models],
+        suites=dict(zip(run_file.get("suites") or {}, suites, strict=True)),
+    )
 
 
 def run_targets(folder: Path, run_file: dict[str, Any]) -> tuple[Targets, Budgets]:

@@ -39,6 +39,7 @@ from margin.results.rows import (
 )
 from margin.stats.numbers import interval, money, percent
 from margin.suite.load import load_suite
+from margin.suite.tasks import Suite
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -274,7 +275,10 @@ def _suite_fact(folder: Path, name: str, scores: Scores) -> SuiteFact:
     digest = hashlib.sha256(copy.read_bytes()).hexdigest() if copy.exists() else None
     tasks = scores.tasks[scores.tasks["suite"] == name]
     targets = {str(t): float(v) for t, v in zip(tasks["task"], tasks["target"], strict=True)}
-    fingerprints, guards = _task_facts(copy) if copy.exists() else ({}, {})
+    suite = scores.suites.get(name)  # loaded once by score_run; else read here
+    if suite is None and copy.exists():
+        suite = load_suite(copy)
+    fingerprints, guards = _task_facts(suite) if suite is not None else ({}, {})
     return SuiteFact(
         name=name,
         sha256=digest,
@@ -297,9 +301,9 @@ def _price_facts(price: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def _task_facts(copy: Path) -> tuple[dict[str, dict[str, str]], dict[str, list[str]]]:
-    """Per task of the suite file `copy`: its fingerprints, and its production guards' labels."""
-    tasks = load_suite(copy).tasks
+def _task_facts(suite: Suite) -> tuple[dict[str, dict[str, str]], dict[str, list[str]]]:
+    """Per task of `suite`: its fingerprints, and its production guards' labels."""
+    tasks = suite.tasks
     fingerprints = {task.id: task_fingerprints(task) for task in tasks}
     return fingerprints, {task.id: [g.label for g in task.production_guards()] for task in tasks}
 
