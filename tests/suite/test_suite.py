@@ -12,23 +12,50 @@ import yaml
 from margin.suite.load import load_suite, load_suites, suite_json_schema
 from margin.suite.tasks import Suite
 from margin.suite.templates import render
-from tests.conftest import SUITES, run_cli
+from tests.conftest import EXAMPLE_SUITES, SUITES, run_cli
 
 
-def test_every_example_suite_validates() -> None:
-    result = run_cli("validate", *sorted(str(p) for p in SUITES.glob("*.yaml")))
+@pytest.mark.parametrize("folder", [EXAMPLE_SUITES, SUITES], ids=["examples", "fixtures"])
+def test_every_example_suite_validates(folder) -> None:
+    result = run_cli("validate", *sorted(str(p) for p in folder.glob("*.yaml")))
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.count("ok ") == len(list(SUITES.glob("*.yaml")))
+    assert result.stdout.count("ok ") == len(list(folder.glob("*.yaml")))
 
 
-def test_example_suites_are_real_and_big_enough() -> None:
-    suites = load_suites([SUITES])
-    names = {s.suite for s in suites}
-    assert names == {"support-desk", "extraction", "routing", "arithmetic", "summary", "lookup"}
+@pytest.mark.parametrize(
+    ("folder", "expected"),
+    [
+        (EXAMPLE_SUITES, {"reviews", "routing", "support-desk"}),
+        (SUITES, {"support-desk", "extraction", "routing", "arithmetic", "summary", "lookup"}),
+    ],
+    ids=["examples", "fixtures"],
+)
+def test_example_suites_are_real_and_big_enough(folder, expected) -> None:
+    suites = load_suites([folder])
+    assert {s.suite for s in suites} == expected
     for suite in suites:
         for task in suite.tasks:
             assert len(task.cases) >= 8, (suite.suite, task.id)
             assert task.checks()
+
+
+def test_the_first_runs_suites_can_decide_their_verdicts() -> None:
+    """The main command's suites: a demo target of 0.8 with at least 17 cases (17 straight
+    passes cross 0.8), labels balanced by hand, every typo level on every task."""
+    suites = {s.suite: s for s in load_suites([EXAMPLE_SUITES])}
+    reviews, routing = suites["reviews"].tasks[0], suites["routing"].tasks[0]
+    assert suites["reviews"].target == suites["routing"].target == 0.8
+    assert len(reviews.cases) >= 17 and len(routing.cases) >= 17
+    labels = [case.expect["label"] for case in reviews.cases]
+    assert labels.count("positive") == labels.count("negative") == 12
+    queues = [case.expect["queue"] for case in routing.cases]
+    assert {queue: queues.count(queue) for queue in set(queues)} == dict.fromkeys(
+        routing.vars["queues"], 5
+    )
+    for suite in suites.values():
+        for task in suite.tasks:
+            assert task.perturb is not None and task.perturb.typos, (suite.suite, task.id)
+            assert set(task.perturb.model_dump(exclude_none=True)) == {"typos"}
 
 
 def test_expected_values_are_self_consistent() -> None:
@@ -68,12 +95,14 @@ def test_a_right_answer_passes_every_validator() -> None:
         ): '{"order_id": "A-1042", "customer": "Anna Berg", "items": 3, "total": 14.50}',
         ("routing", "api-error"): "technical",
         ("arithmetic", "s6"): "1227",
+        ("reviews", "r01"): "positive",
+        ("reviews", "r24"): "negative",
         (
             "summary",
             "pricing",
         ): "Pro plan rises to $12 a month from June 1; James O'Brien e-mails customers.",
     }
-    for suite in load_suites([SUITES]):
+    for suite in load_suites([SUITES]) + load_suites([EXAMPLE_SUITES]):
         task = suite.tasks[0]
         for case in task.cases:
             answer = answers.get((suite.suite, case.id))
@@ -95,7 +124,7 @@ def test_schema_validates_the_examples_and_rejects_a_typo() -> None:
     assert result.exit_code == 0
     schema = json.loads(result.stdout)
     validator = jsonschema.Draft202012Validator(schema)
-    for path in SUITES.glob("*.yaml"):
+    for path in [*SUITES.glob("*.yaml"), *EXAMPLE_SUITES.glob("*.yaml")]:
         data = yaml.safe_load(path.read_text())
         errors = list(validator.iter_errors(data))
         assert not errors, (path, errors[0].message)
