@@ -9,14 +9,15 @@ at n = 10, p = 0.99 and 93.5% at n = 50, p = 0.5). tests/stats/test_coverage.py 
 for single cells and by seeded simulation for pooled cells with repeats.
 
 The distributions come from scipy and statsmodels; this module only chooses and combines them.
+scipy.stats and statsmodels take a second to import and most commands never reach the functions
+that need them, so those functions import them; scipy.special (fast) is imported here.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import special, stats
-from statsmodels.stats.proportion import proportion_confint
+from scipy import special
 
 Floats = NDArray[np.float64]
 CONFIDENCE = 0.95
@@ -30,7 +31,7 @@ MAX_STRAIGHT_PASSES = 10**7
 
 def z_value(confidence: float = CONFIDENCE) -> float:
     """The two-sided normal quantile for `confidence` (1.96 at 95%)."""
-    return float(stats.norm.isf((1 - confidence) / 2))
+    return float(-special.ndtri((1 - confidence) / 2))  # scipy's norm.isf, without scipy.stats
 
 
 def wilson_interval(
@@ -40,6 +41,9 @@ def wilson_interval(
 
     5/5 is [0.57, 1.0], never [1.0, 1.0]; n = 0 gives [0, 1].
     """
+    # statsmodels takes ~0.3 s to import and only comparisons of several models need Wilson
+    from statsmodels.stats.proportion import proportion_confint
+
     passes_ = np.asarray(passes, dtype=np.float64)
     n_ = np.asarray(n, dtype=np.float64)
     empty = n_ <= 0
@@ -196,6 +200,8 @@ def mcnemar_mid_p(only_first: ArrayLike, only_second: ArrayLike) -> Floats:
 
     Counts are rounded to whole pairs (an effective count after a design effect may not be).
     """
+    from scipy import stats  # ~1 s to import; only comparisons of several models get here
+
     b = np.rint(np.asarray(only_first, dtype=np.float64))
     c = np.rint(np.asarray(only_second, dtype=np.float64))
     total = b + c
@@ -246,6 +252,8 @@ def one_sided_mcnemar(losses: ArrayLike, gains: ArrayLike) -> Floats:
     Exact rather than mid-p: a gate that fails CI on noise costs more than one that needs a few
     more attempts, and in simulation the one-sided mid-p test alarmed 5.7–5.9% at α = 0.05.
     """
+    from scipy import stats  # ~1 s to import; only gates against a baseline get here
+
     b = np.rint(np.asarray(losses, dtype=np.float64))
     c = np.rint(np.asarray(gains, dtype=np.float64))
     total = b + c

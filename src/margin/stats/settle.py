@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
 from margin.stats.intervals import CONFIDENCE, Floats, rate_interval
 
@@ -37,6 +36,8 @@ def settle_probability(
     if new <= 0:
         low, high = rate_interval(passes_eff, n_eff, confidence)
         return float((low >= target) | (high < target))
+    from scipy import stats  # ~1 s to import; only undecided cells get here
+
     first = int(stats.binom.ppf(_TAIL, new, rate))
     last = int(stats.binom.isf(_TAIL, new, rate))
     x = np.arange(max(first - 1, 0), min(last + 1, new) + 1, dtype=np.float64)
