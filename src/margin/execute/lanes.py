@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -47,6 +47,23 @@ class Lane:
             self.refused += 1
             if self.succeeded == 0 and self.refused >= REFUSALS_TO_HALT and self.halted is None:
                 self.halted = f"{record.error}: {record.error_message}"
+
+
+def prefix_order(attempts: Iterable[Attempt]) -> list[Attempt]:
+    """`attempts` with each model's calls of one task grouped variant by variant (the plan's
+    order is case by case): consecutive prompts then share the longest prefix, so an
+    in-process model's prompt cache reuses it — the clean prompts share every word before the
+    case's own input, while a noisy prompt differs from its first typo on. Stable otherwise."""
+    listed = list(attempts)
+    order = {id(a): i for i, a in enumerate(listed)}
+    first: dict[tuple[str, str, str], int] = {}
+    for i, a in enumerate(listed):
+        first.setdefault((a.key.model, a.key.suite, a.key.task), i)
+
+    def place(a: Attempt) -> tuple[int, str, int]:
+        return first[(a.key.model, a.key.suite, a.key.task)], a.key.variant, order[id(a)]
+
+    return sorted(listed, key=place)
 
 
 class CoreRoom:

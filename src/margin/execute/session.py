@@ -21,6 +21,7 @@ from margin.execute.adaptive import decided_cells, planned_settings, round_sizes
 from margin.execute.delivery import Progress, RunStats
 from margin.execute.early_stop import finished_now, run_case_rounds
 from margin.execute.executors import execute
+from margin.execute.lanes import prefix_order
 from margin.execute.policy_run import run_policies
 from margin.execute.shards import Shard, shard_of
 from margin.execute.timing import RunTiming, local_snapshot, run_timing, write_timing
@@ -135,7 +136,7 @@ class _Batches:
         """Run `pending`; `before`, the journal's state before, says what it spent already."""
         with Journal(self.journal) as journal:
             stats = execute(
-                pending,
+                prefix_order(pending),
                 settings,
                 journal,
                 cache_dir=self.cache_dir,

@@ -78,6 +78,8 @@ class _Loaded:
 
 _LOADED: dict[str, _Loaded] = {}
 _LOADING = threading.Lock()
+_WARMED: dict[str, Any] = {}
+"""The server each model was last warmed up on (a model loaded anew is warmed again)."""
 
 
 def runtime_available() -> bool:
@@ -266,7 +268,11 @@ async def preload(name: str, parallel: int | None = None) -> None:
 
 
 def _load_warm(name: str, parallel: int | None) -> None:
-    load(name, parallel)
+    server = load(name, parallel)
+    if _WARMED.get(name) is server:
+        return  # warmed already (an earlier round of the run): a warm-up would only evict
+        # the slot's cached prompt prefix
+    _WARMED[name] = server
     token = CALL_ROLE.set("load")  # the warm-up's time is loading's, not a case's
     try:
         chat(name, [{"role": "user", "content": "Hi"}], {"max_tokens": 1, "temperature": 0.0})
