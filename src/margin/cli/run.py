@@ -20,7 +20,7 @@ from margin.cli.options import (
 )
 from margin.decide.policies import parse_policy
 from margin.decide.scores import score_run
-from margin.decide.summary import model_lines, recommendation_lines, task_lines
+from margin.decide.summary import decision_lines, model_lines, recommendation_lines, task_lines
 from margin.execute.delivery import RunStats
 from margin.execute.executors.ray import ray_module
 from margin.execute.progress import progress_for_terminal
@@ -250,23 +250,27 @@ def _report_stops(stats: RunStats, max_cost: float | None) -> None:
 
 
 def _print_summary(folder: Path) -> tuple[float, float]:
-    """The run's models with their intervals, then the recommendation (`margin score` has more);
-    the seconds scoring and the report took."""
+    """The decision per feature first, then the run's models with their intervals and the
+    one-model recommendation (`margin score` has more); the seconds scoring and the report
+    took."""
     started = time.perf_counter()
     scores = score_run(folder)
     scored = time.perf_counter()
     if scores.models.empty:
         click.echo("no attempts recorded")
         return scored - started, 0.0
-    for line in [*model_lines(scores), *task_lines(scores), *recommendation_lines(scores)]:
-        click.echo(line)
-    scored = time.perf_counter()
     files = render_report(folder, scores=scores)  # scored once, above
     reported = time.perf_counter() - scored
     results = read_results(files.results)
-    for line in results.recommendation.lines:
-        if line.startswith("Policy "):
-            click.echo(line)
+    policies = [line for line in results.recommendation.lines if line.startswith("Policy ")]
+    for line in [
+        *decision_lines(results.features, results.areas, results.mix),
+        *model_lines(scores),
+        *task_lines(scores),
+        *recommendation_lines(scores),
+        *policies,
+    ]:
+        click.echo(line)
     for judge in results.judges:
         name = judge.judge or "(none)"
         trust = "trusted" if judge.trusted else "NOT trusted, cannot decide a gate"
