@@ -31,7 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--executions", type=int, default=2)
-    parser.add_argument("--suite", default="suites/lookup.yaml")
+    parser.add_argument("--suite", default="tests/fixtures/suites/lookup.yaml")
     parser.add_argument("--out", type=Path, default=Path("reports/policy-check"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

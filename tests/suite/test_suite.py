@@ -25,7 +25,7 @@ def test_every_example_suite_validates(folder) -> None:
 @pytest.mark.parametrize(
     ("folder", "expected"),
     [
-        (EXAMPLE_SUITES, {"reviews", "routing", "support-desk"}),
+        (EXAMPLE_SUITES, {"reviews", "routing", "extraction"}),
         (SUITES, {"support-desk", "extraction", "routing", "arithmetic", "summary", "lookup"}),
     ],
     ids=["examples", "fixtures"],
@@ -52,10 +52,24 @@ def test_the_first_runs_suites_can_decide_their_verdicts() -> None:
     assert {queue: queues.count(queue) for queue in set(queues)} == dict.fromkeys(
         routing.vars["queues"], 5
     )
+    assert suites["extraction"].target == 0.8 and len(suites["extraction"].tasks[0].cases) >= 17
     for suite in suites.values():
         for task in suite.tasks:
             assert task.perturb is not None and task.perturb.typos, (suite.suite, task.id)
             assert set(task.perturb.model_dump(exclude_none=True)) == {"typos"}
+
+
+def test_order_json_expectations_are_read_from_their_e_mails() -> None:
+    """Each e-mail of the main command's extraction names its order id once, states the item
+    count as the one quantity, and ends its amounts with the total charged."""
+    task = load_suite(EXAMPLE_SUITES / "extraction.yaml").tasks[0]
+    for case in task.cases:
+        email, fields = case.vars["email"], case.expect["fields"]
+        assert email.count(fields["order_id"]) == 1, case.id
+        amounts = re.findall(r"\$(\d+\.\d\d)", email)
+        assert float(amounts[-1]) == fields["total"], case.id
+        quantities = re.findall(r"(?<![-\w.$])(\d+) (?=[A-Za-z])", email)
+        assert quantities == [str(fields["items"])], case.id
 
 
 def test_expected_values_are_self_consistent() -> None:
