@@ -162,7 +162,7 @@ def render_messages(task: Task, case: Case, variant: Variant, seed: int = 0) -> 
         messages.append(Message("system", render(task.system, variables)))
     user = render(template, variables)
     if variant.kind != "clean":
-        context = NoiseContext(facts=tuple(facts_in(case.expect)), validators=task.checks())
+        context = NoiseContext(facts=tuple(facts_in(case.expect)), validators=task.checks_for(case))
         user = apply_noise(user, variant.kind, variant.level, seed, context)
     messages.append(Message("user", user))
     return tuple(messages)
@@ -194,7 +194,7 @@ def task_judge_models(
     have is a UserError. A judge with no model at all (none on it, no run.judge.model) is
     skipped by the runner and flagged in the report."""
     found: dict[str, ModelSpec] = {}
-    for check in task.checks():
+    for check in task.all_checks():  # a case's own judge calls its model too
         if not check.needs_model:
             continue
         name = getattr(check, "model", None) or settings.judge.model
@@ -247,9 +247,11 @@ def estimate_input_tokens(messages: tuple[Message, ...]) -> int:
     return sum(len(m.content) // 4 + 4 for m in messages)
 
 
-def estimate_output_tokens(task: Task, cap: int) -> int:
-    """The smallest length hint of the task's validators, else the cap (an upper bound)."""
-    hints = [h for h in (v.output_tokens_hint() for v in task.checks()) if h is not None]
+def estimate_output_tokens(task: Task, cap: int, case: Case | None = None) -> int:
+    """The smallest length hint of the validators judging `case` (the task's alone without
+    one), else the cap (an upper bound)."""
+    checks = task.checks() if case is None else task.checks_for(case)
+    hints = [h for h in (v.output_tokens_hint() for v in checks) if h is not None]
     return min([cap, *hints])
 
 
@@ -272,7 +274,7 @@ def plan_table(plan: Plan) -> pd.DataFrame:
     rows = []
     for attempt in plan.attempts:
         tokens_in = estimate_input_tokens(attempt.messages)
-        tokens_out = estimate_output_tokens(attempt.task, attempt.max_tokens)
+        tokens_out = estimate_output_tokens(attempt.task, attempt.max_tokens, attempt.case)
         price = price_for(attempt.model)
         seconds = estimate_seconds(attempt.model, tokens_in, tokens_out)
         rows.append(

@@ -32,7 +32,9 @@ def command(suites: tuple[str, ...]) -> None:
             failed = True
             continue
         cases = sum(len(t.cases) for t in suite.tasks)
-        checks = sum(len(t.validators) for t in suite.tasks)
+        checks = sum(
+            len(t.validators) + sum(len(c.validators) for c in t.cases) for t in suite.tasks
+        )
         click.echo(
             f"ok {path}: suite {suite.suite!r}, {len(suite.tasks)} tasks, {cases} cases, "
             f"{checks} validators, target {suite.target:g}"

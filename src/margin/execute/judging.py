@@ -18,14 +18,14 @@ AskJudge = Callable[[Attempt, JudgeValidator, str, CheckContext], Awaitable[Verd
 async def answer_verdicts(
     attempt: Attempt, output: str, default_judge: str | None, ask: AskJudge
 ) -> tuple[list[Verdict], bool]:
-    """Every validator's verdict in the task's order (a judge's from `ask`; a judge with no
-    model, its own or `default_judge`, is skipped and the report says so), and whether the
-    judges were skipped as unable to change the record (`judges_needed`)."""
+    """Every validator's verdict, the task's then the case's own (a judge's from `ask`; a
+    judge with no model, its own or `default_judge`, is skipped and the report says so), and
+    whether the judges were skipped as unable to change the record (`judges_needed`)."""
     ctx = CheckContext(attempt.task.case_vars(attempt.case), attempt.case.expect)
-    checks = attempt.task.checks()
+    checks = attempt.task.checks_for(attempt.case)
     plain = run_validators(checks, output, ctx)
     asked = [c for c in checks if isinstance(c, JudgeValidator) and (c.model or default_judge)]
-    guards = attempt.task.production_guards()
+    guards = attempt.task.guards_for(attempt.case)
     needed = bool(asked) and judges_needed(checks, guards, plain, output, ctx)
     rest, verdicts = iter(plain), []
     role = CALL_ROLE.set("judge")  # a local judge's time is the judge's, not its model's
@@ -52,7 +52,8 @@ def judges_needed(
     attempt fails whatever the judge says) and, when a judge is a production guard, a guard
     already failed too (the answer is caught whatever the judge says: not silent). A task with
     a deterministic check after a judge always asks it: the journal's verdicts are labelled by
-    their position in the task (stats.frame), so only trailing judges may be absent."""
+    name and rank within their record (stats.frame), so a skipped judge must not move a later
+    check's label; only trailing judges may be absent."""
     kinds = [c.needs_model for c in checks]
     if True in kinds and not all(kinds[kinds.index(True) :]):
         return True

@@ -48,7 +48,7 @@ def judged_record(
     passed = sum(v.passed for v in verdicts)
     unscored = [v for v in verdicts if v.unscored]
     ctx = CheckContext(attempt.task.case_vars(attempt.case), attempt.case.expect)
-    guards = guard_outcome(attempt.task.production_guards(), verdicts, answer.text, ctx)
+    guards = guard_outcome(attempt.task.guards_for(attempt.case), verdicts, answer.text, ctx)
     judges = [v.judge for v in verdicts if v.judge is not None]
     judge_costs = [j.cost_usd for j in judges]
     return _record(

@@ -62,13 +62,15 @@ class Labels(BaseModel):
 
 
 def judge_label(task: Task, position: int) -> tuple[JudgeValidator, str]:
-    """The task's `position`-th judge validator (1-based) and its verdict label."""
-    judges = [c for c in task.checks() if isinstance(c, JudgeValidator)]
+    """The task's `position`-th judge validator (1-based; its cases' own judges after the
+    task's) and its verdict label."""
+    judges = task.judges()
     if not judges:
         raise UserError(f"task {task.id!r} has no judge validator")
     if position > len(judges):
         raise UserError(f"task {task.id!r} has {len(judges)} judge validator(s), not {position}")
-    return judges[position - 1], "judge" if position == 1 else f"judge#{position}"
+    label, judge = judges[position - 1]
+    return judge, label
 
 
 def load_labels(path: Path) -> Labels:

@@ -93,8 +93,7 @@ def record_judges(folder: Path, suites: list[Suite], settings: RunSettings) -> N
     entries = []
     for suite in suites:
         for task in suite.tasks:
-            judges = [c for c in task.checks() if isinstance(c, JudgeValidator)]
-            for position, check in enumerate(judges, start=1):
+            for label, check in task.judges():  # the cases' own judges too
                 labels = check_file = None
                 if check.labels is not None and suite.path is not None:
                     labels = suite.path.parent / check.labels
@@ -109,7 +108,7 @@ def record_judges(folder: Path, suites: list[Suite], settings: RunSettings) -> N
                     JudgeEntry(
                         suite=suite.suite,
                         task=task.id,
-                        validator="judge" if position == 1 else f"judge#{position}",
+                        validator=label,
                         judge=check.model or settings.judge.model or "",
                         rubric_sha256=rubric_sha(check),
                         labels=None if labels is None else str(labels),

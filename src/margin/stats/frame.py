@@ -75,11 +75,12 @@ class Attempts:
     """One row per attempt (latest record per key): the LABELS as categories, `condition`,
     `paraphrase`, `noise_level`, `repeat`, `judged` (not an infra error), `passed` (1.0 / 0.0,
     NaN on an infra error), `guarded` (every production guard passed: 1.0 / 0.0, NaN when not
-    judged or unknown, as in journals before version 4), `partial`, `latency_s`, tokens, `cost_usd`, `cost_saved_usd`,
-    `cache_hit`, `truncated`, `over_max_tokens`, `batched`."""
+    judged or unknown, as in journals before version 4), `partial`, `latency_s`, tokens,
+    `cost_usd`, `cost_saved_usd`, `cache_hit`, `truncated`, `over_max_tokens`, `batched`."""
     verdicts: pd.DataFrame
     """One row per validator verdict of a judged attempt: `row` (index into `frame`),
-    `validator` (its name; `name#2` for a second validator of the same name), `passed`."""
+    `validator` (its name; `name#2` for a second verdict of the same name in its record),
+    `passed`."""
     steps: pd.DataFrame | None = None
     """The steps of delivery policies run for real (`margin run --policy`), the frame's columns
     plus `policy` and `step`; kept apart so that they never count as a bare model's attempts."""
@@ -232,47 +233,61 @@ def _conditions(frame: pd.DataFrame) -> pd.Series:
 
 
 def _verdicts(column: pa.ChunkedArray, frame: pd.DataFrame, latest: np.ndarray) -> pd.DataFrame:
-    """One row per verdict of the latest, judged records, labelled by position within its task.
-
-    Every attempt of a task runs the same validators in the same order, so a verdict's label
-    comes from its task and position: a second `regex` of a task becomes `regex#2`. The work
+    """One row per verdict of the latest, judged records, labelled within its own record: the
+    validator's name, `name#k` for the k-th verdict of that name in the record (a second
+    `regex` of a task becomes `regex#2`; a case's own `contains_all` after the task's one,
+    `contains_all#2`). Attempts of one task may run different validators (`cases[].
+    validators`), so labels come from each record, not from a position in its task. The work
     is on integer codes: a journal of a million attempts has millions of verdicts.
     """
     array = column.combine_chunks()
     lengths = pc.list_value_length(array).fill_null(0).to_numpy(zero_copy_only=False)
     flat = pc.list_flatten(array)
     rows = np.repeat(np.arange(len(frame)), lengths)
-    position = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     names = pc.dictionary_encode(flat.field("validator"))
-    name_codes = names.indices.to_numpy(zero_copy_only=False)
+    name_codes = names.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     name_values = [str(v) for v in names.dictionary.to_pylist()]
     passed = flat.field("passed").fill_null(False).to_numpy(zero_copy_only=False)
     keep = (latest & frame["judged"].to_numpy())[rows]
-    rows, position, name_codes, passed = rows[keep], position[keep], name_codes[keep], passed[keep]
-    tasks = frame["task"].cat.codes.to_numpy().astype(np.int64)
-    task_of = (
-        frame["suite"].cat.codes.to_numpy().astype(np.int64) * (tasks.max(initial=0) + 1) + tasks
-    )
-    width = int(position.max(initial=0)) + 1
-    slots, first, inverse = np.unique(
-        task_of[rows] * width + position, return_index=True, return_inverse=True
-    )
-    labels: list[str] = []
-    seen: dict[tuple[int, int], int] = {}
-    for slot, name in zip(slots // width, name_codes[first], strict=True):
-        count = seen[(slot, name)] = seen.get((slot, name), 0) + 1
-        labels.append(name_values[name] if count == 1 else f"{name_values[name]}#{count}")
-    categories, label_codes = np.unique(np.asarray(labels, dtype=object), return_inverse=True)
+    rows, name_codes, passed = rows[keep], name_codes[keep], passed[keep]
+    rank = _rank_within_record(rows, name_codes, len(name_values))
+    if not rank.any():  # no record repeats a name: each label is its name
+        codes, labels = name_codes, name_values
+    else:
+        pairs, codes = np.unique(name_codes * (int(rank.max()) + 1) + rank, return_inverse=True)
+        width = int(rank.max()) + 1
+        labels = [
+            name_values[p // width]
+            if p % width == 0
+            else f"{name_values[p // width]}#{p % width + 1}"
+            for p in pairs.tolist()
+        ]
+    categories, order = np.unique(np.asarray(labels, dtype=object), return_inverse=True)
     return pd.DataFrame(
         {
             "row": rows,
             "validator": pd.Categorical.from_codes(
-                label_codes[inverse].astype(np.int64) if len(rows) else np.zeros(0, np.int64),
+                order[codes].astype(np.int64) if len(rows) else np.zeros(0, np.int64),
                 categories=pd.Index([str(c) for c in categories]),
             ),
             "passed": passed,
         }
     )
+
+
+def _rank_within_record(rows: np.ndarray, names: np.ndarray, distinct: int) -> np.ndarray:
+    """For each verdict (`rows` ascending, a record's verdicts in its order), how many earlier
+    verdicts of the same record have its name: 0 for the first of a name."""
+    if len(rows) == 0:
+        return np.zeros(0, np.int64)
+    key = rows.astype(np.int64) * max(distinct, 1) + names
+    order = np.argsort(key, kind="stable")  # runs by record: nearly sorted already
+    ordered = key[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    sizes = np.diff(np.r_[starts, len(ordered)])
+    rank = np.empty(len(rows), np.int64)
+    rank[order] = np.arange(len(ordered)) - np.repeat(starts, sizes)
+    return rank
 
 
 def attempts_of(records: Iterable[AttemptRecord]) -> Attempts:

@@ -15,9 +15,9 @@ from typing import Any
 from margin.errors import SuiteError
 from margin.suite.lock import apply_lock
 from margin.suite.source import Loc, Source, read_yaml, validate_model
-from margin.suite.tasks import Suite, Task
+from margin.suite.tasks import Case, Suite, Task
 from margin.suite.templates import RenderBudget, TemplateProblem, render, template_variables
-from margin.validators import ValidatorSpecError, build_validator, registry
+from margin.validators import Validator, ValidatorSpecError, build_validator, registry
 from margin.validators.guards import guard_problem
 from margin.validators.judge import JudgeValidator
 
@@ -112,23 +112,44 @@ def _unique(ids: Iterable[str], loc: Loc, key: str, what: str, source: Source) -
 
 
 def _check_validators(task: Task, here: Loc, source: Source) -> None:
+    """Every validator builds and finds what it reads in each case it judges: the task's in
+    every case, a case's own in that case."""
+    task._checks = _built(task, task.validators, task.cases, (*here, "validators"), source)
+    for c_index, case in enumerate(task.cases):
+        where = (*here, "cases", c_index)
+        case._checks = _built(task, case.validators, [case], (*where, "validators"), source)
+        if not task.validators and not case.validators:
+            loc = (*here, "validators") if "validators" in task.model_fields_set else where
+            raise source.error(
+                f"at least 1 item is needed, on the task or on every case (case"
+                f" {case.id!r} has no validators)",
+                loc,
+                SuiteError,
+            )
+
+
+def _built(
+    task: Task, specs: list[Any], cases: list[Case], loc: Loc, source: Source
+) -> tuple[Validator, ...]:
+    """The validators `specs` at `loc`, built and checked against `cases`."""
     built = []
-    for v_index, spec in enumerate(task.validators):
-        loc = (*here, "validators", v_index)
+    for v_index, spec in enumerate(specs):
+        where = (*loc, v_index)
         try:
             validator = build_validator(spec)
         except ValidatorSpecError as exc:
-            raise source.error(str(exc), (*loc, *exc.loc), SuiteError) from None
-        for c_index, case in enumerate(task.cases):
+            raise source.error(str(exc), (*where, *exc.loc), SuiteError) from None
+        for case in cases:
             problem = validator.case_problem(case.expect)
             if problem:
+                c_index = task.cases.index(case)
                 raise source.error(
-                    f"case {case.id!r}: {problem}", (*here, "cases", c_index), SuiteError
+                    f"case {case.id!r}: {problem}", (*loc[:2], "cases", c_index), SuiteError
                 )
         if isinstance(validator, JudgeValidator):
-            _check_judge(task, validator, loc, source)
+            _check_judge(task, validator, where, source, cases)
         built.append(validator)
-    task._checks = tuple(built)
+    return tuple(built)
 
 
 def _check_guards(task: Task, here: Loc, source: Source) -> None:
@@ -143,14 +164,17 @@ JUDGE_NAMES = frozenset({"prompt", "output", "expect", "first", "second"})
 """What a judge's rubric may name besides the case's variables."""
 
 
-def _check_judge(task: Task, judge: JudgeValidator, loc: Loc, source: Source) -> None:
-    """A judge's rubric and reference must render for every case, or the run would stop."""
+def _check_judge(
+    task: Task, judge: JudgeValidator, loc: Loc, source: Source, cases: list[Case]
+) -> None:
+    """A judge's rubric and reference must render for every case it judges, or the run would
+    stop."""
     for field, text in (("rubric", judge.rubric), ("reference", judge.reference)):
         if text is None:
             continue
         where = (*loc, "judge", field)
         used = _variables(text, where, source)
-        for case in task.cases:
+        for case in cases:
             variables = task.case_vars(case)
             missing = sorted(used - set(variables) - JUDGE_NAMES)
             if missing:
@@ -227,7 +251,7 @@ def suite_json_schema() -> dict[str, Any]:
                 "additionalProperties": False,
             }
         )
-    task = schema["$defs"]["Task"]
-    task["properties"]["validators"]["items"] = {"anyOf": entries}
+    for model in ("Task", "Case"):
+        schema["$defs"][model]["properties"]["validators"]["items"] = {"anyOf": entries}
     json.dumps(schema)  # the schema must be serialisable
     return schema

@@ -12,14 +12,17 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_serializer,
 )
 
 from margin.suite.source import Loc
 from margin.validators import Validator, build_validator
-from margin.validators.guards import Guard, derived_guards, named_guards
+from margin.validators.guards import Guard, derived_guards, named_guards, validator_labels
+from margin.validators.judge import JudgeValidator
 
 Ident = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", min_length=1, max_length=80)
@@ -77,6 +80,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
+ValidatorEntry = Annotated[
+    str | dict[str, Any],
+    Field(description="A validator: `name`, `name: value` (short form) or `name: {...}`."),
+]
+
+
 class Case(_Model):
     """One input of a task and the facts its answer must hold."""
 
@@ -86,6 +95,29 @@ class Case(_Model):
     """Template variables for this case (override the task's `vars`)."""
     expect: dict[str, Any] = {}
     """Expected facts, read by validators through `from_expect`. Noise never touches these."""
+    validators: list[ValidatorEntry] = []
+    """Validators of this case alone, judged after the task's (same entries as the task's):
+    partial credit and per-validator statistics count them as this case's."""
+
+    _checks: tuple[Validator, ...] | None = PrivateAttr(default=None)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_validators(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A case with no validators of its own dumps as before they existed: the run identity
+        # (a hash of the suites' dump) of a suite that uses none stays what it was.
+        data = handler(self)
+        if not self.validators and isinstance(data, dict):
+            data.pop("validators", None)
+        return data
+
+    def checks(self) -> tuple[Validator, ...]:
+        """The case's own built validators (built once, like `Task.checks`)."""
+        private = self.__pydantic_private__
+        assert private is not None
+        built: tuple[Validator, ...] | None = private["_checks"]
+        if built is None:
+            built = self._checks = tuple(build_validator(spec) for spec in self.validators)
+        return built
 
 
 class Perturb(_Model):
@@ -117,12 +149,6 @@ class Perturb(_Model):
         return levels if levels is None else check_levels(str(info.field_name), levels)
 
 
-ValidatorEntry = Annotated[
-    str | dict[str, Any],
-    Field(description="A validator: `name`, `name: value` (short form) or `name: {...}`."),
-]
-
-
 class Task(_Model):
     """A business task: prompt templates, cases and the validators that decide pass/fail."""
 
@@ -140,8 +166,9 @@ class Task(_Model):
     """Other wordings of `prompt` with the same meaning and the same variables."""
     cases: list[Case] = Field(min_length=1)
     """The inputs, with expectations."""
-    validators: list[ValidatorEntry] = Field(min_length=1)
-    """Constraints an answer must all pass; partial credit is the share that pass."""
+    validators: list[ValidatorEntry] = []
+    """Constraints an answer must all pass; partial credit is the share that pass. At least
+    one, unless every case has validators of its own (`cases[].validators`)."""
     guards: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, exclude=True)
     """The validators production runs on every answer (`name`, `name#2` for the second of a
     name); each must read no `expect`. Default: found from what the validators read."""
@@ -179,6 +206,38 @@ class Task(_Model):
         if self.guards is not None:
             return named_guards(self.checks(), self.guards)
         return derived_guards(self.checks())
+
+    def checks_for(self, case: Case) -> tuple[Validator, ...]:
+        """What judges an attempt of `case`: the task's validators, then the case's own."""
+        own = case.checks()
+        return self.checks() + own if own else self.checks()
+
+    def guards_for(self, case: Case) -> tuple[Guard, ...]:
+        """The production guards of an attempt of `case`: the task's, then every guard among
+        the case's own validators (labelled as in its verdicts: `name#2` after a task's)."""
+        guards = self.production_guards()
+        own = case.checks()
+        if not own:
+            return guards
+        labels = validator_labels(self.checks_for(case))[len(self.checks()) :]
+        return guards + derived_guards(own, labels)
+
+    def all_checks(self) -> Iterator[Validator]:
+        """Every validator of the task and of its cases (the task's first)."""
+        yield from self.checks()
+        for case in self.cases:
+            yield from case.checks()
+
+    def judges(self) -> list[tuple[str, JudgeValidator]]:
+        """The task's judge validators by label (`judge`, `judge#2`, …), then the cases' own
+        judges under labels the task's do not use (the first case's where cases share one)."""
+        found: dict[str, JudgeValidator] = {}
+        for case in (None, *self.cases):
+            checks = self.checks() if case is None else self.checks_for(case)
+            for label, check in zip(validator_labels(checks), checks, strict=True):
+                if isinstance(check, JudgeValidator):
+                    found.setdefault(label, check)
+        return list(found.items())
 
     def templates(self) -> Iterator[tuple[Loc, str]]:
         """Every template of the task with its field path."""

@@ -39,11 +39,15 @@ def validator_labels(validators: Sequence[Validator]) -> list[str]:
     return labels_of(v.name for v in validators)
 
 
-def derived_guards(validators: Sequence[Validator]) -> tuple[Guard, ...]:
-    """Every guard of a task, found from what its validators read: guard parts included."""
+def derived_guards(
+    validators: Sequence[Validator], labels: Sequence[str] | None = None
+) -> tuple[Guard, ...]:
+    """Every guard of a task (or of a case's own validators, under their `labels` in the
+    case's verdicts), found from what the validators read: guard parts included."""
+    labels = validator_labels(validators) if labels is None else labels
     return tuple(
         Guard(label, validator, validator.is_guard())
-        for label, validator in zip(validator_labels(validators), validators, strict=True)
+        for label, validator in zip(labels, validators, strict=True)
         if validator.has_guard_part()
     )
 
