@@ -1,0 +1,33 @@
+"""Scoring a run parses each suite copy once: results.json's fingerprints and guards come from
+the suites the scorer loaded (issue 27)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from margin.results import build
+from margin.results.score import results_of
+from margin.suite import load
+from tests.report.conftest import make_run
+from tests.stats.records import outcomes
+
+
+def test_each_suite_copy_is_loaded_once_per_score(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = make_run(tmp_path / "run", outcomes("m", "1101"))
+    loaded: list[Path] = []
+    real = load.load_suite
+
+    def counting(path: Path | str, *args: object) -> object:
+        loaded.append(Path(path))
+        return real(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("margin.decide.scores.load_suite", counting)
+    monkeypatch.setattr(build, "load_suite", counting)
+    results = results_of(run)
+    assert loaded == [run / "suites" / "s.yaml"]
+    (suite,) = results.run.suites
+    assert suite.fingerprints and suite.guards is not None
