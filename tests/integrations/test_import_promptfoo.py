@@ -262,3 +262,53 @@ def test_a_suite_that_would_not_validate_is_not_written(tmp_path: Path) -> None:
     assert bad.exit_code == 2, bad.output
     assert "the converted suite does not validate" in bad.stderr
     assert not out.exists() and not list(tmp_path.glob(".*importing"))
+
+
+def test_getting_started_keeps_its_tests_together() -> None:
+    """promptfoo's getting-started config: 2 prompts × 2 tests, each test with its own
+    assertion (`contains` against `icontains`), is 2 tasks × 2 cases, or 1 task with 1
+    paraphrase and 2 cases."""
+    config = FIXTURES / "getting-started" / "promptfooconfig.yaml"
+    tasks = import_config(config, "g").suite["tasks"]
+    assert [len(task["cases"]) for task in tasks] == [2, 2]
+    assert all("validators" not in task for task in tasks)  # no defaultTest: every case its own
+    sensitive = [
+        case["validators"][0]["contains_all"]["case_sensitive"] for case in tasks[0]["cases"]
+    ]
+    assert sensitive == [True, False]
+    (one,) = import_config(config, "g", prompts_as="paraphrases").suite["tasks"]
+    assert len(one["paraphrases"]) == 1 and len(one["cases"]) == 2
+
+
+def test_paraphrases_need_prompts_with_the_same_variables(tmp_path: Path) -> None:
+    config = tmp_path / "promptfooconfig.yaml"
+    config.write_text(
+        "prompts: ['Hello {{name}}', 'Hi {{name}} from {{place}}']\n"
+        "tests:\n  - vars: {name: Ann, place: Oslo}\n    assert: [{type: icontains, value: ann}]\n"
+    )
+    result = run_cli("import", "promptfoo", str(config), "--out", str(tmp_path / "s.yaml"),
+                     "--prompts-as", "paraphrases")  # fmt: skip
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "--prompts-as tasks" in result.stderr
+    assert not (tmp_path / "s.yaml").exists()
+
+
+def test_defaulttest_checks_are_the_tasks_and_each_tests_its_cases() -> None:
+    tasks = import_config(FIXTURES / "default-test" / "promptfooconfig.yaml", "d").suite["tasks"]
+    (task,) = tasks
+    assert [next(iter(v)) for v in task["validators"]] == ["must_not_contain"]
+    assert [[next(iter(v)) for v in c["validators"]] for c in task["cases"]] == [
+        ["contains_all", "contains_all"],
+        ["contains_any"],
+    ]
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_no_task_is_split_by_its_tests_assertions(name: str) -> None:
+    """One task per prompt: tests that check differently are cases of the same task."""
+    imported = import_config(FIXTURES / name / "promptfooconfig.yaml", "x")
+    tasks = imported.suite["tasks"]
+    prompts = {task["prompt"] for task in tasks}
+    assert len(tasks) == len(prompts)
+    assert all(len(task["cases"]) == imported.cases // len(tasks) for task in tasks)

@@ -12,7 +12,18 @@ from rich.table import Table
 from margin.cli.options import option
 from margin.errors import UserError
 from margin.integrations.promptfoo import Imported, dump_yaml, header, import_config, slug
+from margin.integrations.promptfoo.tasks import PromptsAs
 from margin.suite.load import load_suite
+
+PROMPTS_AS = option(
+    "--prompts-as",
+    env="MARGIN_IMPORT_PROMPTS_AS",
+    type=click.Choice(["tasks", "paraphrases"]),
+    default="tasks",
+    show_default=True,
+    help="Each prompt a task with every test as a case, or one task with the other prompts as"
+    " its paraphrases (the prompts must share their variables).",
+)
 
 
 @click.group("import")
@@ -54,6 +65,7 @@ def command() -> None:
     is_flag=True,
     help="Exit 2 (writing nothing) when anything cannot be converted.",
 )
+@PROMPTS_AS
 @option("--force", env="MARGIN_IMPORT_FORCE", is_flag=True, help="Overwrite existing files.")
 def promptfoo(
     config: Path,
@@ -62,14 +74,15 @@ def promptfoo(
     gate_out: Path | None,
     target: float,
     strict: bool,
+    prompts_as: PromptsAs,
     force: bool,
 ) -> None:
     """Convert the promptfoo CONFIG (promptfooconfig.yaml) into a margin suite, a models config
-    and gate limits. Prompts become tasks, tests cases, assertions validators (promptfoo's
-    semantics, case sensitivity included), providers models with litellm ids. Everything that
-    does not convert, or converts with a shifted meaning, is listed; --strict makes a loss exit 2.
-    """
-    result, writes = _convert(config, out, models_out, gate_out, target)
+    and gate limits. Prompts become tasks (or paraphrases of one), tests cases, a test's
+    assertions its case's validators and defaultTest's the task's (promptfoo's semantics),
+    providers models with litellm ids. What does not convert, or converts with a shifted
+    meaning, is listed; --strict makes a loss exit 2."""
+    result, writes = _convert(config, out, models_out, gate_out, target, prompts_as)
     _print_losses(result)
     if strict and result.lost:
         raise UserError(
@@ -85,7 +98,12 @@ Write = tuple[Path, dict[str, Any], str]
 
 
 def _convert(
-    config: Path, out: Path | None, models_out: Path | None, gate_out: Path | None, target: float
+    config: Path,
+    out: Path | None,
+    models_out: Path | None,
+    gate_out: Path | None,
+    target: float,
+    prompts_as: PromptsAs = "tasks",
 ) -> tuple[Imported, list[Write]]:
     """The converted config, and the files to write: the suite, then the models config and
     the gate file if there is anything to put in them (NAME from the config's folder)."""
@@ -98,7 +116,8 @@ def _convert(
     out = out or Path("suites") / f"{name}.yaml"
     models_out = models_out or Path("configs") / f"{name}.yaml"
     gate_out = gate_out or Path("configs") / f"{name}.gate.yaml"
-    result = import_config(config, out.stem if slug(out.stem, "") == out.stem else name, target)
+    suite_name = out.stem if slug(out.stem, "") == out.stem else name
+    result = import_config(config, suite_name, target, prompts_as)
     writes = [(out, result.suite, "suite")]
     if result.models is not None:
         writes.append((models_out, result.models, "models config"))
@@ -151,9 +170,13 @@ def _write(config: Path, result: Imported, writes: list[Write], force: bool) -> 
 
 def _summarise(result: Imported, writes: list[Write]) -> None:
     """What was converted, and where each file went."""
+    tasks = result.suite["tasks"]
+    own = sum(1 for task in tasks for case in task["cases"] if case.get("validators"))
+    paraphrases = sum(len(task.get("paraphrases", ())) for task in tasks)
     click.echo(
-        f"{result.tests} promptfoo test(s) → {len(result.suite['tasks'])} task(s),"
-        f" {result.cases} case(s): {writes[0][0]}"
+        f"{result.tests} promptfoo test(s) → {len(tasks)} task(s)"
+        + (f" with {paraphrases} paraphrase(s)" if paraphrases else "")
+        + f", {result.cases} case(s) ({own} with validators of their own): {writes[0][0]}"
     )
     for path, _, what in writes[1:]:
         click.echo(f"{what}: {path}")

@@ -3,9 +3,11 @@
 promptfoo runs prompts × tests × providers once each; margin runs tasks × cases × models
 repeatedly, under paraphrases and noise. The mapping:
 
-- each prompt becomes a task per group of tests that check the same way (margin's validators
-  belong to a task); each test becomes a case: its vars, and the values its assertions compare
-  with in `expect` (rendered with the test's vars, as promptfoo renders them);
+- each prompt becomes a task (`prompts_as="tasks"`), or the first prompt a task with the others
+  as its paraphrases (`prompts_as="paraphrases"`, when they share their variables); each test
+  becomes a case of it: its vars, the values its assertions compare with in `expect` (rendered
+  with the test's vars, as promptfoo renders them), and its assertions as the case's own
+  validators (`cases[].validators`); `defaultTest`'s assertions are the task's validators;
 - assertions become validators with promptfoo's semantics (case sensitivity included; see
   `convert_assertion`); `latency` becomes the task's `max_p95_s` and the gate's, `cost` the
   gate's `max_cost_per_1k`;
@@ -16,7 +18,7 @@ every conversion whose meaning shifts is listed too.
 
 The package, in the order a config flows through it: `files` (file:// references, `$ref`s,
 prompts, vars, Nunjucks → Jinja), `assertions` (assertions → validators), `cases` (tests →
-cases, grouped by prompt and way of checking), `tasks` (groups → tasks and gate limits),
+cases with their own validators), `tasks` (cases → tasks per prompt, and gate limits),
 `providers` (providers → models), `importer` (`import_config`, the whole config), `output` (the
 YAML files and their header); `common` holds the result and loss types they share.
 """

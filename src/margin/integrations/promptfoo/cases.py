@@ -1,6 +1,6 @@
 """promptfoo tests as margin cases: tests read from the config, CSV, YAML or JSONL files, their
-vars expanded and their assertions converted, grouped into one task per prompt and way of
-checking (margin's validators belong to a task)."""
+vars expanded and their assertions converted — `defaultTest`'s into the validators every case
+shares (the task's), each test's own into its cases' validators (`cases[].validators`)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from margin.integrations.promptfoo.assertions import (
 )
 from margin.integrations.promptfoo.common import Loss, short, slug, unique
 from margin.integrations.promptfoo.files import (
-    Prompt,
     expand,
     file_ref,
     load_vars,
@@ -41,11 +40,11 @@ class DefaultTest:
 
 
 @dataclass
-class Group:
-    """The cases of one prompt whose tests check the same way: one task."""
+class Converted:
+    """The config's tests as cases: the validators they all share, and the cases (each with
+    its vars, the values its checks compare with in `expect`, and its own validators)."""
 
-    prompt: Prompt
-    checks: list[Check]
+    shared: list[dict[str, Any]] = field(default_factory=list)
     cases: list[dict[str, Any]] = field(default_factory=list)
     p95: list[float] = field(default_factory=list)
     cost: list[float] = field(default_factory=list)
@@ -68,27 +67,30 @@ def read_default_test(default: Any, lost: list[Loss], changed: list[Loss]) -> De
     return found
 
 
-def group_tests(
+def convert_tests(
     tests: list[dict[str, Any]],
-    prompts: list[Prompt],
     default: DefaultTest,
     base: Path,
     lost: list[Loss],
     changed: list[Loss],
-) -> dict[tuple[str, ...], Group]:
-    """Each test's cases, under every prompt, grouped by prompt and the kinds of their checks;
-    what does not convert is a loss, what converts with a shifted meaning a change."""
-    groups: dict[tuple[str, ...], Group] = {}
+) -> Converted:
+    """Each test's cases: `defaultTest`'s checks are the validators every case shares, the
+    test's own its cases' (when every case has the same ones, they are shared too); what does
+    not convert is a loss, what converts with a shifted meaning a change."""
+    found = Converted()
     case_ids: set[str] = set()
+    shared: list[dict[str, Any]] | None = None
     for index, test in enumerate(tests):
         where = f"tests[{index}]" + (f" ({test['description']})" if test.get("description") else "")
         _test_notes(test, where, lost, changed)
         converted = _convert_test(test, where, default, base, lost, changed)
         if converted is None:
             continue
-        checks, expanded = converted
-        validating = [c for c in checks if c.entry is not None]
-        if not validating:
+        common, own, expanded = converted
+        found.p95.extend(c.p95_s for c in [*common, *own] if c.p95_s is not None)
+        found.cost.extend(c.cost for c in [*common, *own] if c.cost is not None)
+        common, own = [c for c in common if c.entry], [c for c in own if c.entry]
+        if not common and not own:
             lost.append(
                 Loss(
                     where,
@@ -98,15 +100,33 @@ def group_tests(
                 )
             )
             continue
+        entries = _entries([*common, *own])
+        shared = entries[: len(common)] if shared is None else shared
         stem = slug(str(test.get("description") or ""), f"test-{index + 1}")
-        for case in _cases(expanded, validating, stem, where, case_ids, lost):
-            for prompt in prompts:
-                signature = (prompt.id, *(c.kind for c in validating))
-                group = groups.setdefault(signature, Group(prompt, validating))
-                group.cases.append(case)
-                group.p95.extend(c.p95_s for c in checks if c.p95_s is not None)
-                group.cost.extend(c.cost for c in checks if c.cost is not None)
-    return groups
+        for case in _cases(expanded, [*common, *own], stem, where, case_ids, lost):
+            if own:
+                case["validators"] = entries[len(common) :]
+            found.cases.append(case)
+    found.shared = shared or []
+    _share_common(found)
+    return found
+
+
+def _entries(checks: list[Check]) -> list[dict[str, Any]]:
+    """The checks' validators, each reading its value from `expect` key `v1`, `v2`, …"""
+    return [
+        json.loads(json.dumps(check.entry).replace("{key}", f"v{i + 1}"))
+        for i, check in enumerate(checks)
+    ]
+
+
+def _share_common(found: Converted) -> None:
+    """When every case has the same validators of its own, they are the task's."""
+    owns = [case.get("validators") for case in found.cases]
+    if found.cases and owns[0] and all(own == owns[0] for own in owns):
+        found.shared = [*found.shared, *owns[0]]
+        for case in found.cases:
+            del case["validators"]
 
 
 def _convert_test(
@@ -116,15 +136,25 @@ def _convert_test(
     base: Path,
     lost: list[Loss],
     changed: list[Loss],
-) -> tuple[list[Check], list[dict[str, Any]]] | None:
-    """The test's checks and its vars expanded; None (a loss) when its vars do not load."""
-    flat = flat_assertions([*default.asserts, *(test.get("assert") or [])], where, lost)
+) -> tuple[list[Check], list[Check], list[dict[str, Any]]] | None:
+    """The checks of `defaultTest` and of the test, and its vars expanded; None (a loss) when
+    its vars do not load."""
     try:
         variables = load_vars({**default.vars, **(test.get("vars") or {})}, base)
         expanded = expand(variables)
     except (ValueError, OSError) as exc:
         lost.append(Loss(where, "vars", f"{exc}: the test is not imported"))
         return None
+    common = _checks(flat_assertions(default.asserts, where, lost), where, base, lost, changed)
+    own = _checks(
+        flat_assertions(list(test.get("assert") or []), where, lost), where, base, lost, changed
+    )
+    return common, own, expanded
+
+
+def _checks(
+    flat: list[dict[str, Any]], where: str, base: Path, lost: list[Loss], changed: list[Loss]
+) -> list[Check]:
     checks: list[Check] = []
     for item in flat:
         kind = str(item.get("type", "?"))
@@ -136,7 +166,7 @@ def _convert_test(
         if check.note:
             changed.append(Loss(where, kind, check.note))
         checks.append(check)
-    return checks, expanded
+    return checks
 
 
 def _cases(

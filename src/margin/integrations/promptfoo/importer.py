@@ -5,16 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from margin.integrations.promptfoo.cases import group_tests, load_tests, read_default_test
+from margin.integrations.promptfoo.cases import convert_tests, load_tests, read_default_test
 from margin.integrations.promptfoo.common import DEFAULT_TARGET, Imported, Loss, PromptfooError
 from margin.integrations.promptfoo.files import read_prompts, resolve_refs
 from margin.integrations.promptfoo.providers import convert_providers
-from margin.integrations.promptfoo.tasks import build_tasks
+from margin.integrations.promptfoo.tasks import PromptsAs, build_tasks
 from margin.suite.source import read_yaml
 
 
-def import_config(path: Path, name: str, target: float = DEFAULT_TARGET) -> Imported:
-    """Convert the promptfoo config at `path` into suite `name`."""
+def import_config(
+    path: Path, name: str, target: float = DEFAULT_TARGET, prompts_as: PromptsAs = "tasks"
+) -> Imported:
+    """Convert the promptfoo config at `path` into suite `name`: one task per prompt, or with
+    `prompts_as="paraphrases"` one task whose other prompts are paraphrases of the first."""
     source = read_yaml(path, PromptfooError)
     data = source.data
     if not isinstance(data, dict):
@@ -34,10 +37,10 @@ def import_config(path: Path, name: str, target: float = DEFAULT_TARGET) -> Impo
                 "scenarios", f"{len(data['scenarios'])} scenario(s)", "scenarios are not converted"
             )
         )
-    groups = group_tests(tests, prompts, default, base, lost, changed)
-    if not groups:
+    converted = convert_tests(tests, default, base, lost, changed)
+    if not converted.cases:
         raise PromptfooError("no test converts (see the reasons listed)", path=path)
-    tasks, gate = build_tasks(groups, changed)
+    tasks, gate = build_tasks(converted, prompts, prompts_as, changed)
     suite: dict[str, Any] = {"suite": name}
     if data.get("description"):
         suite["description"] = str(data["description"])

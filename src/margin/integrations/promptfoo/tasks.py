@@ -1,56 +1,66 @@
-"""Groups of converted cases as margin tasks, and the gate limits their latency and cost checks
-set."""
+"""Converted cases as margin tasks — one per prompt, or one with the other prompts as its
+paraphrases — and the gate limits their latency and cost checks set."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from typing import Any
+import copy
+from typing import Any, Literal
 
-from margin.integrations.promptfoo.cases import Group
-from margin.integrations.promptfoo.common import Loss
+from margin.integrations.promptfoo.cases import Converted
+from margin.integrations.promptfoo.common import Loss, PromptfooError
+from margin.integrations.promptfoo.files import Prompt
 from margin.suite.templates import template_variables
+
+PromptsAs = Literal["tasks", "paraphrases"]
+"""How a config's prompts become tasks: one task each (every test a case of each), or one
+task whose other prompts are paraphrases of the first."""
 
 
 def build_tasks(
-    groups: Mapping[tuple[str, ...], Group], changed: list[Loss]
+    converted: Converted, prompts: list[Prompt], prompts_as: PromptsAs, changed: list[Loss]
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """One task per group (ids from its prompt's, numbered when a prompt has several), and the
-    gate limits (None when no test had a latency or cost check)."""
-    tasks: list[dict[str, Any]] = []
-    per_prompt: dict[str, int] = {}
-    for group in groups.values():
-        per_prompt[group.prompt.id] = per_prompt.get(group.prompt.id, 0) + 1
-    seen: dict[str, int] = {}
-    costs: list[float] = []
-    latencies: list[float] = []
-    for group in groups.values():
-        prompt = group.prompt
-        seen[prompt.id] = seen.get(prompt.id, 0) + 1
-        task_id = prompt.id if per_prompt[prompt.id] == 1 else f"{prompt.id}-{seen[prompt.id]}"
-        tasks.append(_task(task_id, group, changed))
-        if group.p95:
-            latencies.append(min(group.p95))
-        costs.extend(group.cost)
-    return tasks, _gate(latencies, costs, changed)
+    """The tasks, every test a case of each, and the gate limits (None when no test had a
+    latency or cost check)."""
+    if prompts_as == "paraphrases":
+        _check_paraphrases(prompts)
+        tasks = [_task(prompts[0], [p.text for p in prompts[1:]], converted, changed)]
+    else:
+        tasks = [_task(prompt, [], converted, changed) for prompt in prompts]
+    latencies = [min(converted.p95)] if converted.p95 else []
+    return tasks, _gate(latencies, converted.cost, changed)
 
 
-def _task(task_id: str, group: Group, changed: list[Loss]) -> dict[str, Any]:
-    prompt = group.prompt
-    cases = [dict(case) for case in group.cases]
-    validators = []
-    for i, check in enumerate(group.checks):
-        text = json.dumps(check.entry).replace("{key}", f"v{i + 1}")
-        validators.append(json.loads(text))
+def _check_paraphrases(prompts: list[Prompt]) -> None:
+    """Paraphrases share the first prompt's variables and system message, or the import stops."""
+    first = template_variables(prompts[0].text)
+    for prompt in prompts[1:]:
+        used = template_variables(prompt.text)
+        if used != first or prompt.system != prompts[0].system:
+            what = "system message" if used == first else f"variables ({_names(used)})"
+            raise PromptfooError(
+                f"--prompts-as paraphrases: prompt {prompt.id!r} has other {what} than"
+                f" {prompts[0].id!r} ({_names(first)}); use --prompts-as tasks"
+            )
+
+
+def _names(names: frozenset[str]) -> str:
+    return ", ".join(sorted(names)) or "none"
+
+
+def _task(
+    prompt: Prompt, paraphrases: list[str], converted: Converted, changed: list[Loss]
+) -> dict[str, Any]:
+    task_id = prompt.id
+    cases = copy.deepcopy(converted.cases)  # each task its own copy: YAML writes no aliases
     task: dict[str, Any] = {"id": task_id}
     if prompt.system:
         task["system"] = prompt.system
     task["prompt"] = prompt.text
-    missing = sorted(
-        name
-        for name in template_variables(prompt.text) | template_variables(prompt.system or "")
-        if any(name not in case["vars"] for case in cases)
-    )
+    if paraphrases:
+        task["paraphrases"] = paraphrases
+    templates = [prompt.text, prompt.system or "", *paraphrases]
+    used = frozenset().union(*(template_variables(text) for text in templates))
+    missing = sorted(name for name in used if any(name not in case["vars"] for case in cases))
     if missing:  # Nunjucks renders an undefined var as nothing; margin's templates refuse it
         task["vars"] = dict.fromkeys(missing, "")
         changed.append(
@@ -60,19 +70,20 @@ def _task(task_id: str, group: Group, changed: list[Loss]) -> dict[str, Any]:
                 "missing from some tests: rendered empty, as promptfoo's Nunjucks does",
             )
         )
-    if group.p95:
-        task["max_p95_s"] = min(group.p95)
+    if converted.p95:
+        task["max_p95_s"] = min(converted.p95)
         changed.append(
             Loss(
                 f"task {task_id}",
                 "latency",
                 "each call's limit becomes the task's p95 latency limit"
-                f" ({min(group.p95):g} s: a model above it is not recommended) and the"
+                f" ({min(converted.p95):g} s: a model above it is not recommended) and the"
                 " gate's max_p95_s",
             )
         )
     task["cases"] = cases
-    task["validators"] = validators
+    if converted.shared:
+        task["validators"] = copy.deepcopy(converted.shared)
     return task
 
 
