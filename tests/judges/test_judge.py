@@ -11,6 +11,8 @@ import pytest
 from margin.journal.records import read_journal
 from margin.judges.check import agreement_table
 from margin.providers.scripts import Rule, Script
+from margin.stats.intervals import rate_interval
+from margin.stats.numbers import rate_with_interval
 from margin.validators.base import JudgeTrace
 from margin.validators.judge import combine, combine_pairs, parse_judgement
 from tests.conftest import run_cli
@@ -173,6 +175,11 @@ def test_judge_check_measures_kappa_and_decides_trust(tmp_path, cache_dir) -> No
     assert gate.exit_code == 3 and "not trusted" in gate.output  # it cannot decide a gate
     html = (tmp_path / "run" / "index.html").read_text()
     assert "is not trusted" in html and "0.40 [" in html
+    # agreement, false pass and false fail with their counts and Clopper–Pearson intervals
+    assert row["matrix"] == [[4, 1], [2, 3]]
+    for count, n in [(7, 10), (2, 5), (1, 5)]:
+        low, high = rate_interval(count, n)
+        assert rate_with_interval(count, n, float(low), float(high)) in html
     assert lenient_gate.exit_code == 0, lenient_gate.output  # κ 0.4 ≥ 0.3: it decides
 
 

@@ -32,7 +32,7 @@ from margin.validators.judge import JudgeValidator
 JUDGES_NAME = "judges.json"
 CHECK_SUFFIX = ".check.json"
 CHECK_FIELDS = ("examples", "agreement", "kappa", "kappa_low", "kappa_high", "false_pass_rate",
-                "false_fail_rate")  # fmt: skip
+                "false_fail_rate", "matrix")  # fmt: skip
 """What a judge's row takes from its `margin judge-check` result."""
 
 
@@ -161,6 +161,7 @@ def judge_rows(folder: Path, min_kappa: float) -> list[JudgeRow]:
                 calls=stats["calls"],
                 cost_usd=stats["cost"],
                 self_agreement=sum(agreements) / len(agreements) if agreements else None,
+                self_agreement_n=len(agreements),
                 checked=check is not None,
                 **{f: None if check is None else getattr(check, f) for f in CHECK_FIELDS},
                 min_kappa=min_kappa,

@@ -80,6 +80,8 @@ def environment(templates: Path | None = None, markdown: bool = False) -> Enviro
             r.consistency, r.consistency_low, r.consistency_high, r.cases
         ),
         sort_value=lambda v: "" if v is None else v,
+        counted=phrases.counted_text,
+        mean_over=phrases.mean_over_text,
     )
     return env
 

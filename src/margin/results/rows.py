@@ -307,6 +307,12 @@ class JudgeRow(JudgeKey):
     kappa_high: float | None
     false_pass_rate: float | None
     false_fail_rate: float | None
+    matrix: list[list[int]] | None = None
+    """The judge-check's counts: [[human pass & judge pass, human pass & judge fail],
+    [human fail & judge pass, human fail & judge fail]] (None without a check): the n of
+    agreement, false pass and false fail."""
+    self_agreement_n: int = 0
+    """Verdicts with repeated judge answers behind `self_agreement`."""
     min_kappa: float
     trusted: bool
     """Checked with this judge and rubric, κ ≥ min_kappa: it may decide a gate."""

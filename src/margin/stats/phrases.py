@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from margin.stats.intervals import rate_interval
 from margin.stats.numbers import interval, percent, rate_with_interval
 from margin.stats.shares import share_interval
 
@@ -19,6 +20,23 @@ NOT_RECORDED = "not recorded (journal before guards)"
 
 def _missing(value: Any) -> bool:
     return value is None or value != value
+
+
+def counted_text(count: int, n: int) -> str:
+    """`7/9 77.8% [40.0, 97.2]`: count of n with its 95% interval; `–` when n is 0."""
+    if not n:
+        return "–"
+    low, high = rate_interval(count, n)
+    return rate_with_interval(int(count), int(n), float(low), float(high))
+
+
+def mean_over_text(value: Any, n: int, noun: str) -> str:
+    """`91.7% [61.5, 99.8] over 12 verdicts`: a mean of values in [0, 1] over `n` units with its
+    interval (`stats.shares`); `–` when there is no value."""
+    if _missing(value) or not n:
+        return "–"
+    low, high = share_interval(float(value) * n, n)
+    return f"{percent(float(value))} {interval(float(low), float(high))} over {n} {noun}"
 
 
 def silent_text(silent: Any, guarded_n: Any, low: Any, high: Any) -> str:
