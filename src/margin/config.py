@@ -225,7 +225,7 @@ class RunSettings(_Model):
     `repeats` executions per prompt, each try a journaled attempt linked to its execution."""
     adaptive: bool = False
     """Adaptive repeats: run in rounds and give more repeats only to undecided cells, up to
-    `max_repeats` (see README, "Adaptive repeats")."""
+    `max_repeats` (see docs/adaptive.md)."""
     max_repeats: int = Field(default=20, ge=1, le=1000)
     """With `adaptive`: the repeat cap per (model, case, variant)."""
     adaptive_alpha: float = Field(default=0.05, gt=0, lt=0.5)
@@ -237,7 +237,7 @@ class RunSettings(_Model):
     goes"). Not with `adaptive` or `--shard`."""
     adaptive_delta: float = Field(default=0.02, ge=0, lt=0.5)
     """Accepted for older configs; no effect. A cell whose sequence lies within ±δ of its target
-    no longer stops as settled: the report would call it undecided (README, Adaptive repeats)."""
+    no longer stops as settled: the report would call it undecided (docs/adaptive.md)."""
     backoff_s: float = Field(default=1.0, ge=0, le=600)
     """First retry waits up to this long (random jitter), doubling each time."""
     workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = "auto"
