@@ -233,8 +233,8 @@ class RunSettings(_Model):
     early_stop: bool = False
     """Run each task's cases in a seeded random order, in rounds, and stop giving a model a
     task's cases once its model × task cell is decided by the confidence sequence of adaptive
-    repeats (`adaptive_alpha`) and the report's interval (README, "Where the first run's time
-    goes"). Not with `adaptive` or `--shard`."""
+    repeats (`adaptive_alpha`) and the report's interval (docs/measured.md, "Where the first run's
+    time goes"). Not with `adaptive` or `--shard`."""
     adaptive_delta: float = Field(default=0.02, ge=0, lt=0.5)
     """Accepted for older configs; no effect. A cell whose sequence lies within ±δ of its target
     no longer stops as settled: the report would call it undecided (docs/adaptive.md)."""
