@@ -3,8 +3,10 @@
 Both paths compose with PyYAML's Python composer and the same bounds (node count, recursive
 aliases, integer length), so lines and refusals are the same; libyaml only scans and parses,
 about ten times faster. A file libyaml cannot parse is read again by the Python parser, so every
-syntax message is worded the same whichever path a machine has. `margin.suite.source` turns what
-this raises into one-line errors.
+syntax message is worded the same whichever path a machine has. libyaml accepts a little the
+Python parser refuses (a tab between the items of a flow list, `[1,\t2]`, which YAML allows);
+nothing it accepts escapes a bound. `margin.suite.source` turns what this raises into one-line
+errors.
 """
 
 from __future__ import annotations
@@ -116,8 +118,8 @@ if yaml.__with_libyaml__:
 
 def compose(text: str) -> tuple[yaml.Node | None, SafeConstructor]:
     """The document's node tree, through libyaml when it is there. A file libyaml refuses is
-    read again by the Python parser, so every message (and what counts as an error) is the
-    Python parser's; a refusal by the shared composer is the same on both paths."""
+    read again by the Python parser, so every message is the Python parser's; a refusal by the
+    shared composer is the same on both paths."""
     if _CBoundedLoader is not None and _NON_PRINTABLE.search(text) is None:
         fast = _CBoundedLoader(text)
         try:
