@@ -29,6 +29,7 @@ from margin.execute.shards import parse_shard
 from margin.execute.timing import write_timing
 from margin.report import render_report
 from margin.results.document import read_results
+from margin.suite.tasks import Suite
 
 
 def _options(decorators: list[Callable[[F], F]]) -> Callable[[F], F]:
@@ -165,7 +166,7 @@ def command(
         ray_address=ray_address,
     )
     result = _run(inputs, out, no_cache, refresh, retry_errors, policy_texts, shard_text)
-    _print_timing(result, *_print_summary(result.folder))
+    _print_timing(result, *_print_summary(result.folder, inputs.suites))
     click.echo(f"run directory: {result.folder}")
     _report_stops(result.stats, inputs.settings.max_cost)
 
@@ -249,12 +250,12 @@ def _report_stops(stats: RunStats, max_cost: float | None) -> None:
         raise click.exceptions.Exit(1)
 
 
-def _print_summary(folder: Path) -> tuple[float, float]:
+def _print_summary(folder: Path, suites: list[Suite]) -> tuple[float, float]:
     """The decision per feature first, then the run's models with their intervals and the
     one-model recommendation (`margin score` has more); the seconds scoring and the report
-    took."""
+    took. `suites`, the run's as loaded at its start, spare parsing its copies again."""
     started = time.perf_counter()
-    scores = score_run(folder)
+    scores = score_run(folder, suites=suites)
     scored = time.perf_counter()
     if scores.models.empty:
         click.echo("no attempts recorded")

@@ -8,6 +8,7 @@ into results.json.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -128,13 +129,15 @@ def score_attempts(
     )
 
 
-def score_run(folder: Path, alpha: float = ALPHA) -> Scores:
-    """Score the run directory `folder`; a folder that is not a run is a UserError."""
+def score_run(folder: Path, alpha: float = ALPHA, suites: Sequence[Suite] | None = None) -> Scores:
+    """Score the run directory `folder`; a folder that is not a run is a UserError. `suites`,
+    the suites the run was started with in this process (its copies are those files), spare
+    parsing the copies again; the copies are read when their names differ."""
     run_file = read_run_file(folder)
     if run_file is None:
         raise UserError("not a margin run directory (no run.json)", path=folder)
     models = [ModelSpec.model_validate(m) for m in run_file.get("models") or []]
-    suites = _suite_copies(folder, run_file)
+    suites = _started_with(suites, run_file) or _suite_copies(folder, run_file)
     settings = RunSettings.model_validate(run_file.get("settings") or {})
     targets, budgets = task_targets(suites, settings)
     attempts = read_attempts(folder / str(run_file.get("journal") or JOURNAL_NAME))
@@ -178,6 +181,13 @@ def task_targets(suites: list[Suite], settings: RunSettings) -> tuple[Targets, B
             targets[key] = settings.target or suite.task_target(task)
             budgets[key] = task.max_p95_s if task.max_p95_s is not None else settings.max_p95_s
     return targets, budgets
+
+
+def _started_with(suites: Sequence[Suite] | None, run_file: dict[str, Any]) -> list[Suite]:
+    """`suites` in the run file's order when they are the run's suites by name, else []."""
+    names = list(run_file.get("suites") or {})
+    by_name = {suite.suite: suite for suite in suites or ()}
+    return [by_name[name] for name in names] if names and set(names) == set(by_name) else []
 
 
 def _suite_copies(folder: Path, run_file: dict[str, Any]) -> list[Suite]:
