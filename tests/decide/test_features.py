@@ -78,9 +78,9 @@ def test_small_medium_and_a_cascade_each_win_their_feature() -> None:
     assert found.mix.latency_p95 == 3.0  # a policy chosen: the largest p95 bounds the mixture's
     assert found.mix.single_model is None and "no single model crosses" in found.mix.line
     [area] = found.areas
-    # medium and large each cross 2 of 3; the tie goes to the earlier (cheaper) in the config
-    assert area.model is None and area.closest == "medium"
-    assert area.line == "s (3 tasks) → no one model crosses all 3; closest medium crosses 2 of 3"
+    # medium and large each cross 2 of 3; large's worst task (30/40) is nearer than medium's
+    assert area.model is None and area.closest == "large"
+    assert area.line == "s (3 tasks) → no one model crosses all 3; closest large crosses 2 of 3"
 
 
 def test_an_oracle_or_a_short_policy_is_never_chosen() -> None:

@@ -62,7 +62,8 @@ def area_rows(
     order: Sequence[str],
 ) -> list[AreaRow]:
     """Per suite: the cheapest model that crosses every one of its tasks within their budgets
-    (cost weighted by the tasks' traffic), the runner-up, else the model that crosses most."""
+    (cost weighted by the tasks' traffic), the runner-up, else the closest: the model that
+    crosses most of them, then the one whose worst task has the highest lower bound."""
     rows = []
     for suite, cells in tasks.groupby("suite", observed=True, sort=False):
         count = cells[["suite", "task"]].drop_duplicates().shape[0]
@@ -74,9 +75,11 @@ def area_rows(
                 for row in mine.to_dict("records")
             ]
             cost = _weighted_cost(mine, shares)
-            ranked.append((sum(ok), cost, order.index(str(model)), str(model)))
+            worst = float(mine["low"].astype(float).min())
+            ranked.append((sum(ok), cost, order.index(str(model)), str(model), worst))
         whole = sorted((r for r in ranked if r[0] == count), key=lambda r: (_inf(r[1]), r[2]))
-        best = max(ranked, key=lambda r: (r[0], -r[2])) if ranked else None
+        # the closest: crosses the most tasks, then has the highest worst lower bound
+        best = max(ranked, key=lambda r: (r[0], r[4], -r[2])) if ranked else None
         rows.append(_area(str(suite), count, whole, best))
     return rows
 
