@@ -94,8 +94,11 @@ def _area(suite: str, count: int, whole: list, best: tuple | None) -> AreaRow:  
                        runner_up=whole[1][3] if len(whole) > 1 else None,
                        cost_per_1000=cost, closest=None, line=line)  # fmt: skip
     closest = best[3] if best else None
-    line = f"{suite} ({tasks}) → no one model crosses all {count}" + (
-        f"; closest {closest} crosses {best[0]} of {count}" if best else ""
+    every = "no model crosses it" if count == 1 else f"no one model crosses all {count}"
+    line = f"{suite} ({tasks}) → {every}" + (
+        f"; closest {closest}" + (f" crosses {best[0]} of {count}" if count > 1 else "")
+        if best
+        else ""
     )
     return AreaRow(suite=suite, tasks=count, model=None, runner_up=None, cost_per_1000=None,
                    closest=closest, line=line)  # fmt: skip
