@@ -176,10 +176,15 @@ def test_margin_and_capability_charts_from_noisy_results(tmp_path: Path) -> None
     for level, results in [(0.05, "1111111111"), (0.1, "1111100000")]:
         noise = {"variant": f"p0~typos@{level}v1", "noise": ("typos", level)}
         records += outcomes("m", results, **noise) + outcomes("n", "0000000000", **noise)
-    folder = make_run(tmp_path / "run", records, models=[
-        {"name": "m", "model": "openai/m", "params": "1.5B"},
-        {"name": "n", "model": "openai/n", "params": "0.5B"},
-    ], settings={"target": 0.65})  # fmt: skip  (10/10 crosses it: 0.025^(1/10) = 0.69)
+    folder = make_run(
+        tmp_path / "run",
+        records,
+        models=[
+            {"name": "m", "model": "openai/m", "params": "1.5B"},
+            {"name": "n", "model": "openai/n", "params": "0.5B"},
+        ],
+        settings={"target": 0.65},
+    )  # fmt: skip  (10/10 crosses it: 0.025^(1/10) = 0.69)
     render_report(folder)
     results = read_results(folder)
     (chart,) = margin_charts(results)

@@ -60,7 +60,10 @@ def fits(latency_p95: float | None, budget: float | None) -> bool:
 def crossing_models(cells: pd.DataFrame, budget: float | None, order: Sequence[str]) -> list[Cell]:
     """The task's cells that cross within the budget, cheapest first."""
     crossing = cells[cells["verdict"] == CROSSES]
-    ordered = cheapest_first(crossing, order).to_dict("records")
+    ordered: list[Cell] = [
+        {str(k): v for k, v in row.items()}
+        for row in cheapest_first(crossing, order).to_dict("records")
+    ]
     return [c for c in ordered if fits(_number(c.get("latency_p95")), budget)]
 
 
