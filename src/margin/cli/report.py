@@ -39,15 +39,28 @@ from margin.report import render_report
     help="A baseline run directory: also write changes.html, the attempts that flipped pass → "
     "fail and fail → pass per model since BASE, with both answers side by side.",
 )
+@option(
+    "--rescore",
+    env="MARGIN_REPORT_RESCORE",
+    is_flag=True,
+    help="Score the journal again even when results.json records being scored from the run's "
+    "files as they are now (otherwise it is reused).",
+)
 def command(
-    run_dir: Path, out: Path | None, templates: Path | None, full: bool, baseline: Path | None
+    run_dir: Path,
+    out: Path | None,
+    templates: Path | None,
+    full: bool,
+    baseline: Path | None,
+    rescore: bool,
 ) -> None:
     """Write RUN_DIR's report: index.html (one self-contained page, with the answers side by
     side), summary.md (fits a CI job summary), results.json (versioned; `margin schema --kind
     results`) and junit.xml (one test case per model × task: crossed, fell short, or undecided
-    as skipped); with --full, answers-N.html; with --baseline, changes.html.
+    as skipped); with --full, answers-N.html; with --baseline, changes.html. A results.json
+    scored from the run's files as they are now is reused, not scored again (--rescore forces).
     """
-    files = render_report(run_dir, out, templates, full=full, baseline=baseline)
+    files = render_report(run_dir, out, templates, full=full, baseline=baseline, rescore=rescore)
     written = [files.html, *files.pages]
     if files.changes is not None:
         written.append(files.changes)

@@ -28,6 +28,7 @@ from margin.report.changes import CHANGES_NAME, baseline_journal, changes
 from margin.report.junit import junit_xml
 from margin.results.document import RESULTS_NAME, Results
 from margin.results.score import score_run
+from margin.results.source import current_results
 from margin.stats import numbers, phrases
 
 SUMMARY_LIMIT = 1_000_000
@@ -93,15 +94,20 @@ def render_report(
     scores: Scores | None = None,
     full: bool = False,
     baseline: Path | None = None,
+    rescore: bool = False,
 ) -> ReportFiles:
     """The score stage writes results.json (into `out`, default the run; `scores` spares it
     scoring again), then the page, the summary and JUnit are rendered from that document;
     with `full`, every answer side by side in answers-N.html; with `baseline` (a run
-    directory), what flipped since it in changes.html."""
+    directory), what flipped since it in changes.html. A results.json already in `out` that
+    records being scored from the run's files as they are now is used as it is, unless
+    `rescore`."""
     target = out or folder
     if baseline is not None:
         baseline_journal(baseline)  # a wrong baseline is refused before anything is written
-    results = score_run(folder, target, scores)  # scored first: a damaged journal leaves no folder
+    results = None if rescore or scores is not None else current_results(folder, target)
+    if results is None:  # scored first: a damaged journal leaves no folder
+        results = score_run(folder, target, scores)
     return write_report(results, folder, target, templates, full, baseline)
 
 

@@ -71,6 +71,16 @@ class ModelFact(Row):
     """Its attempts run under batching: their latency is a shared model's, not one call's."""
 
 
+class SourceFacts(Row):
+    """What results.json was computed from: `margin report` reuses it while these still hold."""
+
+    margin_version: str
+    """The margin that scored."""
+    files: dict[str, str | None]
+    """Per file scoring read (run.json, the journal, judges.json, suites/NAME.yaml), relative
+    to the run directory: "size:sha256", or null when it was absent."""
+
+
 class RunFacts(Row):
     """What was run, by which versions, and what it cost."""
 
@@ -97,6 +107,8 @@ class RunFacts(Row):
     """What the repeats measure at the run's temperatures."""
     latency_note: str | None = None
     """Which models' latency was measured under batching (`parallel`), if any."""
+    source: SourceFacts | None = None
+    """The files this document was scored from, as they were (absent in older documents)."""
 
 
 class Results(Row):

@@ -17,13 +17,19 @@ from margin.decide.summary import recommendation_lines
 from margin.journal.rundir import make_folder
 from margin.results.build import build_results
 from margin.results.document import Results, read_results, write_results
+from margin.results.source import source_of
 
 
 def results_of(folder: Path, scores: Scores | None = None) -> Results:
     """The results of the run directory `folder`, scored (unless `scores` already did) and
-    built, not written; a folder that is not a run, or a damaged journal, is a UserError."""
+    built, not written; a folder that is not a run, or a damaged journal, is a UserError.
+
+    The inputs are recorded (`run.source`) as read before scoring: a journal that grows
+    meanwhile makes the document stale, never wrongly current."""
+    source = source_of(folder)
     scores = scores if scores is not None else score_journal(folder)
-    return build_results(folder, scores, recommendation_lines(scores))
+    results = build_results(folder, scores, recommendation_lines(scores))
+    return results.model_copy(update={"run": results.run.model_copy(update={"source": source})})
 
 
 def score_run(folder: Path, out: Path | None = None, scores: Scores | None = None) -> Results:
