@@ -64,7 +64,7 @@ def crossing_models(cells: pd.DataFrame, budget: float | None, order: Sequence[s
         {str(k): v for k, v in row.items()}
         for row in cheapest_first(crossing, order).to_dict("records")
     ]
-    return [c for c in ordered if fits(_number(c.get("latency_p95")), budget)]
+    return [c for c in ordered if fits(number(c.get("latency_p95")), budget)]
 
 
 def crossing_policies(
@@ -81,7 +81,7 @@ def crossing_policies(
         and p.low >= target
         and fits(p.latency_p95, budget)
     ]
-    return sorted(usable, key=lambda p: (_cost_key(p.cost_per_1000), _cost_key(p.latency_p95)))
+    return sorted(usable, key=lambda p: (cost_key(p.cost_per_1000), cost_key(p.latency_p95)))
 
 
 def feature_margins(margins: pd.DataFrame, model: str, key: Key) -> list[FeatureMargin]:
@@ -92,10 +92,10 @@ def feature_margins(margins: pd.DataFrame, model: str, key: Key) -> list[Feature
     return [
         FeatureMargin(
             axis=str(row["axis"]),
-            margin=_number(row["margin"]),
+            margin=number(row["margin"]),
             status=str(row["status"]),
-            breaks_at=_number(row["breaks_at"]),
-            drops_at=_number(row.get("drops_at")),
+            breaks_at=number(row["breaks_at"]),
+            drops_at=number(row.get("drops_at")),
         )
         for row in mine.to_dict("records")
     ]
@@ -118,14 +118,16 @@ def margin_words(margins: Sequence[FeatureMargin]) -> str:
     return "; ".join(parts)
 
 
-def _number(value: object) -> float | None:
+def number(value: object) -> float | None:
+    """A table value as a float, None when missing or NaN."""
     if value is None:
         return None
-    number = float(value)  # type: ignore[arg-type]
-    return None if number != number else number
+    as_float = float(value)  # type: ignore[arg-type]
+    return None if as_float != as_float else as_float
 
 
-def _cost_key(value: float | None) -> float:
+def cost_key(value: float | None) -> float:
+    """A cost or latency to sort by: a missing one last."""
     return np.inf if value is None or value != value else float(value)
 
 
@@ -141,8 +143,8 @@ def model_feature(
     words = margin_words(margins)
     line = (
         f"{base['suite']}/{base['task']} → {chosen['model']}: {rate} crosses {base['target']:g};"
-        f" {money(_number(chosen['cost_per_1000']))} / 1,000, p95"
-        f" {seconds(_number(chosen['latency_p95']))}; silent {silent}"
+        f" {money(number(chosen['cost_per_1000']))} / 1,000, p95"
+        f" {seconds(number(chosen['latency_p95']))}; silent {silent}"
         + (f"; {words}" if words else "")
         + (f"; runner-up {runner['model']}" if runner else "")
     )
@@ -152,25 +154,25 @@ def model_feature(
         choice=str(chosen["model"]),
         passes=int(chosen["passes"]),
         n=int(chosen["n"]),
-        rate=_number(chosen["rate"]),
+        rate=number(chosen["rate"]),
         low=float(chosen["low"]),
         high=float(chosen["high"]),
-        cost_per_1000=_number(chosen["cost_per_1000"]),
-        latency_p95=_number(chosen["latency_p95"]),
-        silent=None if _number(chosen.get("silent")) is None else int(chosen["silent"]),
-        guarded_n=None if _number(chosen.get("guarded_n")) is None else int(chosen["guarded_n"]),
+        cost_per_1000=number(chosen["cost_per_1000"]),
+        latency_p95=number(chosen["latency_p95"]),
+        silent=None if number(chosen.get("silent")) is None else int(chosen["silent"]),
+        guarded_n=None if number(chosen.get("guarded_n")) is None else int(chosen["guarded_n"]),
         silent_rate=_silent_rate(chosen),
-        silent_low=_number(chosen.get("silent_low")),
-        silent_high=_number(chosen.get("silent_high")),
+        silent_low=number(chosen.get("silent_low")),
+        silent_high=number(chosen.get("silent_high")),
         margins=margins,
         runner_up=None if runner is None else str(runner["model"]),
-        runner_up_cost_per_1000=None if runner is None else _number(runner["cost_per_1000"]),
+        runner_up_cost_per_1000=None if runner is None else number(runner["cost_per_1000"]),
         line=line,
     )
 
 
 def _silent_rate(cell: Cell) -> float | None:
-    silent, n = _number(cell.get("silent")), _number(cell.get("guarded_n"))
+    silent, n = number(cell.get("silent")), number(cell.get("guarded_n"))
     return None if silent is None or not n else silent / n
 
 
@@ -211,7 +213,7 @@ def no_feature(base: Cell, cells: pd.DataFrame) -> FeatureRow:
         return FeatureRow(**base, kind="none", choice=None, line=f"{head}: no judged attempts")
     closest = cells.sort_values(["low", "rate"], ascending=False, kind="stable").iloc[0]
     verdict = str(closest["verdict"])
-    more = _number(closest.get("more_cases")) if verdict == UNDECIDED else None
+    more = number(closest.get("more_cases")) if verdict == UNDECIDED else None
     rate = counted(int(closest["passes"]), int(closest["n"]), closest["low"], closest["high"])
     tail = f"; {more_cases_text(more)} would decide it" if verdict == UNDECIDED else ""
     if verdict == CROSSES:

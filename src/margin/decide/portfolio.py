@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from margin.decide.features import Key, feature_rows, fits, traffic_shares
+from margin.decide.features import Key, cost_key, feature_rows, fits, number, traffic_shares
 from margin.results.feature_rows import AreaRow, FeatureRow, MixRow
 from margin.results.policy_rows import PolicyRow
 from margin.stats.intervals import CROSSES
@@ -71,13 +71,13 @@ def area_rows(
         for model, mine in cells.groupby("model", observed=True, sort=False):
             ok = [
                 row["verdict"] == CROSSES
-                and fits(_float(row["latency_p95"]), budgets.get((str(suite), str(row["task"]))))
+                and fits(number(row["latency_p95"]), budgets.get((str(suite), str(row["task"]))))
                 for row in mine.to_dict("records")
             ]
             cost = _weighted_cost(mine, shares)
             worst = float(mine["low"].astype(float).min())
             ranked.append((sum(ok), cost, order.index(str(model)), str(model), worst))
-        whole = sorted((r for r in ranked if r[0] == count), key=lambda r: (_inf(r[1]), r[2]))
+        whole = sorted((r for r in ranked if r[0] == count), key=lambda r: (cost_key(r[1]), r[2]))
         # the closest: crosses the most tasks, then has the highest worst lower bound
         best = max(ranked, key=lambda r: (r[0], r[4], -r[2])) if ranked else None
         rows.append(_area(str(suite), count, whole, best))
@@ -201,12 +201,3 @@ def _weighted_cost(cells: pd.DataFrame, shares: Mapping[Key, float]) -> float | 
 def task_keys(cells: pd.DataFrame) -> list[Key]:
     """The (suite, task) of each row."""
     return [(str(s), str(t)) for s, t in zip(cells["suite"], cells["task"], strict=True)]
-
-
-def _float(value: object) -> float | None:
-    number = float(value)  # type: ignore[arg-type]
-    return None if number != number else number
-
-
-def _inf(value: float | None) -> float:
-    return np.inf if value is None else value
