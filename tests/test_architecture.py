@@ -2,7 +2,7 @@
 
 No import cycle, at module level or inside functions; the library never imports its CLI; the
 report, the gate and the pytest plugin never reach back into the runner or its executors;
-`margin.*` imports sit at module level; modules stay under 400 lines and functions under 60;
+`margin.*` imports sit at module level (but for the heavy stages in LAZY_STAGES); modules stay under 400 lines and functions under 60;
 tests mirror the packages. docs/architecture.md is the map these rules keep true.
 """
 
@@ -180,13 +180,22 @@ def test_report_gate_and_plugin_never_import_the_runner(modules: dict[str, Modul
     assert wrong == []
 
 
+LAZY_STAGES = {
+    ("margin.report", "margin.results.score"): "scoring loads only when results.json is stale",
+}
+"""The one exception to module-level `margin.*` imports: a stage whose imports are heavy
+(pandas, scipy) loaded by a function of a lighter stage only when it must run — each pair named
+here with its reason, and the function's import commented."""
+
+
 def test_margin_imports_sit_at_module_level(modules: dict[str, Module]) -> None:
-    """Inside a function only optional heavy dependencies load, each with its reason."""
+    """Inside a function only optional heavy dependencies load, each with its reason, and the
+    heavy stages listed in LAZY_STAGES."""
     inner = sorted(
         (name, line, target)
         for name, m in modules.items()
         for line, target in m.inner
-        if target.startswith("margin")
+        if target.startswith("margin") and (name, target) not in LAZY_STAGES
     )
     assert inner == []
 

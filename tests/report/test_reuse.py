@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +83,20 @@ def test_a_results_json_without_the_record_is_scored_again(
     no_scoring(monkeypatch)
     with pytest.raises(AssertionError, match="scored again"):
         render_report(run)
+
+
+def test_reporting_a_scored_run_loads_no_scoring_stack(run: Path) -> None:
+    """`margin report` on a run whose results.json is current imports neither pandas nor
+    scipy.stats: a fresh interpreter renders it and lists what it loaded."""
+    (run / "index.html").unlink()
+    code = (
+        "import sys; from margin.cli.main import main; sys.argv = ['margin', 'report', sys.argv[1]]\n"
+        "try:\n    main()\nexcept SystemExit as done:\n    assert not done.code, done.code\n"
+        "print(sorted(m for m in ('pandas', 'pyarrow', 'scipy.stats', 'statsmodels')"
+        " if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(run)], capture_output=True, text=True, check=True
+    )
+    assert (run / "index.html").exists()
+    assert done.stdout.strip().splitlines()[-1] == "[]"

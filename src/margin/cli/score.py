@@ -12,18 +12,13 @@ from rich.table import Table
 
 from margin.cli.options import option, run_dir_argument
 from margin.decide.scores import score_run
-from margin.decide.summary import (
-    decision_lines,
-    recommendation_lines,
-    task_verdicts_text,
-    verdicts_of,
-)
+from margin.decide.summary import decision_lines, recommendation_lines, verdicts_of
 from margin.errors import UserError
 from margin.results.frames import typed
 from margin.results.rows import ConditionRow, Row, TaskRow, ValidatorRow
 from margin.results.score import results_of
 from margin.stats.numbers import interval, money, percent, seconds
-from margin.stats.phrases import mean_text, share_text, silent_text
+from margin.stats.phrases import mean_text, share_text, silent_text, task_verdicts_text
 
 VIEWS = ("task", "condition", "validator")
 

@@ -9,9 +9,9 @@ import pandas as pd
 from margin.decide.scores import Scores
 from margin.results.feature_rows import AreaRow, FeatureRow, MixRow
 from margin.results.rows import ShortfallRow
-from margin.stats.intervals import CROSSES, FALLS_SHORT, UNDECIDED
+from margin.stats.intervals import FALLS_SHORT, UNDECIDED
 from margin.stats.numbers import money, more_cases_text, rate_with_interval, seconds
-from margin.stats.phrases import silent_text, undetectable_text
+from margin.stats.phrases import silent_text, task_verdicts_text, undetectable_text
 
 
 def model_lines(scores: Scores) -> list[str]:
@@ -34,20 +34,6 @@ def model_lines(scores: Scores) -> list[str]:
 def verdicts_of(tasks: pd.DataFrame, model: str) -> list[str]:
     """Each task's verdict for `model`, from a tasks table."""
     return [str(v) for v in tasks.loc[tasks["model"] == model, "verdict"]]
-
-
-def task_verdicts_text(verdicts: list[str], noun: bool = True) -> str:
-    """`crosses every task`, or how many of a model's task `verdicts` fall short and are
-    undecided (`falls short on 1 of 6 tasks`; without `noun`, `falls short on 1 of 6`)."""
-    if verdicts and all(v == CROSSES for v in verdicts):
-        return "crosses every task"
-    tasks = f" task{'s' if len(verdicts) != 1 else ''}" if noun else ""
-    parts = [
-        f"{status} on {verdicts.count(status)} of {len(verdicts)}{tasks}"
-        for status in (FALLS_SHORT, UNDECIDED)
-        if verdicts.count(status)
-    ]
-    return ", ".join(parts) or "no judged attempts"
 
 
 def task_lines(scores: Scores) -> list[str]:

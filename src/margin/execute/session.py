@@ -29,7 +29,7 @@ from margin.journal.records import JOURNAL_NAME, Journal, JournalState, journal_
 from margin.journal.rundir import default_run_dir, prepare_run_dir, run_dir_lock
 from margin.judges.trust import record_judges
 from margin.plan import Attempt, Plan, build_plan
-from margin.stats.frame import condition_name
+from margin.stats.conditions import condition_name
 from margin.suite.tasks import Suite
 
 NO_CACHE = Path("")

@@ -19,7 +19,7 @@ from markupsafe import escape
 from margin.journal.records import AttemptRecord, read_journal
 from margin.report.views import Clip, clip
 from margin.results.document import Results
-from margin.stats.frame import condition_name
+from margin.stats.conditions import condition_name
 
 MAX_ROWS_PER_TASK = 50
 """Rows of one task shown in index.html (`--full` writes every row)."""

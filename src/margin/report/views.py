@@ -16,7 +16,7 @@ from margin.journal.records import AttemptRecord, read_journal
 from margin.report.svg import Chart, Point, Series, render
 from margin.results.document import Results
 from margin.results.rows import PassKRow, TaskRow
-from margin.stats.frame import condition_name
+from margin.stats.conditions import condition_name
 from margin.stats.numbers import inside, percent, rate_with_interval
 from margin.stats.phrases import mean_text
 

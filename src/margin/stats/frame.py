@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from margin.journal.records import AttemptRecord, read_journal
+from margin.stats.conditions import condition_name
 
 LABELS = ["model", "suite", "task", "case", "variant", "noise_kind", "error"]
 """Text columns kept as categories (few distinct values, many rows)."""
@@ -84,13 +85,6 @@ class Attempts:
     steps: pd.DataFrame | None = None
     """The steps of delivery policies run for real (`margin run --policy`), the frame's columns
     plus `policy` and `step`; kept apart so that they never count as a bare model's attempts."""
-
-
-def condition_name(paraphrase: int, noise_kind: str, noise_level: float) -> str:
-    """`p0` (the clean prompt), `p2` (a paraphrase), or `typos@0.05` (noise on the prompt)."""
-    if noise_kind == "clean":
-        return f"p{paraphrase}"
-    return f"{noise_kind}@{noise_level:g}"
 
 
 def read_attempts(path: Path) -> Attempts:

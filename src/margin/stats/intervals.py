@@ -89,6 +89,13 @@ def rate_interval(
     return clopper_pearson_interval(passes, n, confidence)
 
 
+def share_interval(total: ArrayLike, cases: ArrayLike) -> tuple[Floats, Floats]:
+    """The 95% interval of a mean over `cases` independent cases of values in [0, 1] whose sum
+    is `total` (`rate_interval` on (total, cases); `margin.stats.shares` says why a bounded
+    mean may be treated as a coin with that mean). n = 0 gives [0, 1]."""
+    return rate_interval(total, cases)
+
+
 def design_effect(
     n: ArrayLike,
     total: ArrayLike,

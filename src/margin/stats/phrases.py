@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from margin.stats.intervals import rate_interval
+from margin.stats.intervals import CROSSES, FALLS_SHORT, UNDECIDED, rate_interval, share_interval
 from margin.stats.numbers import interval, percent, rate_with_interval
-from margin.stats.shares import share_interval
 
 NOT_RECORDED = "not recorded (journal before guards)"
 """What a cell without guard outcomes says instead of a silent-failure rate."""
@@ -90,3 +89,17 @@ def share_text(value: Any, low: Any, high: Any, cases: Any) -> str:
     if _missing(low) or _missing(high):
         return f"{k}/{count} {percent(float(value), k, count)} (no interval in this results.json)"
     return rate_with_interval(k, count, float(low), float(high))
+
+
+def task_verdicts_text(verdicts: list[str], noun: bool = True) -> str:
+    """`crosses every task`, or how many of a model's task `verdicts` fall short and are
+    undecided (`falls short on 1 of 6 tasks`; without `noun`, `falls short on 1 of 6`)."""
+    if verdicts and all(v == CROSSES for v in verdicts):
+        return "crosses every task"
+    tasks = f" task{'s' if len(verdicts) != 1 else ''}" if noun else ""
+    parts = [
+        f"{status} on {verdicts.count(status)} of {len(verdicts)}{tasks}"
+        for status in (FALLS_SHORT, UNDECIDED)
+        if verdicts.count(status)
+    ]
+    return ", ".join(parts) or "no judged attempts"

@@ -13,17 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
 
 from margin.stats.cells import case_counts, interval_table
-from margin.stats.intervals import Floats, rate_interval
-
-
-def share_interval(total: ArrayLike, cases: ArrayLike) -> tuple[Floats, Floats]:
-    """The 95% interval of a mean over `cases` independent cases of values in [0, 1] whose sum
-    is `total` (`rate_interval` on (total, cases); see the module docstring for why a bounded
-    mean may be treated as a coin with that mean). n = 0 gives [0, 1]."""
-    return rate_interval(total, cases)
+from margin.stats.intervals import share_interval
 
 
 def with_share_intervals(table: pd.DataFrame, frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
