@@ -32,7 +32,8 @@ import sys
 import numpy as np
 from scipy import stats
 
-from margin.execute.adaptive import closing_verdicts, round_sizes
+from margin.execute.adaptive import closing_verdicts
+from margin.execute.rounds import round_sizes
 from margin.stats.intervals import CROSSES, FALLS_SHORT, UNDECIDED, rate_interval, verdicts
 
 LIMIT = 0.60

@@ -13,6 +13,8 @@ then `margin report` on that run and `margin --help`. It prints the medians of:
   fixed        wall − eval span: start-up, loading, scoring, reporting;
   CPU ms/call  user + system CPU of the whole process tree ÷ calls;
   peak RSS     the command's own process (worker processes aside), read at its exit;
+  child MB     the largest peak RSS of its child processes (margin: a worker or the scorer
+               that scores and reports the run, forked before the calls);
 and the ratios margin ÷ bare. Acceptance (issue 27): wall ratio ≤ 1.0, fixed ≤ bare's + 1 s,
 `margin report` ≤ 1 s, `margin --help` ≤ 0.1 s, margin's peak RSS ≤ 250 MB. Exits 1 when one
 is missed. Timings on a shared machine move together; compare ratios, not seconds.
@@ -46,11 +48,13 @@ MARGIN_ENV = {
 
 
 def _report_peak_rss(path: str) -> None:
-    """At exit, write this process's own peak RSS in MB (children not included) to `path`."""
+    """At exit, write this process's own peak RSS in MB (children not included) and the largest
+    of its ended children's (margin: a worker or the scorer) to `path`."""
 
     def write() -> None:
-        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        Path(path).write_text(f"{peak_kb / 1024:.1f}")
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        Path(path).write_text(f"{own / 1024:.1f} {child / 1024:.1f}")
 
     atexit.register(write)
 
@@ -127,8 +131,14 @@ def measure(
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv[:4])} … failed:\n{done.stderr[-3000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    rss = float(rss_file.read_text()) if rss_file.exists() else float("nan")
-    return {"wall": wall, "cpu": cpu, "rss": rss, "stdout": done.stdout}
+    own, child = rss_file.read_text().split() if rss_file.exists() else ("nan", "nan")
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "rss": float(own),
+        "child_rss": float(child),
+        "stdout": done.stdout,
+    }
 
 
 def journal_span(run_dir: Path) -> float:
@@ -185,6 +195,7 @@ def summary(rounds: list[dict[str, dict]], calls: int) -> dict[str, dict[str, fl
             "wall": statistics.median(float(r["wall"]) for r in runs),
             "cpu_ms_per_call": statistics.median(float(r["cpu"]) for r in runs) / calls * 1000,
             "rss": statistics.median(float(r["rss"]) for r in runs),
+            "child_rss": statistics.median(float(r["child_rss"]) for r in runs),
         }
         if "span" in runs[0]:
             figures["span"] = statistics.median(float(r["span"]) for r in runs)
@@ -247,7 +258,10 @@ def print_summary(m: dict[str, dict[str, float]], args: argparse.Namespace) -> i
         f" command in a fresh process (load average now {os.getloadavg()[0]:.1f} on"
         f" {os.cpu_count()} cores)"
     )
-    print(f"{'':<24} {'wall s':>7} {'eval s':>7} {'fixed s':>8} {'CPU ms/call':>11} {'RSS MB':>7}")
+    print(
+        f"{'':<24} {'wall s':>7} {'eval s':>7} {'fixed s':>8} {'CPU ms/call':>11} {'RSS MB':>7}"
+        f" {'child MB':>8}"
+    )
     labels = [("", "")] + ([("before ", " (before)")] if args.before else [])
     for kind, label in [
         ("bare", "bare litellm"),
@@ -256,7 +270,7 @@ def print_summary(m: dict[str, dict[str, float]], args: argparse.Namespace) -> i
         f = m[kind]
         print(
             f"{label:<24} {f['wall']:>7.2f} {f['span']:>7.2f} {f['fixed']:>8.2f}"
-            f" {f['cpu_ms_per_call']:>11.2f} {f['rss']:>7.0f}"
+            f" {f['cpu_ms_per_call']:>11.2f} {f['rss']:>7.0f} {f['child_rss']:>8.0f}"
         )
     for prefix, name in labels:
         for kind, label in (

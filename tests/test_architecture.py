@@ -182,6 +182,9 @@ def test_report_gate_and_plugin_never_import_the_runner(modules: dict[str, Modul
 
 LAZY_STAGES = {
     ("margin.report", "margin.results.score"): "scoring loads only when results.json is stale",
+    ("margin.execute.session", "margin.execute.adaptive"): "only an adaptive run reads rounds",
+    ("margin.execute.session", "margin.execute.early_stop"): "only an early-stopping run does",
+    ("margin.cli.scorer", "margin.cli.run_summary"): "scored in a process forked for it",
 }
 """The one exception to module-level `margin.*` imports: a stage whose imports are heavy
 (pandas, scipy) loaded by a function of a lighter stage only when it must run — each pair named

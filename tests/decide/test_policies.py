@@ -8,7 +8,8 @@ import itertools
 import numpy as np
 import pytest
 
-from margin.decide.policies import ORACLE_LABEL, UNGUARDED_LABEL, estimate, parse_policy
+from margin.decide.policies import estimate
+from margin.decide.policy_spec import ORACLE_LABEL, UNGUARDED_LABEL, parse_policy
 from margin.errors import UserError
 from margin.stats import attempts_of
 from tests.stats.records import record

@@ -7,7 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from margin.execute.adaptive import round_sizes
+from margin.execute.rounds import round_sizes
 from margin.journal.records import read_journal
 from tests.conftest import run_cli
 

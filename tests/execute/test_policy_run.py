@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from margin.decide.policies import ORACLE_LABEL, parse_policy
 from margin.decide.policy_runs import executions, measured
+from margin.decide.policy_spec import ORACLE_LABEL, parse_policy
 from margin.journal.records import read_journal
 from margin.providers.scripts import Rule, Script
 from margin.stats import attempts_of

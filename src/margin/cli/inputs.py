@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from margin.config import ModelSpec, RunSettings, load_models, load_run_settings
-from margin.execute.adaptive import planned_settings
+from margin.execute.rounds import planned_settings
 from margin.plan import Plan, build_plan
 from margin.suite.load import load_suites
 from margin.suite.tasks import Suite

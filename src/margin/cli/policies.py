@@ -11,8 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from margin.cli.options import option, run_dir_argument
-from margin.decide.policies import Policy, estimate_all, parse_policy
+from margin.decide.policies import estimate_all
 from margin.decide.policy_runs import measured
+from margin.decide.policy_spec import Policy, parse_policy
 from margin.decide.scores import run_targets
 from margin.errors import UserError
 from margin.journal.rundir import read_run_file

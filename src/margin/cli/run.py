@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,18 +17,14 @@ from margin.cli.options import (
     option,
     suites_argument,
 )
-from margin.decide.policies import parse_policy
-from margin.decide.scores import score_run
-from margin.decide.summary import decision_lines, model_lines, recommendation_lines, task_lines
+from margin.cli.scorer import Scorer
+from margin.decide.policy_spec import parse_policy
 from margin.execute.delivery import RunStats
 from margin.execute.executors.ray import ray_module
 from margin.execute.progress import progress_for_terminal
 from margin.execute.session import NO_CACHE, RunResult, run
 from margin.execute.shards import parse_shard
 from margin.execute.timing import write_timing
-from margin.report import render_report
-from margin.results.document import read_results
-from margin.suite.tasks import Suite
 
 
 def _options(decorators: list[Callable[[F], F]]) -> Callable[[F], F]:
@@ -165,8 +160,13 @@ def command(
         executor=executor,
         ray_address=ray_address,
     )
-    result = _run(inputs, out, no_cache, refresh, retry_errors, policy_texts, shard_text)
-    _print_timing(result, *_print_summary(result.folder, inputs.suites))
+    # The scorer forks now, before litellm loads, and imports the scoring stack during the calls.
+    with Scorer(inputs.suites) as scorer:
+        result = _run(inputs, out, no_cache, refresh, retry_errors, policy_texts, shard_text)
+        summary = scorer.finish(result.folder)
+    for line in summary.lines:
+        click.echo(line)
+    _print_timing(result, summary.score_s, summary.report_s)
     click.echo(f"run directory: {result.folder}")
     _report_stops(result.stats, inputs.settings.max_cost)
 
@@ -248,37 +248,3 @@ def _report_stops(stats: RunStats, max_cost: float | None) -> None:
             err=True,
         )
         raise click.exceptions.Exit(1)
-
-
-def _print_summary(folder: Path, suites: list[Suite]) -> tuple[float, float]:
-    """The decision per feature first, then the run's models with their intervals and the
-    one-model recommendation (`margin score` has more); the seconds scoring and the report
-    took. `suites`, the run's as loaded at its start, spare parsing its copies again."""
-    started = time.perf_counter()
-    scores = score_run(folder, suites=suites)
-    scored = time.perf_counter()
-    if scores.models.empty:
-        click.echo("no attempts recorded")
-        return scored - started, 0.0
-    files = render_report(folder, scores=scores)  # scored once, above
-    reported = time.perf_counter() - scored
-    results = read_results(files.results)
-    policies = [line for line in results.recommendation.lines if line.startswith("Policy ")]
-    for line in [
-        *decision_lines(results.features, results.areas, results.mix),
-        *model_lines(scores),
-        *task_lines(scores),
-        *recommendation_lines(scores),
-        *policies,
-    ]:
-        click.echo(line)
-    for judge in results.judges:
-        name = judge.judge or "(none)"
-        trust = "trusted" if judge.trusted else "NOT trusted, cannot decide a gate"
-        click.echo(
-            f"judge {name} on {judge.suite}/{judge.task}: {judge.scored} scored,"
-            f" {judge.unscored} unscored; {trust} ({judge.status})"
-        )
-    click.echo(f"report: {files.html} (also summary.md, results.json, junit.xml)")
-    click.echo(f"details: margin score {folder}")
-    return scored - started, reported

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from margin.decide.policies import ORACLE_LABEL, Policy
+from margin.decide.policy_spec import ORACLE_LABEL, Policy
 from margin.results.policy_rows import PolicyRunRow
 from margin.stats.cells import TASK, Targets, cell_table
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from margin.config import ModelSpec, RunSettings
 from margin.decide import rank
+from margin.decide.targets import Budgets, task_targets
 from margin.errors import UserError
 from margin.journal.records import JOURNAL_NAME
 from margin.journal.rundir import read_run_file
@@ -37,8 +38,6 @@ from margin.stats.robustness import margins, noise_drops, paraphrase_spread
 from margin.stats.shares import with_pass_k_intervals, with_share_intervals, with_wordings_pooled
 from margin.suite.load import load_suite
 from margin.suite.tasks import Suite
-
-Budgets = dict[tuple[str, str], float | None]
 
 
 @dataclass(frozen=True)
@@ -168,19 +167,6 @@ def run_targets(folder: Path, run_file: dict[str, Any]) -> tuple[Targets, Budget
     """The targets and latency budgets of the run directory `folder` (from its suite copies)."""
     settings = RunSettings.model_validate(run_file.get("settings") or {})
     return task_targets(_suite_copies(folder, run_file), settings)
-
-
-def task_targets(suites: list[Suite], settings: RunSettings) -> tuple[Targets, Budgets]:
-    """Each task's reliability target (the run's override, the task's, else the suite's) and
-    latency budget (the task's, else the run's)."""
-    targets: dict[tuple[str, str], float] = {}
-    budgets: Budgets = {}
-    for suite in suites:
-        for task in suite.tasks:
-            key = (suite.suite, task.id)
-            targets[key] = settings.target or suite.task_target(task)
-            budgets[key] = task.max_p95_s if task.max_p95_s is not None else settings.max_p95_s
-    return targets, budgets
 
 
 def _started_with(suites: Sequence[Suite] | None, run_file: dict[str, Any]) -> list[Suite]:

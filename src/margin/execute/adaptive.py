@@ -12,37 +12,17 @@ the same command gives the same attempts.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from margin.config import RunSettings
+from margin.execute.rounds import round_sizes
 from margin.stats.cells import CONDITION, TASK, Targets, case_counts, interval_table
 from margin.stats.frame import read_attempts
 from margin.stats.intervals import UNDECIDED, rate_interval, verdicts
 from margin.stats.sequential import sequential_verdicts
-
-FIRST_ROUND = 2
-GROWTH = 1.5
-
-
-def planned_settings(settings: RunSettings) -> RunSettings:
-    """The settings a run is planned with: an adaptive run's plan holds every repeat up to its
-    cap (its rounds run them in turn); any other run's, its settings as they are."""
-    if not settings.adaptive:
-        return settings
-    return settings.model_copy(update={"repeats": settings.max_repeats})
-
-
-def round_sizes(cap: int) -> list[int]:
-    """Repeats reached after each round: 2, 3, 5, 8, 12, … capped."""
-    sizes = [min(FIRST_ROUND, cap)]
-    while sizes[-1] < cap:
-        sizes.append(min(cap, max(sizes[-1] + 1, math.ceil(sizes[-1] * GROWTH))))
-    return sizes
 
 
 def closing_verdicts(

@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from margin.config import RunSettings
-from margin.decide.policies import Policy
+from margin.decide.policy_spec import Policy
 from margin.execute.delivery import RunStats
 from margin.execute.shards import shard_of
 from margin.journal.records import JournalState, journal_state

@@ -14,15 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from margin.config import ModelSpec, RunSettings, default_cache_dir
-from margin.decide.policies import Policy, parse_policy
-from margin.decide.scores import task_targets
+from margin.decide.policy_spec import Policy, parse_policy
+from margin.decide.targets import task_targets
 from margin.errors import UserError
-from margin.execute.adaptive import decided_cells, planned_settings, round_sizes
 from margin.execute.delivery import Progress, RunStats
-from margin.execute.early_stop import finished_now, run_case_rounds
 from margin.execute.executors import execute
 from margin.execute.lanes import prefix_order
 from margin.execute.policy_run import run_policies
+from margin.execute.rounds import planned_settings, round_sizes
 from margin.execute.shards import Shard, shard_of
 from margin.execute.timing import RunTiming, local_snapshot, run_timing, write_timing
 from margin.journal.records import JOURNAL_NAME, Journal, JournalState, journal_state
@@ -160,6 +159,9 @@ def _rounds(
     `early_stop`). The last round's totals, whether every round ran through (no model halted,
     no budget stop, no attempt left unrun), and the attempts early stopping left unrun."""
     if settings.early_stop:
+        # lazy: early stopping reads the journal with pandas between rounds; a plain run never
+        from margin.execute.early_stop import finished_now, run_case_rounds
+
         targets, _ = task_targets(suites, settings)
         cases = run_case_rounds(
             plan.attempts,
@@ -209,6 +211,9 @@ def _still_open(
     pending: list[Attempt], journal: Path, suites: list[Suite], settings: RunSettings
 ) -> list[Attempt]:
     """The attempts whose condition cell or task cell the confidence sequence left open."""
+    # lazy: adaptive decisions read the journal with pandas between rounds; a plain run never
+    from margin.execute.adaptive import decided_cells
+
     targets, _ = task_targets(suites, settings)
     conditions, tasks = decided_cells(
         journal, targets, settings.adaptive_alpha, settings.adaptive_delta

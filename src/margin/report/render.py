@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,11 @@ class ReportFiles:
     """changes.html: what flipped since a baseline (`--baseline`)."""
 
 
+@lru_cache(maxsize=8)
 def environment(templates: Path | None = None, markdown: bool = False) -> Environment:
-    """The Jinja Environment: a user's template folder first, then margin's own. HTML is
+    """The Jinja Environment: a user's template folder first, then margin's own (one per
+    folder and kind, kept: its compiled templates are reused, and recompiled when a file
+    changes). HTML is
     autoescaped; Markdown (`markdown`) is not — an apostrophe stays an apostrophe — but every
     value has `<`, `>` and `&` as entities and `|` escaped, so no text from a suite or an answer
     becomes markup or breaks a table."""
@@ -165,6 +169,14 @@ def page_view(results: Results, folder: Path) -> dict[str, Any]:
         "failures": views.failures(journal, results),
         "results_name": RESULTS_NAME,
     }
+
+
+def compile_templates() -> None:
+    """Compile margin's own page, script and summary templates now (kept with their
+    Environment): the scorer of `margin run` does it while the calls run."""
+    for name in ("index.html.j2", "page.js.j2"):
+        environment().get_template(name)
+    environment(markdown=True).get_template("summary.md.j2")
 
 
 def markdown_safe(value: Any) -> Any:

@@ -14,8 +14,9 @@ from typing import Any
 import pandas as pd
 
 from margin.config import RunSettings
-from margin.decide.policies import estimate_all, parse_policy
+from margin.decide.policies import estimate_all
 from margin.decide.policy_runs import measured
+from margin.decide.policy_spec import parse_policy
 from margin.decide.portfolio import decide
 from margin.decide.scores import Scores
 from margin.errors import UserError

@@ -224,7 +224,7 @@ class _PipeSink:
         self.conn.send_bytes(b"R" + body)
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """Ask Linux to SIGKILL this worker when its parent dies, even by SIGKILL."""
     if not sys.platform.startswith("linux"):
         return
@@ -236,7 +236,7 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _child(job: Job, budget: Budget, conn: Connection, parent: int) -> None:
-    _die_with_parent(parent)
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     forget_clients()  # clients copied from the parent belong to its event loop
