@@ -7,10 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from multiprocessing.context import ForkProcess
 from pathlib import Path
 
 import pytest
 
+import margin.cli.scorer as scorer_module
+from margin.cli import run_summary
 from margin.cli.scorer import Scorer
 from margin.errors import UserError
 from margin.providers.scripts import Script
@@ -111,6 +115,32 @@ def test_a_damaged_journal_is_the_users_error_with_its_line(run: Path) -> None:
 def test_a_run_that_ends_in_an_error_stops_its_scorer(run: Path) -> None:
     with pytest.raises(KeyboardInterrupt), Scorer([]) as scorer:
         raise KeyboardInterrupt
-    assert scorer.child is not None
-    assert scorer.child.exitcode == 0  # it read end-of-file and ended; nothing was scored
+    assert scorer.child is not None and not scorer.child.is_alive()  # stopped, not waited for
     assert not (run / "results.json").exists()
+
+
+def test_a_scorer_never_ready_is_stopped_and_the_run_scored_here(
+    run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scorer stuck before it is ready (here: its preparation never returns) cannot hold the
+    run: READY_S after the calls end it is stopped and the run's process scores."""
+    monkeypatch.setattr(run_summary, "prepare", lambda: time.sleep(3600))
+    monkeypatch.setattr(scorer_module, "READY_S", 0.2)
+    with Scorer([]) as scorer:
+        summary = scorer.finish(run)
+        assert scorer.child is not None and not scorer.child.is_alive()
+    assert "Decision per feature:" in summary.lines
+    assert (run / "index.html").exists()
+
+
+def test_a_fork_that_fails_leaves_the_run_scored_here(
+    run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(self: object) -> None:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(ForkProcess, "start", refuse)
+    with Scorer([]) as scorer:
+        assert scorer.child is None and scorer.conn is None
+        summary = scorer.finish(run)
+    assert "Decision per feature:" in summary.lines

@@ -17,7 +17,7 @@ from margin.cli.options import (
     option,
     suites_argument,
 )
-from margin.cli.scorer import Scorer
+from margin.cli.scorer import Scorer, Summary
 from margin.decide.policy_spec import parse_policy
 from margin.execute.delivery import RunStats
 from margin.execute.executors.ray import ray_module
@@ -160,15 +160,20 @@ def command(
         executor=executor,
         ray_address=ray_address,
     )
-    # The scorer forks now, before litellm loads, and imports the scoring stack during the calls.
-    with Scorer(inputs.suites) as scorer:
+    with Scorer(inputs.suites) as scorer:  # forked before litellm loads (margin.cli.scorer)
         result = _run(inputs, out, no_cache, refresh, retry_errors, policy_texts, shard_text)
         summary = scorer.finish(result.folder)
+    _print_end(result, summary, inputs.settings.max_cost)
+
+
+def _print_end(result: RunResult, summary: Summary, max_cost: float | None) -> None:
+    """The scorer's lines, where the time went, the run directory, then why any attempts were
+    left unrun (`_report_stops`)."""
     for line in summary.lines:
         click.echo(line)
     _print_timing(result, summary.score_s, summary.report_s)
     click.echo(f"run directory: {result.folder}")
-    _report_stops(result.stats, inputs.settings.max_cost)
+    _report_stops(result.stats, max_cost)
 
 
 def _run(

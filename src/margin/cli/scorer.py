@@ -3,13 +3,14 @@
 The scoring stack (pandas, pyarrow, scipy, Jinja and margin's statistics) takes most of a second
 to import and ~100 MB to hold. `margin run` forks this process right after loading its inputs —
 before litellm is imported, so the fork is small and holds the parsed suites — and the child
-imports that stack at a lower priority while the calls run. When the run ends it is handed the
-run directory; it scores it, writes the report (both through files: results.json, then the
-pages) and sends back the lines to print. The run's own process never imports pandas (unless
-adaptive repeats or early stopping need it between rounds).
+imports that stack (and compiles the report's templates) while the calls run, then says "ready".
+When the run ends it is handed the run directory; it scores it, writes the report (both
+through files: results.json, then the pages) and sends back the lines to print. The run's own
+process never imports pandas (unless adaptive repeats or early stopping need it between rounds).
 
-Where fork is unavailable, or the scorer is gone (killed, out of memory), the same work runs in
-the run's process: a finished run is always scored.
+Where fork is unavailable or fails, or the scorer is gone (killed, out of memory) or not ready
+READY_S after the calls end, the same work runs in the run's process: a finished run is always
+scored. An error or an interrupt in the run stops the scorer at once (SIGTERM, then SIGKILL).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import traceback
 from contextlib import suppress
 from dataclasses import dataclass
 from multiprocessing import get_context
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkProcess
 from pathlib import Path
 from types import TracebackType
@@ -30,10 +31,11 @@ from margin.errors import UserError
 from margin.execute.executors.pool import die_with_parent
 from margin.suite.tasks import Suite
 
-NICENESS = 5
-"""How much lower the scorer's priority is: its imports yield a busy core to the calls."""
+READY_S = 120.0
+"""How long the run waits, once its calls are done, for a scorer that has not yet said its
+imports are loaded; past it the scorer is stopped and the run scored in its own process."""
 STOP_S = 5.0
-"""How long a scorer no longer needed gets to end before it is killed."""
+"""How long a scorer stopped early (an error, an interrupt) gets to end before it is killed."""
 
 
 @dataclass(frozen=True)
@@ -53,31 +55,70 @@ class Scorer:
         self.suites = suites
         self.child: ForkProcess | None = None
         self.conn: Connection | None = None
+        self.ready = False
 
     def __enter__(self) -> Scorer:
         if not hasattr(os, "fork"):
             return self  # scored in this process at the end
         context = get_context("fork")
         mine, theirs = context.Pipe()
-        self.child = context.Process(
+        child = context.Process(
             target=_serve, args=(theirs, mine, self.suites, os.getpid()), daemon=True
         )
-        self.child.start()
-        theirs.close()
-        self.conn = mine
+        try:
+            child.start()
+        except (OSError, AssertionError):  # no fork (out of processes, in a daemonic process)
+            mine.close()
+            return self
+        finally:
+            theirs.close()
+        self.child, self.conn = child, mine
         return self
 
     def finish(self, folder: Path) -> Summary:
         """Score the run directory `folder` and write its report: in the scorer when it is
-        there, else here."""
+        there and ready (its imports loaded, at the latest READY_S from now), else here."""
         answer: Any = None
-        if self.conn is not None:
+        if self._ready() and self.conn is not None:
             with suppress(EOFError, OSError):
                 self.conn.send(str(folder))
-                answer = self.conn.recv()
+                if self._readable(None):
+                    answer = self.conn.recv()
         if answer is None:  # no scorer, or it ended without an answer: score here
+            self._stop()
             answer = _score(str(folder), self.suites)
         return _summary(answer)
+
+    def _ready(self) -> bool:
+        """Whether the scorer said "ready" (waiting up to READY_S for it)."""
+        if not self.ready and self.conn is not None and self._readable(READY_S):
+            with suppress(EOFError, OSError):
+                self.ready = self.conn.recv() == "ready"
+        return self.ready
+
+    def _readable(self, timeout_s: float | None) -> bool:
+        """Whether the scorer's next message came within `timeout_s` (None: for as long as
+        the scorer lives); False when it ended without one."""
+        if self.conn is None or self.child is None:
+            return False
+        return self.conn in wait([self.conn, self.child.sentinel], timeout_s)
+
+    def _stop(self, at_once: bool = True) -> None:
+        """End the scorer: SIGTERM (it removes any file it was writing) at once, or after
+        STOP_S when it is expected to end on its own (not `at_once`); SIGKILL STOP_S later."""
+        if self.conn is not None:
+            self.conn.close()  # the scorer reads end-of-file
+            self.conn = None
+        if self.child is None:
+            return
+        if not at_once:
+            self.child.join(STOP_S)
+        if self.child.is_alive():
+            self.child.terminate()
+            self.child.join(STOP_S)
+        if self.child.is_alive():
+            self.child.kill()
+            self.child.join()
 
     def __exit__(
         self,
@@ -85,31 +126,37 @@ class Scorer:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        if self.conn is not None:
-            self.conn.close()  # the scorer reads end-of-file and exits
-        if self.child is not None:
-            self.child.join(STOP_S)
-            if self.child.is_alive():
-                self.child.kill()
-                self.child.join()
+        # After its answer the scorer ends on its own; an error or an interrupt stops it now,
+        # not after its imports.
+        self._stop(at_once=kind is not None)
 
 
 def _serve(conn: Connection, parents: Connection, suites: list[Suite], parent: int) -> None:
-    """The scorer: import the scoring stack, wait for a run directory, score it, answer.
-    `parents`, the run's end of the pipe, is closed here, so that the run closing its own
-    copy ends this process."""
+    """The scorer: import the scoring stack, say "ready", wait for a run directory, score it,
+    answer. `parents`, the run's end of the pipe, is closed here, so that the run closing its
+    own copy ends this process. SIGTERM ends it through SystemExit, so a file it was writing
+    is removed on the way out."""
     parents.close()
     die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
-    with suppress(OSError):
-        os.nice(NICENESS)
-    _score(None, suites)  # imports only: the stack is loaded before the run ends
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    loaded = _score(None, suites)  # imports only: the stack is loaded before the run ends
     try:
+        conn.send("ready")
         folder = conn.recv()
     except (EOFError, OSError):
         return  # the run ended without asking (an error, an interrupt)
-    with suppress(OSError):
-        conn.send(_score(folder, suites))
+    answer = loaded or _score(folder, suites)
+    try:
+        conn.send(answer)
+    except OSError:
+        return
+    except Exception:  # an answer that does not pickle: say so in a form that does
+        conn.send(("error", traceback.format_exc()))
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(1)
 
 
 def _score(folder: str | None, suites: list[Suite]) -> tuple[Any, ...] | None:

@@ -47,20 +47,26 @@ class ReportFiles:
     """changes.html: what flipped since a baseline (`--baseline`)."""
 
 
-@lru_cache(maxsize=8)
 def environment(templates: Path | None = None, markdown: bool = False) -> Environment:
-    """The Jinja Environment: a user's template folder first, then margin's own (one per
-    folder and kind, kept: its compiled templates are reused, and recompiled when a file
-    changes). HTML is
+    """The Jinja Environment: a user's template folder first, then margin's own. HTML is
     autoescaped; Markdown (`markdown`) is not — an apostrophe stays an apostrophe — but every
     value has `<`, `>` and `&` as entities and `|` escaped, so no text from a suite or an answer
-    becomes markup or breaks a table."""
-    loaders: list[Any] = []
-    if templates is not None:
-        if not templates.is_dir():
-            raise UserError("--templates must be a folder of *.j2 templates", path=templates)
-        loaders.append(FileSystemLoader(str(templates)))
-    loaders.append(PackageLoader("margin.report", "templates"))
+    becomes markup or breaks a table. margin's own (no `templates`) is built once per process
+    and kind, so its compiled templates are reused."""
+    if templates is None:
+        return _margins(markdown)
+    if not templates.is_dir():
+        raise UserError("--templates must be a folder of *.j2 templates", path=templates)
+    return _environment([FileSystemLoader(str(templates))], markdown)
+
+
+@lru_cache(maxsize=2)
+def _margins(markdown: bool) -> Environment:
+    return _environment([], markdown)
+
+
+def _environment(loaders: list[Any], markdown: bool) -> Environment:
+    loaders = [*loaders, PackageLoader("margin.report", "templates")]
     env = Environment(
         loader=ChoiceLoader(loaders),
         autoescape=not markdown,
