@@ -303,10 +303,21 @@ def _price_facts(price: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _task_facts(suite: Suite) -> tuple[dict[str, dict[str, str]], dict[str, list[str]]]:
-    """Per task of `suite`: its fingerprints, and its production guards' labels."""
+    """Per task of `suite`: its fingerprints, and its production guards' labels — the task's,
+    then those its cases' own validators add (as their verdicts label them)."""
     tasks = suite.tasks
     fingerprints = {task.id: task_fingerprints(task) for task in tasks}
-    return fingerprints, {task.id: [g.label for g in task.production_guards()] for task in tasks}
+    guards = {
+        task.id: list(
+            dict.fromkeys(
+                g.label
+                for guards in (task.production_guards(), *map(task.guards_for, task.cases))
+                for g in guards
+            )
+        )
+        for task in tasks
+    }
+    return fingerprints, guards
 
 
 def _regime(temperatures: list[float], repeats: int) -> str:

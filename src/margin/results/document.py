@@ -47,7 +47,8 @@ class SuiteFact(Row):
     targets: dict[str, float]
     guards: dict[str, list[str]] = {}  # noqa: RUF012 (pydantic copies a default per instance)
     """Per task: the labels of its production guards (validators, or their parts, that need no
-    `expect`: `json_fields` counts as a guard for "the answer is a JSON object")."""
+    `expect`: `json_fields` counts as a guard for "the answer is a JSON object"), then those its
+    cases' own validators add (`max_words#2` beside a task's `max_words`)."""
     fingerprints: dict[str, dict[str, str]] = {}  # noqa: RUF012 (pydantic copies a default per instance)
     """Per task: sha256 of its `prompt` (system, prompt, paraphrases, vars), `cases` (inputs
     and expectations) and `validators`, so a gate can say what changed against a baseline."""
