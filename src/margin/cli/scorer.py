@@ -140,13 +140,13 @@ def _serve(conn: Connection, parents: Connection, suites: list[Suite], parent: i
     die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    loaded = _score(None, suites)  # imports only: the stack is loaded before the run ends
+    failed = _prepare()  # the stack is loaded, the templates compiled, before the run ends
     try:
         conn.send("ready")
         folder = conn.recv()
     except (EOFError, OSError):
         return  # the run ended without asking (an error, an interrupt)
-    answer = loaded or _score(folder, suites)
+    answer = failed or _score(folder, suites)
     try:
         conn.send(answer)
     except OSError:
@@ -159,18 +159,27 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(1)
 
 
-def _score(folder: str | None, suites: list[Suite]) -> tuple[Any, ...] | None:
-    """("ok", lines, score_s, report_s) for the run directory `folder`, ("user", message, path,
-    line, field) for a UserError, ("error", traceback) for a bug; with no folder, only load the
-    scoring stack (None, or the error that loading raised)."""
+def _prepare() -> tuple[str, str] | None:
+    """Load the scoring stack and compile the report's templates: None, or ("error",
+    traceback) when that failed (the scorer then answers with it)."""
     try:
         # lazy: the scoring stack loads in the scorer while the calls run, never in the run's
         # own process (but where fork is unavailable or the scorer is gone)
-        from margin.cli.run_summary import prepare, summary_lines
+        from margin.cli.run_summary import prepare
 
-        if folder is None:
-            prepare()
-            return None
+        prepare()
+    except Exception:
+        return ("error", traceback.format_exc())
+    return None
+
+
+def _score(folder: str, suites: list[Suite]) -> tuple[Any, ...]:
+    """("ok", lines, score_s, report_s) for the run directory `folder`, ("user", message, path,
+    line, field) for a UserError, ("error", traceback) for a bug."""
+    try:
+        # lazy: as in _prepare (in the scorer, already loaded by it)
+        from margin.cli.run_summary import summary_lines
+
         lines, score_s, report_s = summary_lines(Path(folder), suites)
     except UserError as exc:
         return ("user", exc.message, exc.path, exc.line, exc.field)
@@ -179,9 +188,8 @@ def _score(folder: str | None, suites: list[Suite]) -> tuple[Any, ...] | None:
     return ("ok", lines, score_s, report_s)
 
 
-def _summary(answer: tuple[Any, ...] | None) -> Summary:
+def _summary(answer: tuple[Any, ...]) -> Summary:
     """The scorer's answer as a Summary, or its error raised here."""
-    assert answer is not None
     kind, *rest = answer
     if kind == "user":
         message, path, line, field = rest
