@@ -76,6 +76,18 @@ def check_levels(kind: str, levels: list[float]) -> list[float]:
     return levels
 
 
+def _built_checks(owner: BaseModel, specs: list[Any]) -> tuple[Validator, ...]:
+    """`specs` built into validators once per `owner` (a Case or a Task), kept in its private
+    `_checks`. Read from pydantic's private store directly: `owner._checks` goes through
+    BaseModel's __getattr__ (about 5 µs, against 0.1), and this runs once per attempt."""
+    private = owner.__pydantic_private__
+    assert private is not None
+    built: tuple[Validator, ...] | None = private["_checks"]
+    if built is None:
+        built = private["_checks"] = tuple(build_validator(spec) for spec in specs)
+    return built
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
@@ -112,12 +124,7 @@ class Case(_Model):
 
     def checks(self) -> tuple[Validator, ...]:
         """The case's own built validators (built once, like `Task.checks`)."""
-        private = self.__pydantic_private__
-        assert private is not None
-        built: tuple[Validator, ...] | None = private["_checks"]
-        if built is None:
-            built = self._checks = tuple(build_validator(spec) for spec in self.validators)
-        return built
+        return _built_checks(self, self.validators)
 
 
 class Perturb(_Model):
@@ -192,14 +199,7 @@ class Task(_Model):
 
     def checks(self) -> tuple[Validator, ...]:
         """The built validators (built once; `load_suite` has already proved they build)."""
-        # Read from pydantic's private store directly: `self._checks` goes through BaseModel's
-        # __getattr__ (about 5 µs, against 0.1), and this runs once per attempt.
-        private = self.__pydantic_private__
-        assert private is not None
-        built: tuple[Validator, ...] | None = private["_checks"]
-        if built is None:
-            built = self._checks = tuple(build_validator(spec) for spec in self.validators)
-        return built
+        return _built_checks(self, self.validators)
 
     def production_guards(self) -> tuple[Guard, ...]:
         """The task's guards: those its `guards:` names, else every guard its validators hold."""
