@@ -154,3 +154,18 @@ class Browser:
                 screenshot.write_bytes(base64.b64decode(shot["data"]))
             task.cancel()
         return visit
+
+
+def visit(
+    path: Path,
+    expressions: dict[str, str],
+    screenshot: Path | None = None,
+    actions: list[str] = (),  # type: ignore[assignment]
+) -> PageVisit:
+    """`Browser.open` in a fresh browser, started and closed around it."""
+
+    async def run() -> PageVisit:
+        async with Browser() as browser:
+            return await browser.open(path, expressions, screenshot, actions)
+
+    return asyncio.run(run())

@@ -3,7 +3,6 @@ agrees, inert hostile answers, and a capped page with --full pages for a large r
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
@@ -14,7 +13,7 @@ from margin.journal.records import MessageRecord
 from margin.report import render_report
 from margin.validators import Verdict
 from tests.conftest import ROOT, run_cli
-from tests.report.browser import Browser
+from tests.report.browser import visit
 from tests.report.conftest import HOSTILE, make_run
 from tests.stats.records import record
 
@@ -119,13 +118,7 @@ def test_the_side_by_side_view_in_real_headless_chromium(run: Path) -> None:
         " r.querySelectorAll('details').forEach(d => d.open = true); })()",
     ]
 
-    async def visit():  # type: ignore[no-untyped-def]
-        async with Browser() as browser:
-            return await browser.open(
-                run / "index.html", expressions, ARTIFACTS / "answers.png", actions
-            )
-
-    seen = asyncio.run(visit())
+    seen = visit(run / "index.html", expressions, ARTIFACTS / "answers.png", actions)
     assert seen.values["title"] == "margin report · test"
     assert seen.values["columns"][:4] == ["case · condition", "small", "medium", "large"]
     assert seen.values["c1"] == ["small says c1 p0", "medium says c1 p0", "large says c1 p0"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from margin.report import render_report
 from margin.results.document import SCHEMA_PATH, results_schema
 from tests.conftest import ROOT, run_cli
-from tests.report.browser import Browser
+from tests.report.browser import visit
 from tests.report.conftest import hostile_failure, make_run
 from tests.stats.records import record
 
@@ -131,13 +130,7 @@ def test_the_page_in_real_headless_chromium(report: Path) -> None:
         " s.value = 'good'; s.dispatchEvent(new Event('change')); })()",
     ]
 
-    async def visit():  # type: ignore[no-untyped-def]
-        async with Browser() as browser:
-            return await browser.open(
-                report / "index.html", expressions, ARTIFACTS / "report.png", actions
-            )
-
-    seen = asyncio.run(visit())
+    seen = visit(report / "index.html", expressions, ARTIFACTS / "report.png", actions)
     assert seen.values["title"] == "margin report · test"  # no injected script ran
     assert seen.values["recommendation"].startswith("Recommended: good")
     assert seen.values["chart"] > 10_000
