@@ -7,8 +7,8 @@ from pathlib import Path
 
 from margin.cli.run import command
 from margin.providers.scripts import Script
-from tests.conftest import SUITES, run_cli
-from tests.execute.conftest import ROUTING_RULES, fast_settings, loopback
+from tests.conftest import SUITES
+from tests.execute.conftest import ROUTING_RULES, loopback, run_once
 
 
 def test_the_decision_per_feature_leads_the_closing_lines(tmp_path: Path, monkeypatch) -> None:
@@ -21,10 +21,7 @@ def test_the_decision_per_feature_leads_the_closing_lines(tmp_path: Path, monkey
             " api_key: '${LOOP_KEY}', price: {input_per_mtok: 1, output_per_mtok: 2}}\n"
             "run: {noise: false, target: 0.65}\n"
         )
-        result = run_cli(
-            "run", str(SUITES / "routing.yaml"), "--models", str(models), "--repeats", "1",
-            "--config", str(fast_settings(tmp_path)), "--out", str(tmp_path / "run"),
-        )  # fmt: skip
+        result = run_once(tmp_path, SUITES / "routing.yaml", models)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     first = lines.index("Decision per feature:")

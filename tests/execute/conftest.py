@@ -9,9 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 
 from margin.providers.fake_server import serve_in_thread
 from margin.providers.scripts import Rule, Script
+from tests.conftest import run_cli
 
 ROUTING_RULES = [
     Rule("charged twice|invoice|VAT", "billing"),
@@ -80,3 +82,12 @@ def fast_settings(tmp_path: Path, **fields: object) -> Path:
     path = tmp_path / "run.json.yaml"
     path.write_text(json.dumps({"run": run}))
     return path
+
+
+def run_once(tmp_path: Path, suite: Path | str, models: Path) -> Result:
+    """`margin run SUITE --models MODELS` in-process: one repeat, fast retries (`fast_settings`),
+    into tmp_path/run."""
+    return run_cli(
+        "run", str(suite), "--models", str(models), "--repeats", "1",
+        "--config", str(fast_settings(tmp_path)), "--out", str(tmp_path / "run"),
+    )  # fmt: skip

@@ -10,8 +10,7 @@ import pytest
 
 from margin.journal.records import read_journal
 from margin.providers.scripts import Rule, Script
-from tests.conftest import run_cli
-from tests.execute.conftest import fast_settings, loopback
+from tests.execute.conftest import loopback, run_once
 from tests.suite.test_case_validators import SUITE, write
 
 
@@ -27,10 +26,7 @@ def test_a_run_counts_case_validators_as_their_cases(
     )
     suite = write(tmp_path, SUITE)
     with loopback(script) as url:
-        result = run_cli(
-            "run", str(suite), "--models", str(models_config(url)), "--repeats", "1",
-            "--config", str(fast_settings(tmp_path)), "--out", str(tmp_path / "run"),
-        )  # fmt: skip
+        result = run_once(tmp_path, suite, models_config(url))
     assert result.exit_code in (0, 1), result.output
     by_case = {r.case: r for r in read_journal(tmp_path / "run" / "journal.jsonl")}
     assert [v.validator for v in by_case["capped"].verdicts] == [

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from margin.journal.records import read_journal
 from margin.providers.scripts import Rule, Script
-from tests.conftest import run_cli
-from tests.execute.conftest import fast_settings, loopback
+from tests.execute.conftest import loopback, run_once
 
 ORDERS = """\
 suite: shop
@@ -42,10 +41,7 @@ def test_a_run_records_what_the_guards_saw_and_results_split_the_failures(
         ]
     )
     with loopback(script) as url:
-        result = run_cli(
-            "run", str(suite), "--models", str(models_config(url)), "--repeats", "1",
-            "--config", str(fast_settings(tmp_path)), "--out", str(tmp_path / "run"),
-        )  # fmt: skip
+        result = run_once(tmp_path, suite, models_config(url))
     assert result.exit_code in (0, 1), result.output
     by_case = {r.case: r for r in read_journal(tmp_path / "run" / "journal.jsonl")}
     assert by_case["broken"].guards_passed is False

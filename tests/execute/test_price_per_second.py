@@ -12,8 +12,8 @@ from margin.config import ModelSpec
 from margin.journal.records import read_journal
 from margin.providers.prices import price_for
 from margin.providers.scripts import Script
-from tests.conftest import SUITES, run_cli
-from tests.execute.conftest import ROUTING_RULES, fast_settings, loopback
+from tests.conftest import SUITES
+from tests.execute.conftest import ROUTING_RULES, loopback, run_once
 
 PER_SECOND = {"input_per_mtok": 1.0, "output_per_mtok": 2.0, "per_second": 0.5, "nominal": True}
 
@@ -37,11 +37,7 @@ def test_each_attempt_costs_its_latency_at_the_price_per_second(
     tmp_path: Path, cache_dir: Path, models_config
 ) -> None:
     with loopback(Script(rules=ROUTING_RULES, latency_s=0.05)) as url:
-        models = models_config(url, price=PER_SECOND)
-        result = run_cli(
-            "run", str(SUITES / "routing.yaml"), "--models", str(models), "--repeats", "1",
-            "--config", str(fast_settings(tmp_path)), "--out", str(tmp_path / "run"),
-        )  # fmt: skip
+        result = run_once(tmp_path, SUITES / "routing.yaml", models_config(url, price=PER_SECOND))
     assert result.exit_code in (0, 1, 3), result.output
     records = [r for r in read_journal(tmp_path / "run" / "journal.jsonl") if r.output]
     assert records, result.output + result.stderr
