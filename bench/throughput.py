@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bare import bare_calls  # bench/, beside this script
+
 from margin.config import ModelSpec, RunSettings
 from margin.execute.executors import execute
 from margin.execute.executors.pool import choose_workers
@@ -85,28 +87,11 @@ def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
 
 
 async def bare_loop(url: str, attempts: int, concurrency: int) -> float:
-    """The peer: litellm.acompletion under a semaphore, nothing else."""
-    litellm = litellm_module()
-    slots = asyncio.Semaphore(concurrency)
-
-    async def one(i: int) -> None:
-        async with slots:
-            await litellm.acompletion(
-                model="openai/bench",
-                messages=[{"role": "user", "content": f"Route this message: Parcel {i} is late"}],
-                api_base=url,
-                api_key="sk-bench",
-                max_retries=0,
-                timeout=30,
-                max_tokens=8,
-                temperature=0.0,
-            )
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(attempts)))
-    elapsed = time.perf_counter() - started
+    """The peer: litellm.acompletion under a semaphore, nothing else (`bare.bare_calls`)."""
+    text = "Route this message: Parcel {i} is late"
+    first, last = await bare_calls(litellm_module(), url, attempts, concurrency, text)
     await close_clients()
-    return elapsed
+    return last - first
 
 
 async def raw_loop(url: str, attempts: int, concurrency: int) -> float:

@@ -36,6 +36,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from bare import bare_calls  # bench/, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 MARGIN_ENV = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
@@ -73,27 +75,9 @@ def child_bare(rss_file: str, url: str, calls: int, concurrency: int) -> None:
     _report_peak_rss(rss_file)
     import litellm  # the control's one dependency, imported as any script would
 
-    async def loop() -> tuple[float, float]:
-        slots = asyncio.Semaphore(concurrency)
-
-        async def one(i: int) -> None:
-            async with slots:
-                await litellm.acompletion(
-                    model="openai/bench",
-                    messages=[{"role": "user", "content": f"Route: Parcel {i} is late"}],
-                    api_base=url,
-                    api_key="sk-bench",
-                    max_retries=0,
-                    timeout=30,
-                    max_tokens=8,
-                    temperature=0.0,
-                )
-
-        first = time.time()
-        await asyncio.gather(*(one(i) for i in range(calls)))
-        return first, time.time()
-
-    first, last = asyncio.run(loop())
+    first, last = asyncio.run(
+        bare_calls(litellm, url, calls, concurrency, "Route: Parcel {i} is late")
+    )
     print(json.dumps({"span": last - first}))
 
 
