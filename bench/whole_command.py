@@ -13,8 +13,9 @@ then `margin report` on that run and `margin --help`. It prints the medians of:
   fixed        wall − eval span: start-up, loading, scoring, reporting;
   CPU ms/call  user + system CPU of the whole process tree ÷ calls;
   peak RSS     the command's own process (worker processes aside), read at its exit;
-  child MB     the largest peak RSS of its child processes (margin: a worker or the scorer
-               that scores and reports the run, forked before the calls);
+  child MB     the largest peak RSS of its child processes (margin: the starter that imports
+               litellm and forks the workers, a worker, or the scorer that scores and reports
+               the run, both forked before the calls);
 and the ratios margin ÷ bare. Acceptance (issue 27): wall ratio ≤ 1.0, fixed ≤ bare's + 1 s,
 `margin report` ≤ 1 s, `margin --help` ≤ 0.1 s, margin's peak RSS ≤ 250 MB. Exits 1 when one
 is missed. Timings on a shared machine move together; compare ratios, not seconds.
@@ -51,7 +52,7 @@ MARGIN_ENV = {
 
 def _report_peak_rss(path: str) -> None:
     """At exit, write this process's own peak RSS in MB (children not included) and the largest
-    of its ended children's (margin: a worker or the scorer) to `path`."""
+    of its ended children's (margin: the starter, a worker or the scorer) to `path`."""
 
     def write() -> None:
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -174,6 +174,14 @@ def children_of(pid: int) -> set[int]:
     return found
 
 
+def descendants(pid: int) -> set[int]:
+    """`pid`'s children, theirs, and so on (a run's pool workers are its starter's children)."""
+    found = children_of(pid)
+    for child in list(found):
+        found |= descendants(child)
+    return found
+
+
 def wait_until(condition: Callable[[], bool], what: str) -> None:
     """Poll `condition` (a process state, a file) until it holds; HANG_GUARD_S is a hang guard."""
     deadline = time.monotonic() + HANG_GUARD_S

@@ -30,7 +30,7 @@ from margin.journal.records import read_journal
 from margin.providers.scripts import Script
 from tests.conftest import SUITES, run_cli
 from tests.execute.conftest import ROUTING_RULES, loopback, release, server_stats
-from tests.execute.held_calls import HeldCalls, alive, children_of, client_pid, wait_until
+from tests.execute.held_calls import HeldCalls, alive, client_pid, descendants, wait_until
 
 ROUTING = str(SUITES / "routing.yaml")
 
@@ -113,7 +113,7 @@ def test_five_parent_sigkills_with_four_workers_leave_no_orphan_and_resume_exact
             assert proc.poll() is None, "the run ended before the kill"
             wait_until(lambda: journal_lines(out) == 10 * kill, "the answered calls journaled")
             callers = {client_pid(port) for port in held.wait_held(8)}
-            workers = children_of(proc.pid)
+            workers = descendants(proc.pid)  # the scorer, the starter and the workers it forked
             assert len(callers) == 4 and callers <= workers  # four workers, each mid-call
             proc.kill()
             proc.wait()

@@ -20,8 +20,8 @@ from tests.execute.conftest import ROUTING_RULES, loopback, server_stats
 from tests.execute.held_calls import (
     HeldCalls,
     beside_the_run,
-    children_of,
     client_pid,
+    descendants,
     kill_and_wait,
     wait_until,
 )
@@ -62,13 +62,6 @@ def run(config: Path, out: Path, *extra: str) -> tuple[int, str]:
         "run", ROUTING, "--models", str(config), "--out", str(out), "--no-cache", *extra
     )  # fmt: skip
     return result.exit_code, result.output
-
-
-def descendants(pid: int) -> set[int]:
-    found = children_of(pid)
-    for child in list(found):
-        found |= descendants(child)
-    return found
 
 
 def listening_on(pids: set[int]) -> set[str]:

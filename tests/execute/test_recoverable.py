@@ -26,6 +26,7 @@ from tests.execute.conftest import (
     release,
     server_stats,
 )
+from tests.execute.held_calls import alive, descendants
 
 ROUTING = str(SUITES / "routing.yaml")
 
@@ -113,27 +114,6 @@ def test_a_damaged_run_file_and_a_bad_out_are_one_line(tmp_path, models_config) 
         assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
 
 
-def children_of(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def pooled_run(tmp_path: Path, models: Path) -> tuple[subprocess.Popen[bytes], set[int]]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     out = tmp_path / "run"
@@ -145,11 +125,12 @@ def pooled_run(tmp_path: Path, models: Path) -> tuple[subprocess.Popen[bytes], s
     deadline = time.monotonic() + 60
     workers: set[int] = set()
     while time.monotonic() < deadline:
-        workers = children_of(proc.pid)
-        if len(workers) >= 2 and (out / "journal.jsonl").exists():
+        # the scorer, the pool's starter and the two workers it forked
+        workers = descendants(proc.pid)
+        if len(workers) >= 4 and (out / "journal.jsonl").exists():
             break
         time.sleep(0.05)
-    assert len(workers) >= 2, "the pool did not start"
+    assert len(workers) >= 4, "the pool did not start"
     return proc, workers
 
 

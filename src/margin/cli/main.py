@@ -72,7 +72,13 @@ class MarginGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS:
             return None
-        command: click.Command = import_module(COMMANDS[cmd_name]).command
+        # No collection while the command's modules load (each full one would walk every
+        # object loaded so far, for nothing); on again for the command itself.
+        gc.disable()
+        try:
+            command: click.Command = import_module(COMMANDS[cmd_name]).command
+        finally:
+            gc.enable()
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

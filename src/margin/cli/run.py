@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -20,7 +21,9 @@ from margin.cli.options import (
 from margin.cli.scorer import Scorer, Summary
 from margin.decide.policy_spec import parse_policy
 from margin.execute.delivery import RunStats
+from margin.execute.executors.pool import could_pool
 from margin.execute.executors.ray import ray_module
+from margin.execute.executors.starter import Starter
 from margin.execute.progress import progress_for_terminal
 from margin.execute.session import NO_CACHE, RunResult, run
 from margin.execute.shards import parse_shard
@@ -145,25 +148,39 @@ def command(
     raising --repeats extends it. Provider faults are retried, then recorded as infra errors,
     never as model failures. Answers are cached on disk (MARGIN_CACHE_DIR).
     """
-    inputs = load_inputs(
-        suites,
-        models_path,
-        only,
-        config_paths,
-        repeats=repeats,
-        concurrency=concurrency,
-        seed=seed,
-        max_cost=max_cost,
-        workers=workers,
-        adaptive=adaptive,
-        max_repeats=max_repeats,
-        executor=executor,
-        ray_address=ray_address,
-    )
-    with Scorer(inputs.suites) as scorer:  # forked before litellm loads (margin.cli.scorer)
-        result = _run(inputs, out, no_cache, refresh, retry_errors, policy_texts, shard_text)
-        summary = scorer.finish(result.folder)
+    # The pool's starter imports litellm in its own process while this one loads the inputs.
+    with Starter() if executor != "ray" and workers != 1 else nullcontext() as starter:
+        inputs = load_inputs(
+            suites,
+            models_path,
+            only,
+            config_paths,
+            repeats=repeats,
+            concurrency=concurrency,
+            seed=seed,
+            max_cost=max_cost,
+            workers=workers,
+            adaptive=adaptive,
+            max_repeats=max_repeats,
+            executor=executor,
+            ray_address=ray_address,
+        )
+        _keep_or_stop(starter, inputs)
+        with Scorer(inputs.suites) as scorer:  # forked before litellm loads (cli.scorer)
+            result = _run(inputs, out, no_cache, refresh, retry_errors, policy_texts, shard_text)
+            summary = scorer.finish(result.folder)
     _print_end(result, summary, inputs.settings.max_cost)
+
+
+def _keep_or_stop(starter: Starter | None, inputs: Inputs) -> None:
+    """Name the run's models to its starter (margin.execute.executors.starter), which warms
+    them up; or stop it at once when the run cannot use the pool."""
+    if starter is None:
+        return
+    if could_pool(inputs.plan.attempts, inputs.settings):
+        starter.warm(inputs.models)
+    else:
+        starter.stop()
 
 
 def _print_end(result: RunResult, summary: Summary, max_cost: float | None) -> None:

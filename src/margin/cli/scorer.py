@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from margin.errors import UserError
-from margin.execute.executors.pool import die_with_parent
+from margin.execute.executors.worker import die_with_parent
 from margin.suite.tasks import Suite
 
 READY_S = 120.0

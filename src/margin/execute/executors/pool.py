@@ -6,35 +6,34 @@ finished records back over a pipe; the parent stays the only writer of the journ
 cache, so resuming works exactly as with one process. Limits are split, never multiplied: a
 model with concurrency c (or rpm r) runs in at most min(c, r) workers whose shares add up to
 exactly c and r; the spending cap is one account in shared memory.
+
+`margin run` forks a starter as it begins (`starter.py`): it imports litellm while the run loads
+its inputs and forks the workers when asked; without one, the workers are forked from here.
 """
 
 from __future__ import annotations
 
-import asyncio
-import ctypes
 import gc
 import json
 import os
 import signal
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkProcess
-from typing import Any
+from typing import Any, Protocol
 
 from margin.config import ModelSpec, RunSettings
 from margin.execute.budget import Budget
-from margin.execute.cache import AnswerCache
 from margin.execute.delivery import Delivery, RunStats
 from margin.execute.executors.base import Job, Owner, owning
+from margin.execute.executors.starter import current
+from margin.execute.executors.worker import work
 from margin.execute.lanes import IN_PROCESS_PROVIDERS
-from margin.execute.runner import Runner
-from margin.journal.records import AttemptRecord
 from margin.plan import Attempt
-from margin.providers.gateway import forget_clients, warm
+from margin.providers.gateway import warm
 from margin.providers.prices import LOCAL_PROVIDERS
 
 AUTO_MIN_ATTEMPTS = 200
@@ -61,6 +60,11 @@ def choose_workers(pending: Sequence[Attempt], settings: RunSettings) -> int:
     return min(cores, 4)
 
 
+def could_pool(attempts: Sequence[Attempt], settings: RunSettings) -> bool:
+    """Whether a run of `attempts` (before the cache answers any) may use worker processes."""
+    return settings.executor != "ray" and choose_workers(attempts, settings) > 1
+
+
 def pool_size(job: Job) -> int:
     """How many processes `job` is worth: `choose_workers` for its attempts and for the calls
     among them (answers replayed from the cache need neither worker processes nor litellm)."""
@@ -69,61 +73,91 @@ def pool_size(job: Job) -> int:
 
 
 class PoolExecutor:
-    """Worker processes, forked, each a Runner on a share of the attempts (limits split, one
-    shared budget); they send their records over pipes to this process, the journal's owner."""
+    """Worker processes, each a Runner on a share of the attempts (limits split, one shared
+    budget), forked by the run's starter when it has one (`starter.py`), else by this process;
+    they send their records over pipes to this process, the journal's owner."""
 
     def run(self, job: Job, owner: Owner) -> RunStats:
-        # Import litellm and its first call's lazy imports once, before forking: each worker
-        # would spend seconds of CPU on them. Then freeze them too (`execute` froze the rest),
-        # so that no collector, the parent's or a worker's, walks them again.
-        warm([a.model for a in job.attempts])
-        gc.freeze()
-        children, pipes = _fork(job, owner.budget, pool_size(job))
+        shares = [
+            replace(job, attempts=part, settings=settings)
+            for settings, part in split_limits(job.attempts, job.settings, pool_size(job))
+        ]
+        starter = current()
+        workers: Workers | None = starter.start(shares, owner.budget) if starter else None
+        if workers is None:
+            workers = _fork(shares, owner.budget)
         # The display starts after forking: no display thread is copied into a child.
         with owning(job, owner) as delivery:
             try:
                 with _terminate_on_sigterm():
-                    _collect(pipes, delivery)
+                    _collect(workers.pipes, delivery)
             except BaseException:
-                for child in children:  # interrupted: stop making calls, keep what finished
-                    if child.is_alive():
-                        child.terminate()
+                workers.terminate()  # interrupted: stop making calls, keep what finished
                 with suppress(Exception):
-                    _collect(pipes, delivery, deadline_s=STOP_GRACE_S)
+                    _collect(workers.pipes, delivery, deadline_s=STOP_GRACE_S)
                 raise
             finally:
-                delivery.stats.failed_workers += _join(children)
-                delivery.stats.budget_stopped = owner.budget.stopped
+                delivery.stats.failed_workers += workers.join(STOP_GRACE_S)
+                delivery.stats.budget_stopped = owner.budget.stopped or workers.budget_stopped
         return delivery.stats
 
 
-def _fork(job: Job, budget: Budget, workers: int) -> tuple[list[ForkProcess], list[Connection]]:
-    """One worker process per share of `job`, and the pipe each sends its records on."""
+class Workers(Protocol):
+    """A batch of worker processes, whoever forked them: their record pipes, stopped at once
+    by `terminate`, waited for by `join` (how many failed)."""
+
+    pipes: list[Connection]
+    budget_stopped: bool
+
+    def terminate(self) -> None: ...
+
+    def join(self, grace_s: float) -> int: ...
+
+
+@dataclass
+class Forked:
+    """Workers this process forked (they share its budget)."""
+
+    children: list[ForkProcess]
+    pipes: list[Connection]
+    budget_stopped: bool = False
+
+    def terminate(self) -> None:
+        for child in self.children:
+            if child.is_alive():
+                child.terminate()
+
+    def join(self, grace_s: float) -> int:
+        """Wait for the workers (killing any still alive after `grace_s`); how many failed."""
+        failed = 0
+        for child in self.children:
+            child.join(grace_s)
+            if child.is_alive():
+                child.kill()
+                child.join()
+            failed += child.exitcode != 0
+        return failed
+
+
+def _fork(shares: list[Job], budget: Budget) -> Forked:
+    """One worker process per share, forked here, and the pipe each sends its records on."""
+    # Import litellm and its first call's lazy imports once, before forking: each worker would
+    # spend seconds of CPU on them. Then freeze them too (`execute` froze the rest), so that
+    # no collector, the parent's or a worker's, walks them again.
+    warm([a.model for share in shares for a in share.attempts])
+    gc.freeze()
     context = get_context("fork")
     children, pipes = [], []
-    for settings, part in split_limits(job.attempts, job.settings, workers):
+    for share in shares:
         receive, send = context.Pipe(duplex=False)
-        share = replace(job, attempts=part, settings=settings)
         child = context.Process(
-            target=_child, args=(share, budget, send, os.getpid()), daemon=True
+            target=work, args=(share, budget, send, os.getpid()), daemon=True
         )  # forked: the probe's keys and answers are inherited, not sent
         child.start()
         send.close()
         children.append(child)
         pipes.append(receive)
-    return children, pipes
-
-
-def _join(children: list[ForkProcess]) -> int:
-    """Wait for the workers (killing any still alive after STOP_GRACE_S); how many failed."""
-    failed = 0
-    for child in children:
-        child.join(STOP_GRACE_S)
-        if child.is_alive():
-            child.kill()
-            child.join()
-        failed += child.exitcode != 0
-    return failed
+    return Forked(children, pipes)
 
 
 def _collect(pipes: list[Connection], delivery: Delivery, deadline_s: float | None = None) -> None:
@@ -211,47 +245,3 @@ def split_limits(
 def _share(total: int, parts: int, index: int) -> int:
     """Part `index` of `total` split into `parts` whole shares that add up to `total`."""
     return total // parts + (1 if index < total % parts else 0)
-
-
-class _PipeSink:
-    """A journal stand-in in a worker: each record (and its cache key) goes to the parent."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def append(self, record: AttemptRecord, cache_key: str | None = None) -> None:
-        body = (cache_key or "").encode() + b"\0" + record.model_dump_json().encode()
-        self.conn.send_bytes(b"R" + body)
-
-
-def die_with_parent(parent: int) -> None:
-    """Ask Linux to SIGKILL this worker when its parent dies, even by SIGKILL."""
-    if not sys.platform.startswith("linux"):
-        return
-    with suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
-
-
-def _child(job: Job, budget: Budget, conn: Connection, parent: int) -> None:
-    die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    forget_clients()  # clients copied from the parent belong to its event loop
-    cache = AnswerCache(job.cache_dir) if job.cache_dir is not None else None
-    try:
-        runner = Runner(
-            job.settings, _PipeSink(conn), cache, read_cache=job.read_cache, budget=budget
-        )
-        if job.probe is not None:
-            runner.prefetched(job.probe.keys, job.probe.answers, job.probe.known)
-        stats = asyncio.run(runner.run(job.attempts))
-        if stats.halted:
-            conn.send_bytes(b"H" + json.dumps(stats.halted).encode())
-    finally:
-        if cache is not None:
-            cache.close()
-        conn.send_bytes(b"")
-        conn.close()
