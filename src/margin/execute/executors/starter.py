@@ -90,6 +90,8 @@ class Starter:
         context = get_context("fork")
         mine, theirs = context.Pipe()  # duplex: a Unix socket pair, which carries descriptors
         child = context.Process(target=_serve, args=(theirs, mine, os.getpid()))
+        collecting = gc.isenabled()
+        gc.disable()  # the starter is born without collections, and never runs one (_serve)
         try:
             child.start()
         except (OSError, AssertionError):  # no fork (out of processes, in a daemonic process)
@@ -97,6 +99,8 @@ class Starter:
             return self
         finally:
             theirs.close()
+            if collecting:
+                gc.enable()
         self.child, self.conn, _current = child, mine, self
         return self
 
@@ -192,10 +196,10 @@ def _serve(conn: Connection, runs: Connection, parent: int) -> None:
     die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    # No collection while litellm loads: each full one would walk every module object loaded
-    # so far, for nothing (a sixth of the import's time). Frozen once warm, then collected
-    # again, in here and in the workers, without walking them.
-    gc.disable()
+    # No collection in here: while litellm loads, each full one would walk every module object
+    # loaded so far, for nothing (a sixth of the import's time); and a process forked from one
+    # with threads (a test's, an embedding program's) may hold half-changed objects that only a
+    # collection would trip over. The workers collect, over what they inherit frozen.
     try:
         litellm_module()
     except Exception:  # the run forks its own workers (and meets the same error there)
@@ -205,8 +209,6 @@ def _serve(conn: Connection, runs: Connection, parent: int) -> None:
             kind, *body = conn.recv()
             if kind == "warm":
                 warm(body[0])
-                gc.freeze()
-                gc.enable()
                 conn.send("ready")
                 continue
             shares, cap, spent = body
@@ -237,11 +239,11 @@ def _batch(shares: list[Job], ends: list[int], budget: Budget) -> tuple[list[int
         children.append(child)
     for child in children:
         child.join()
-    gc.unfreeze()
     return [child.exitcode or 0 for child in children], budget.stopped
 
 
 def _work(share: Job, budget: Budget, end: int, others: list[int], parent: int) -> None:
     for fd in others:
         os.close(fd)
+    gc.enable()  # off in the starter; what it holds is frozen, never walked here
     work(share, budget, Connection(end, readable=False), parent)
