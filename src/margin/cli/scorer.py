@@ -20,15 +20,14 @@ import signal
 import traceback
 from contextlib import suppress
 from dataclasses import dataclass
-from multiprocessing import get_context
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from multiprocessing.context import ForkProcess
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from margin.errors import UserError
-from margin.execute.executors.worker import die_with_parent
+from margin.execute.executors.forked import die_with_parent, end_process, fork_with_pipe, readable
 from margin.suite.tasks import Suite
 
 READY_S = 120.0
@@ -60,19 +59,9 @@ class Scorer:
     def __enter__(self) -> Scorer:
         if not hasattr(os, "fork"):
             return self  # scored in this process at the end
-        context = get_context("fork")
-        mine, theirs = context.Pipe()
-        child = context.Process(
-            target=_serve, args=(theirs, mine, self.suites, os.getpid()), daemon=True
-        )
-        try:
-            child.start()
-        except (OSError, AssertionError):  # no fork (out of processes, in a daemonic process)
-            mine.close()
-            return self
-        finally:
-            theirs.close()
-        self.child, self.conn = child, mine
+        forked = fork_with_pipe(_serve, self.suites, os.getpid(), daemon=True)
+        if forked is not None:
+            self.child, self.conn = forked
         return self
 
     def finish(self, folder: Path) -> Summary:
@@ -99,9 +88,11 @@ class Scorer:
     def _readable(self, timeout_s: float | None) -> bool:
         """Whether the scorer's next message came within `timeout_s` (None: for as long as
         the scorer lives); False when it ended without one."""
-        if self.conn is None or self.child is None:
-            return False
-        return self.conn in wait([self.conn, self.child.sentinel], timeout_s)
+        return (
+            self.conn is not None
+            and self.child is not None
+            and readable(self.conn, self.child, timeout_s)
+        )
 
     def _stop(self, at_once: bool = True) -> None:
         """End the scorer: SIGTERM (it removes any file it was writing) at once, or after
@@ -109,16 +100,8 @@ class Scorer:
         if self.conn is not None:
             self.conn.close()  # the scorer reads end-of-file
             self.conn = None
-        if self.child is None:
-            return
-        if not at_once:
-            self.child.join(STOP_S)
-        if self.child.is_alive():
-            self.child.terminate()
-            self.child.join(STOP_S)
-        if self.child.is_alive():
-            self.child.kill()
-            self.child.join()
+        if self.child is not None:
+            end_process(self.child, STOP_S, at_once)
 
     def __exit__(
         self,

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from multiprocessing import get_context
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from multiprocessing.context import ForkProcess
 from multiprocessing.reduction import recv_handle, send_handle
 from types import TracebackType
@@ -33,7 +33,8 @@ from types import TracebackType
 from margin.config import ModelSpec
 from margin.execute.budget import Budget
 from margin.execute.executors.base import Job
-from margin.execute.executors.worker import die_with_parent, work
+from margin.execute.executors.forked import die_with_parent, end_process, fork_with_pipe, readable
+from margin.execute.executors.worker import work
 from margin.providers.gateway import litellm_module, warm
 
 READY_S = 120.0
@@ -87,21 +88,15 @@ class Starter:
         global _current
         if not hasattr(os, "fork"):
             return self
-        context = get_context("fork")
-        mine, theirs = context.Pipe()  # duplex: a Unix socket pair, which carries descriptors
-        child = context.Process(target=_serve, args=(theirs, mine, os.getpid()))
         collecting = gc.isenabled()
         gc.disable()  # the starter is born without collections, and never runs one (_serve)
         try:
-            child.start()
-        except (OSError, AssertionError):  # no fork (out of processes, in a daemonic process)
-            mine.close()
-            return self
+            forked = fork_with_pipe(_serve, os.getpid(), daemon=False)  # it forks workers
         finally:
-            theirs.close()
             if collecting:
                 gc.enable()
-        self.child, self.conn, _current = child, mine, self
+        if forked is not None:
+            (self.child, self.conn), _current = forked, self
         return self
 
     def __exit__(
@@ -121,11 +116,7 @@ class Starter:
             self.conn.close()
             self.conn = None
         if self.child is not None:
-            self.child.terminate()
-            self.child.join(STOP_S)
-            if self.child.is_alive():
-                self.child.kill()
-                self.child.join()
+            end_process(self.child, STOP_S)
             self.child = None
 
     def start(self, shares: Sequence[Job], budget: Budget) -> Started | None:
@@ -183,9 +174,11 @@ class Starter:
         return self.ready
 
     def _readable(self, timeout_s: float) -> bool:
-        if self.conn is None or self.child is None:
-            return False
-        return self.conn in wait([self.conn, self.child.sentinel], timeout_s)
+        return (
+            self.conn is not None
+            and self.child is not None
+            and readable(self.conn, self.child, timeout_s)
+        )
 
 
 def _serve(conn: Connection, runs: Connection, parent: int) -> None:

@@ -10,17 +10,14 @@ forked it, even when that one is SIGKILLed.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
-import os
 import signal
-import sys
-from contextlib import suppress
 from multiprocessing.connection import Connection
 
 from margin.execute.budget import Budget
 from margin.execute.cache import AnswerCache
 from margin.execute.executors.base import Job
+from margin.execute.executors.forked import die_with_parent
 from margin.execute.runner import Runner
 from margin.journal.records import AttemptRecord
 from margin.providers.gateway import forget_clients
@@ -35,17 +32,6 @@ class PipeSink:
     def append(self, record: AttemptRecord, cache_key: str | None = None) -> None:
         body = (cache_key or "").encode() + b"\0" + record.model_dump_json().encode()
         self.conn.send_bytes(b"R" + body)
-
-
-def die_with_parent(parent: int) -> None:
-    """Ask Linux to SIGKILL this process when its parent dies, even by SIGKILL."""
-    if not sys.platform.startswith("linux"):
-        return
-    with suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
 
 
 def work(job: Job, budget: Budget, conn: Connection, parent: int) -> None:
