@@ -40,7 +40,7 @@ from margin.results.rows import (
 )
 from margin.stats.numbers import interval, money, percent
 from margin.suite.load import load_suite
-from margin.suite.tasks import Suite
+from margin.suite.tasks import Suite, Task
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -307,17 +307,18 @@ def _task_facts(suite: Suite) -> tuple[dict[str, dict[str, str]], dict[str, list
     then those its cases' own validators add (as their verdicts label them)."""
     tasks = suite.tasks
     fingerprints = {task.id: task_fingerprints(task) for task in tasks}
-    guards = {
-        task.id: list(
-            dict.fromkeys(
-                g.label
-                for guards in (task.production_guards(), *map(task.guards_for, task.cases))
-                for g in guards
-            )
-        )
-        for task in tasks
-    }
-    return fingerprints, guards
+    return fingerprints, {task.id: _guard_labels(task) for task in tasks}
+
+
+def _guard_labels(task: Task) -> list[str]:
+    """The task's production guards' labels, then those its cases' own validators add. A case
+    without validators of its own has the task's guards: only the others are asked (a task
+    of thousands of cases would otherwise derive its guards once per case)."""
+    labels = dict.fromkeys(g.label for g in task.production_guards())
+    for case in task.cases:
+        if case.checks():
+            labels.update(dict.fromkeys(g.label for g in task.guards_for(case)))
+    return list(labels)
 
 
 def _regime(temperatures: list[float], repeats: int) -> str:
