@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import click
+
 from margin.config import ModelSpec, RunSettings, load_models, load_run_settings
+from margin.decide.policy_spec import parse_policy
 from margin.execute.rounds import planned_settings
 from margin.plan import Plan, build_plan
 from margin.suite.load import load_suites
@@ -38,5 +41,26 @@ def load_inputs(
     models = load_models(models_path, only)
     judges = load_models(models_path)  # a judge may be any model of the config
     settings = load_run_settings([models_path, *config_paths], **overrides)
+    settings = _policies_of_the_run(settings, models, judges)
     plan = build_plan(loaded, models, planned_settings(settings), judges)
     return Inputs(loaded, models, settings, plan, judges)
+
+
+def _policies_of_the_run(
+    settings: RunSettings, models: list[ModelSpec], configured: list[ModelSpec]
+) -> RunSettings:
+    """The settings with only the configured policies whose every model is in the run: one
+    that names a model the config lacks is refused now, before any call; one whose model
+    `--only` left out is set aside with a note (nothing could estimate it)."""
+    names = {m.name for m in models}
+    kept = []
+    for text in settings.policies:
+        policy = parse_policy(text, {m.name for m in configured})
+        missing = [model for model, _ in policy.steps if model not in names]
+        if missing:
+            click.echo(
+                f"note: policy {policy.name} set aside: {missing[0]} is not in this run", err=True
+            )
+        else:
+            kept.append(text)
+    return settings if kept == settings.policies else settings.model_copy(update={"policies": kept})
