@@ -17,7 +17,7 @@ from pathlib import Path
 from markupsafe import escape
 
 from margin.journal.records import AttemptRecord, read_journal
-from margin.report.views import Clip, clip
+from margin.report.views import Clip, clip, note_failure
 from margin.results.document import Results
 from margin.stats.conditions import condition_name
 
@@ -184,20 +184,52 @@ AttemptKey = tuple[str, str, str, str, str, int]
 """(model, suite, task, case, variant, repeat): how attempts match across runs."""
 
 
+@dataclass(frozen=True)
+class LatestAnswers:
+    """What the report reads from the journal, in one pass (`read_latest`)."""
+
+    cells: dict[AttemptKey, Cell]
+    """The latest record of every bare attempt as a cell, in the order attempts first appear."""
+    conditions: dict[tuple[str, str, str], str]
+    """The condition of every (suite, task, variant)."""
+    failing: list[AttemptRecord]
+    """The drill-down's failures (`views.latest_failures`: policy steps included)."""
+
+
+def read_latest(journal: Path) -> LatestAnswers:
+    """The answers side by side and the failing attempts, from one read of the journal."""
+    cells: dict[AttemptKey, Cell] = {}
+    conditions: dict[tuple[str, str, str], str] = {}
+    failed: dict[str, AttemptRecord | None] = {}
+    for record in read_journal(journal):
+        note_failure(failed, record)
+        _add_cell(cells, conditions, record)
+    return LatestAnswers(cells, conditions, [r for r in failed.values() if r is not None])
+
+
 def latest_cells(journal: Path) -> tuple[dict[AttemptKey, Cell], dict[tuple[str, str, str], str]]:
     """The latest record of every bare attempt as a cell, in the order the attempts first
     appear; and the condition of every (suite, task, variant)."""
     cells: dict[AttemptKey, Cell] = {}
     conditions: dict[tuple[str, str, str], str] = {}
     for record in read_journal(journal):
-        if record.policy is not None:
-            continue
-        key = (record.model, record.suite, record.task, record.case, record.variant, record.repeat)
-        cells[key] = cell_of(record)
-        conditions[(record.suite, record.task, record.variant)] = condition_name(
-            record.paraphrase, record.noise_kind, record.noise_level
-        )
+        _add_cell(cells, conditions, record)
     return cells, conditions
+
+
+def _add_cell(
+    cells: dict[AttemptKey, Cell],
+    conditions: dict[tuple[str, str, str], str],
+    record: AttemptRecord,
+) -> None:
+    """`record` as its attempt's latest cell (a policy's step is not a bare model's answer)."""
+    if record.policy is not None:
+        return
+    key = (record.model, record.suite, record.task, record.case, record.variant, record.repeat)
+    cells[key] = cell_of(record)
+    conditions[(record.suite, record.task, record.variant)] = condition_name(
+        record.paraphrase, record.noise_kind, record.noise_level
+    )
 
 
 def recommended_models(results: Results) -> dict[TaskKey, str | None]:
@@ -218,9 +250,10 @@ def model_order(results: Results, present: Iterable[str]) -> list[str]:
     return named + sorted(have - set(named))
 
 
-def task_rows(results: Results, journal: Path) -> Iterator[tuple[TaskKey, list[AnswerRow]]]:
-    """Every task's rows, in the order their cases and variants first appear."""
-    cells, conditions = latest_cells(journal)
+def task_rows(results: Results, read: LatestAnswers) -> Iterator[tuple[TaskKey, list[AnswerRow]]]:
+    """Every task's rows, in the order their cases and variants first appear (`read`: what
+    `read_latest` read of the run's journal)."""
+    cells, conditions = read.cells, read.conditions
     recommended = recommended_models(results)
     by_task: dict[TaskKey, dict[RowKey, AnswerRow]] = {}
     for (model, suite, task, case, variant, repeat), cell in cells.items():
@@ -241,10 +274,11 @@ def task_rows(results: Results, journal: Path) -> Iterator[tuple[TaskKey, list[A
         yield key, [row for _, row in ordered]
 
 
-def side_by_side(results: Results, journal: Path) -> list[TaskAnswers]:
-    """Every task's table with every row (what `--full` writes; `capped` selects for the page)."""
+def side_by_side(results: Results, read: LatestAnswers) -> list[TaskAnswers]:
+    """Every task's table with every row (what `--full` writes; `capped` selects for the page),
+    from what `read_latest` read of the run's journal."""
     tables = []
-    for (suite, task), rows in task_rows(results, journal):
+    for (suite, task), rows in task_rows(results, read):
         models = model_order(results, (m for row in rows for m in row.cells))
         recommended = rows[0].recommended if rows else None
         tables.append(TaskAnswers(suite, task, models, recommended, rows, len(rows)))

@@ -20,7 +20,7 @@ from typing import Any
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
 
 from margin.errors import UserError
-from margin.journal.records import JOURNAL_NAME
+from margin.journal.records import JOURNAL_NAME, AttemptRecord
 from margin.journal.rundir import write_atomically
 from margin.report import answers, views
 from margin.report.changes import CHANGES_NAME, changes
@@ -106,12 +106,13 @@ def write_report(
     results.json, already there) and, for the answers, the journal of the run `folder`; the
     --full pages and the baseline's changes.html when asked."""
     env = environment(templates)
-    tables = answers.side_by_side(results, folder / JOURNAL_NAME)
+    read = answers.read_latest(folder / JOURNAL_NAME)  # one pass for answers and failures
+    tables = answers.side_by_side(results, read)
     pages = answers.split_pages(tables) if full else []
     page_names = [f"answers-{i}.html" for i in range(1, len(pages) + 1)]
     changes_html = target / CHANGES_NAME if baseline is not None else None
     shown = answers.capped(tables)
-    view = page_view(results, folder) | {
+    view = page_view(results, folder, read.failing) | {
         "answers": shown,
         "answer_conditions": answers.conditions_of(tables),
         "answer_pages": page_names,
@@ -141,8 +142,11 @@ def write_report(
     )
 
 
-def page_view(results: Results, folder: Path) -> dict[str, Any]:
-    """Everything the templates show, prepared."""
+def page_view(
+    results: Results, folder: Path, failing: list[AttemptRecord] | None = None
+) -> dict[str, Any]:
+    """Everything the templates show, prepared (`failing`: the journal's latest failures, when
+    already read)."""
     journal = folder / JOURNAL_NAME
     top_k = views.model_pass_k(results.pass_k, results.run.repeats or 1)
     return {
@@ -172,7 +176,7 @@ def page_view(results: Results, folder: Path) -> dict[str, Any]:
         "margins": results.margins,
         "validators": results.validators,
         "validators_by_condition": results.validators_by_condition,
-        "failures": views.failures(journal, results),
+        "failures": views.failures(journal, results, failing),
         "results_name": RESULTS_NAME,
     }
 

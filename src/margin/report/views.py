@@ -213,12 +213,15 @@ def pareto_charts(results: Results) -> list[Markup]:
     return charts
 
 
-def failures(journal: Path, results: Results) -> dict[str, Any]:
+def failures(
+    journal: Path, results: Results, failing: list[AttemptRecord] | None = None
+) -> dict[str, Any]:
     """Failing attempts for the drill-down: at most MAX_PER_CELL per model × task and
-    MAX_FAILURES in all, with the counts of what was left out."""
+    MAX_FAILURES in all, with the counts of what was left out (`failing`: the journal's
+    `latest_failures`, when already read with the answers)."""
     shown: list[dict[str, Any]] = []
     per_cell: dict[tuple[str, str, str], int] = defaultdict(int)
-    failing = latest_failures(journal)
+    failing = latest_failures(journal) if failing is None else failing
     for record in failing:
         cell = (record.model, record.suite, record.task)
         if per_cell[cell] >= MAX_PER_CELL or len(shown) >= MAX_FAILURES:
@@ -242,9 +245,15 @@ def latest_failures(journal: Path) -> list[AttemptRecord]:
     through the journal's reader; only failing records are kept in memory."""
     latest: dict[str, AttemptRecord | None] = {}
     for record in read_journal(journal):
-        failed = record.passed is False or any(not v.passed for v in record.verdicts)
-        latest[record.key] = record if failed else None  # a later record replaces a failure
+        note_failure(latest, record)
     return [record for record in latest.values() if record is not None]
+
+
+def note_failure(latest: dict[str, AttemptRecord | None], record: AttemptRecord) -> None:
+    """Keep `record` as its key's latest failure, or forget the key's earlier one: a later
+    record replaces a failure."""
+    failed = record.passed is False or any(not v.passed for v in record.verdicts)
+    latest[record.key] = record if failed else None
 
 
 def _failure(record: AttemptRecord) -> dict[str, Any]:
