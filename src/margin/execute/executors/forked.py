@@ -5,6 +5,7 @@ and what they share: a pipe to the run, death with their parent, and a stop that
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import signal
 import sys
@@ -36,6 +37,12 @@ def fork_with_pipe(
     context = get_context("fork")
     mine, theirs = context.Pipe()
     child = context.Process(target=target, args=(theirs, mine, *args), daemon=daemon)
+    # What the child inherits is frozen there: its collections never walk it. Another thread
+    # of this process (an embedding program's, a test's, Ray's) may be changing an object at
+    # the instant of the fork, and a collection in the child that met the half-made copy
+    # crashed it (a segfault while scoring, seen in a test that ran Ray beside the run).
+    frozen_before = gc.get_freeze_count() > 0
+    gc.freeze()
     try:
         child.start()
     except (OSError, AssertionError):
@@ -43,6 +50,8 @@ def fork_with_pipe(
         return None
     finally:
         theirs.close()
+        if not frozen_before:
+            gc.unfreeze()  # here, collected as before
     return child, mine
 
 
