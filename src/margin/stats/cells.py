@@ -157,15 +157,9 @@ def cell_table(
         extra = extra.merge(firsts, on=keys, how="left")
     table = extra.merge(cells, on=keys, how="left").drop(columns=["cost_known"])
     table = table.merge(failure_table(frame, keys), on=keys, how="left")
-    zeros = {"n": 0, "passes": 0, "cases": 0, "truncated": 0, "over_max_tokens": 0}
-    table = table.fillna({**zeros, "deff": 1.0, "n_eff": 0.0})
-    table["low"] = table["low"].fillna(0.0)
-    table["high"] = table["high"].fillna(1.0)
-    table = table.astype(
-        {"n": np.int64, "passes": np.int64, "cases": np.int64, "infra_errors": np.int64,
-         "unscored": np.int64, "truncated": np.int64, "over_max_tokens": np.int64,
-         "cache_hits": np.int64}
-    )  # fmt: skip
+    filled = {name: table[name].fillna(value) for name, value in _EMPTY_CELL.items()}
+    counts = {name: filled.get(name, table[name]).astype(np.int64) for name in _COUNTS}
+    table = table.assign(**{**filled, **counts})  # one assignment, not a frame per step
     if keys == MODEL:
         return _model_verdicts(
             table, tasks if tasks is not None else cell_table(frame, TASK, targets)
@@ -176,6 +170,13 @@ def cell_table(
         dtype=np.float64,
     )
     return decide(table, target)
+
+
+_EMPTY_CELL = {"n": 0, "passes": 0, "cases": 0, "truncated": 0, "over_max_tokens": 0,
+               "deff": 1.0, "n_eff": 0.0, "low": 0.0, "high": 1.0}  # fmt: skip
+"""What a cell without judged attempts shows."""
+_COUNTS = ["n", "passes", "cases", "infra_errors", "unscored", "truncated", "over_max_tokens",
+           "cache_hits"]  # fmt: skip
 
 
 FAILURES = ["guarded_n", "detected", "detected_low", "detected_high",
@@ -200,12 +201,17 @@ def failure_table(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     kinds = {"detected": "detected", "silent": "silent"}
     counts = group_sums(split, list(split.columns[:-2]), kinds)  # `case_counts` of both at once
     counts = counts[counts["n"] > 0]
-    parts = []
-    for kind in ["detected", "silent"]:
-        table = interval_table(counts.rename(columns={kind: "c"}), keys)
-        names = {"n": "guarded_n", "passes": kind, "low": f"{kind}_low", "high": f"{kind}_high"}
-        parts.append(table[[*keys, *names]].rename(columns=names))
-    return parts[0].merge(parts[1].drop(columns="guarded_n"), on=keys, how="outer")
+    detected, silent = (interval_table(counts.rename(columns={k: "c"}), keys) for k in kinds)
+    # the same cells in the same order (one groupby of the same counts): side by side
+    return pd.DataFrame(
+        {
+            **{k: detected[k] for k in keys},
+            "guarded_n": detected["n"],
+            **{f"{kind}{end}": table[column]
+               for kind, table in (("detected", detected), ("silent", silent))
+               for end, column in (("", "passes"), ("_low", "low"), ("_high", "high"))},
+        }
+    )  # fmt: skip
 
 
 def _model_verdicts(table: pd.DataFrame, tasks: pd.DataFrame) -> pd.DataFrame:
