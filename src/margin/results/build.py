@@ -44,15 +44,18 @@ from margin.suite.tasks import Suite, Task
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of `frame` as plain dicts: NaN is None, numpy scalars are Python's. Read by
+    iterating each column once (what `to_dict("records")` does, less its per-column `iloc`)."""
     rows: list[dict[str, Any]] = []
-    for row in frame.to_dict("records"):
+    names = [str(name) for name in frame.columns]
+    for values in zip(*(column for _, column in frame.items()), strict=True):
         clean = {}
-        for key, value in row.items():
+        for key, value in zip(names, values, strict=True):
             if isinstance(value, float) and math.isnan(value):
                 value = None
             elif hasattr(value, "item"):
                 value = value.item()
-            clean[str(key)] = value
+            clean[key] = value
         if isinstance(clean.get("tied_with"), str):
             clean["tied_with"] = [m for m in clean["tied_with"].split(", ") if m]
         rows.append(clean)
