@@ -26,9 +26,9 @@ def with_share_intervals(table: pd.DataFrame, frame: pd.DataFrame, keys: list[st
     group_keys = [*keys, *[k for k in ("suite", "task", "case") if k not in keys]]
     per_case = judged.groupby(group_keys, observed=True, sort=False)["partial"].mean()
     per_cell = per_case.groupby(level=list(range(len(keys))), observed=True, sort=False)
-    sums = per_cell.agg(["sum", "count"]).reset_index()
-    low, high = share_interval(sums["sum"], sums["count"])
-    partial = sums[keys].assign(partial_low=low, partial_high=high)
+    sums = per_cell.sum()  # sum and count apart: a list `agg` costs about twice as much
+    low, high = share_interval(sums, per_cell.count().to_numpy())
+    partial = sums.index.to_frame(index=False).assign(partial_low=low, partial_high=high)
     out = table.drop(columns=["partial_low", "partial_high"], errors="ignore")
     out = out.merge(partial, on=keys, how="left")
     for name in ("consistency", "retry_free"):
