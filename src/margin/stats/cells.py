@@ -62,27 +62,38 @@ def group_sums(frame: pd.DataFrame, by: list[str], sums: dict[str, str]) -> pd.D
 def interval_table(counts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per cell, from case counts: n, passes, rate, cases, design effect, effective n, interval,
     consistency (share of cases whose attempts all agree) and retry-free coverage (share of
-    cases that pass every attempt). Each frame is built whole, not column by column: this runs
-    about a dozen times per scoring, on tables of a row per case."""
+    cases that pass every attempt)."""
+    return interval_tables(counts, keys, ["c"])[0]
+
+
+def interval_tables(counts: pd.DataFrame, keys: list[str], values: list[str]) -> list[pd.DataFrame]:
+    """`interval_table` with each column of `values` of the case counts as the passes, from one
+    groupby (the cells, their n and cases are the same). Each frame is built whole, not column
+    by column: this runs about a dozen times per scoring, on tables of a row per case."""
     n = counts["n"].to_numpy(np.float64)
-    c = counts["c"].to_numpy(np.float64)
-    parts = pd.DataFrame(
-        {
-            "n": n,
-            "passes": c,
-            "cases": np.ones(len(n), np.int64),
-            "sq_size": n * n,
-            "sq_share": c * c / n,
-            "agree": ((c == 0) | (c == n)).astype(np.float64),
-            "all_pass": (c == n).astype(np.float64),
-            "repeated": (n > 1).astype(np.float64),
-        },
-        index=counts.index,
+    parts = {
+        "n": n,
+        "cases": np.ones(len(n), np.int64),
+        "sq_size": n * n,
+        "repeated": (n > 1).astype(np.float64),
+    }
+    for i, value in enumerate(values):
+        c = counts[value].to_numpy(np.float64)
+        parts[f"passes{i}"] = c
+        parts[f"sq_share{i}"] = c * c / n
+        parts[f"agree{i}"] = ((c == 0) | (c == n)).astype(np.float64)
+        parts[f"all_pass{i}"] = (c == n).astype(np.float64)
+    group = pd.DataFrame(parts, index=counts.index).groupby(
+        [counts[k] for k in keys], observed=True, sort=False
     )
-    group = parts.groupby([counts[k] for k in keys], observed=True, sort=False)
     cells = group.sum().reset_index()
-    total, passes, cases = cells["n"], cells["passes"], cells["cases"]
-    deff = design_effect(total, passes, cases, cells["sq_size"], cells["sq_share"])
+    return [_cell_intervals(cells, keys, i) for i in range(len(values))]
+
+
+def _cell_intervals(cells: pd.DataFrame, keys: list[str], i: int) -> pd.DataFrame:
+    """The interval table of the `i`-th passes of `interval_tables`' summed cells."""
+    total, passes, cases = cells["n"], cells[f"passes{i}"], cells["cases"]
+    deff = design_effect(total, passes, cases, cells["sq_size"], cells[f"sq_share{i}"])
     rate = passes / total
     low, high = rate_interval(rate * total / deff, total / deff)
     repeated = cells["repeated"] > 0
@@ -97,8 +108,8 @@ def interval_table(counts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
             "high": high,
             "deff": deff,
             "n_eff": total / deff,
-            "consistency": (cells["agree"] / cases).where(repeated),
-            "retry_free": (cells["all_pass"] / cases).where(repeated),
+            "consistency": (cells[f"agree{i}"] / cases).where(repeated),
+            "retry_free": (cells[f"all_pass{i}"] / cases).where(repeated),
         }
     )
 
@@ -201,8 +212,7 @@ def failure_table(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     kinds = {"detected": "detected", "silent": "silent"}
     counts = group_sums(split, list(split.columns[:-2]), kinds)  # `case_counts` of both at once
     counts = counts[counts["n"] > 0]
-    detected, silent = (interval_table(counts.rename(columns={k: "c"}), keys) for k in kinds)
-    # the same cells in the same order (one groupby of the same counts): side by side
+    detected, silent = interval_tables(counts, keys, list(kinds))  # same cells, same order
     return pd.DataFrame(
         {
             **{k: detected[k] for k in keys},
