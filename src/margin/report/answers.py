@@ -309,8 +309,9 @@ def _capped(rows: list[AnswerRow], budget: int) -> tuple[list[AnswerRow], int]:
     """Notable rows first, then the rest, while the task's cap and the page's budget allow;
     shown in their own order."""
     picked: set[int] = set()
-    for index in [i for i, r in enumerate(rows) if r.notable] + [
-        i for i, r in enumerate(rows) if not r.notable
+    notable = [r.notable for r in rows]  # once per row: each reads every cell
+    for index in [i for i, n in enumerate(notable) if n] + [
+        i for i, n in enumerate(notable) if not n
     ]:
         size = rows[index].size
         if len(picked) >= MAX_ROWS_PER_TASK:
