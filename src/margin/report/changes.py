@@ -13,7 +13,14 @@ from pathlib import Path
 
 from margin.errors import UserError
 from margin.journal.records import JOURNAL_NAME
-from margin.report.answers import AttemptKey, Cell, escaped_size, latest_cells, model_order
+from margin.report.answers import (
+    AttemptKey,
+    Cell,
+    LatestAnswers,
+    escaped_size,
+    latest_cells,
+    model_order,
+)
 from margin.results.document import Results
 
 CHANGES_NAME = "changes.html"
@@ -75,10 +82,11 @@ def baseline_journal(baseline: Path) -> Path:
     return journal
 
 
-def changes(results: Results, journal: Path, baseline: Path) -> list[ModelChanges]:
+def changes(results: Results, read: LatestAnswers, baseline: Path) -> list[ModelChanges]:
     """Per model (config order), the attempts that flipped since `baseline`, capped at BUDGET
-    estimated bytes in all with the totals kept."""
-    now, conditions = latest_cells(journal)
+    estimated bytes in all with the totals kept (`read`: the run's journal as the report read
+    it, `read_latest`)."""
+    now, conditions = read.cells, read.conditions
     before, _ = latest_cells(baseline_journal(baseline))
     models = model_order(results, {key[0] for key in [*now, *before]})
     budget = BUDGET

@@ -127,7 +127,7 @@ def write_report(
             target / name, render_answers_page(env, results.run, page, number, page_names)
         )
     if changes_html is not None and baseline is not None:
-        write_atomically(changes_html, render_changes(env, results, folder, baseline))
+        write_atomically(changes_html, render_changes(env, results, read, baseline))
     markdown = target / "summary.md"
     write_atomically(markdown, render_summary(environment(templates, markdown=True), view))
     junit = target / "junit.xml"
@@ -142,11 +142,9 @@ def write_report(
     )
 
 
-def page_view(
-    results: Results, folder: Path, failing: list[AttemptRecord] | None = None
-) -> dict[str, Any]:
-    """Everything the templates show, prepared (`failing`: the journal's latest failures, when
-    already read)."""
+def page_view(results: Results, folder: Path, failing: list[AttemptRecord]) -> dict[str, Any]:
+    """Everything the templates show, prepared (`failing`: the journal's latest failures, read
+    with the answers)."""
     journal = folder / JOURNAL_NAME
     top_k = views.model_pass_k(results.pass_k, results.run.repeats or 1)
     return {
@@ -221,12 +219,15 @@ def render_answers_page(
     )
 
 
-def render_changes(env: Environment, results: Results, folder: Path, baseline: Path) -> str:
-    """changes.html: what flipped since `baseline`, answer beside answer."""
+def render_changes(
+    env: Environment, results: Results, read: answers.LatestAnswers, baseline: Path
+) -> str:
+    """changes.html: what flipped since `baseline`, answer beside answer (`read`: the run's
+    journal as `write_report` read it)."""
     return env.get_template("changes.html.j2").render(
         run=results.run,
         baseline_name=str(baseline),
-        models=changes(results, folder / JOURNAL_NAME, baseline),
+        models=changes(results, read, baseline),
         **page_script(env),
     )
 
