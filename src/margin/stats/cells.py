@@ -205,12 +205,13 @@ def failure_table(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     if known.empty:
         return pd.DataFrame(columns=[*keys, *FAILURES])
     failed = known["passed"] == 0
-    split = known[[*keys, *[k for k in CASE if k not in keys]]].assign(
+    by_case = [*keys, *[k for k in CASE if k not in keys]]
+    split = known[by_case].assign(
         detected=(failed & (known["guarded"] == 0)).astype(np.float64),
         silent=(failed & (known["guarded"] == 1)).astype(np.float64),
     )
     kinds = {"detected": "detected", "silent": "silent"}
-    counts = group_sums(split, list(split.columns[:-2]), kinds)  # `case_counts` of both at once
+    counts = group_sums(split, by_case, kinds)  # `case_counts` of both at once
     counts = counts[counts["n"] > 0]
     detected, silent = interval_tables(counts, keys, list(kinds))  # same cells, same order
     return pd.DataFrame(

@@ -217,8 +217,8 @@ def _serve(conn: Connection, runs: Connection, parent: int) -> None:
 
 def _batch(shares: list[Job], ends: list[int], budget: Budget) -> tuple[list[int], bool]:
     """Fork one worker per share, each with its pipe's write end `ends[i]`; wait for them all:
-    their exit codes, and whether the budget they shared stopped."""
-    warm([a.model for share in shares for a in share.attempts])  # any model not warm yet
+    their exit codes, and whether the budget they shared stopped. Its models were warmed up
+    when the run named them (`Starter.warm`, before its first batch)."""
     gc.freeze()  # what the workers inherit is not walked again by their collectors
     context = get_context("fork")
     children = []
